@@ -1,0 +1,14 @@
+"""ganforge: train, diagnose, evaluate and use Generative Adversarial Networks.
+
+    import ganforge
+    run = ganforge.train(model="dcgan", data="mnist-mini", steps=1500)
+    images = run.sample(64, seed=0)          # uint8 (64, 28, 28, 1)
+"""
+
+from ganforge.config import TrainConfig
+from ganforge.errors import GanforgeError
+from ganforge.run import Run, load_run
+from ganforge.training.loop import train
+
+__version__ = "0.1.0"
+__all__ = ["GanforgeError", "Run", "TrainConfig", "load_run", "train"]

@@ -1,0 +1,161 @@
+"""The `ganforge` command: argument parsing only; every command calls the public API."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+
+from ganforge.config import TrainConfig, flag_name, load_config_file
+from ganforge.errors import GanforgeError
+
+DEMO_OUT = "runs/demo"
+PATH_OPTIONS = ("data", "data_root", "out")
+
+
+def _type_of(field: dataclasses.Field):
+    kind = str(field.type)
+    if kind.startswith("int"):
+        return int
+    if kind.startswith("float"):
+        return float
+    return str
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, defaulting to None so that only given flags override."""
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "progress":
+            parser.add_argument("--no-progress", dest="progress", action="store_const",
+                                const=False, default=None, help="hide the progress bar")
+            continue
+        default = getattr(defaults, field.name)
+        help_text = field.metadata.get("help", "")
+        if default is not None:  # None defaults are described in the help text itself
+            help_text += f" (default: {default})"
+        kind = _type_of(field)
+        metavar = {int: "N", float: "X"}.get(kind, "PATH" if field.name in PATH_OPTIONS else "NAME")
+        parser.add_argument(flag_name(field.name), dest=field.name, type=kind, default=None,
+                            metavar=metavar, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganforge", description="Train, sample and inspect GANs.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model (or resume a run)",
+                                description="Train a model. CLI flags override --config.")
+    train.add_argument("--config", metavar="FILE", help="TOML or JSON file of options")
+    train.add_argument("--resume", metavar="RUN",
+                       help="continue RUN from its newest checkpoint (to --steps, if given)")
+    _add_train_options(train)
+
+    demo = commands.add_parser("demo", help="train the default DCGAN on embedded MNIST digits",
+                               description="Train a DCGAN on mnist-mini (about 5 minutes on 2 CPU "
+                                           "cores) and print where its samples are.")
+    demo.add_argument("--out", default=DEMO_OUT, help=f"run folder (default: {DEMO_OUT})")
+    demo.add_argument("--steps", type=int, default=None, help="training steps (default: 1500)")
+
+    sample = commands.add_parser("sample", help="write samples of a trained run",
+                                 description="Write samples as a PNG grid or a uint8 NPZ.")
+    sample.add_argument("run", metavar="RUN", help="a run folder")
+    sample.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    sample.add_argument("--out", default="samples.png",
+                        help="grid.png, or samples.npz: `images` uint8 (N, H, W, C) "
+                             "(default: samples.png)")
+    sample.add_argument("--checkpoint", metavar="FILE", help="a checkpoint (default: the newest)")
+    sample.add_argument("--no-ema", action="store_true",
+                        help="sample the raw generator instead of its weight average")
+
+    commands.add_parser("models", help="list the models")
+    commands.add_parser("datasets", help="list the built-in datasets")
+    return parser
+
+
+def _train_options(args: argparse.Namespace) -> dict:
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ganforge import train
+
+    given = _train_options(args)
+    if args.resume:
+        if args.config:
+            raise GanforgeError("--config: a resumed run keeps its own config; drop --config")
+        run = train(resume=args.resume, **given)
+    else:
+        options = load_config_file(args.config) if args.config else {}
+        options.update(given)
+        run = train(options)
+    print(f"run: {run.path} (step {run.step})")
+    print(f"samples: {run.path / 'samples' / 'final.png'}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ganforge import train
+
+    options = {"model": "dcgan", "data": "mnist-mini", "out": args.out}
+    if args.steps is not None:
+        options["steps"] = args.steps
+    started = time.perf_counter()
+    run = train(options)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"demo finished in {minutes:.1f} min. Look at:")
+    print(f"  {run.path / 'samples' / 'final.png'}   64 digits from the trained generator")
+    print(f"  {run.path / 'loss_curves.png'}          losses, D(x), D(G(z)), gradient norms")
+    print(f"  {run.path / 'checkpoints'}              safetensors checkpoints")
+    print(f"more samples: ganforge sample {run.path} --n 64 --seed 1 --out grid.png")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from ganforge import load_run
+    from ganforge.report import save_images
+
+    run = load_run(args.run)
+    if args.checkpoint:
+        run.load(args.checkpoint)
+    images = run.sample(args.n, seed=args.seed, ema=not args.no_ema)
+    path = save_images(images, args.out)
+    print(f"wrote {len(images)} samples to {path}")
+
+
+def cmd_models(_: argparse.Namespace) -> None:
+    from ganforge.models import list_models
+
+    print("\n".join(list_models()))
+
+
+def cmd_datasets(_: argparse.Namespace) -> None:
+    from ganforge.data import list_datasets
+
+    print("\n".join(list_datasets()) + "\nPATH (a folder of images)")
+
+
+COMMANDS = {"train": cmd_train, "demo": cmd_demo, "sample": cmd_sample, "models": cmd_models,
+            "datasets": cmd_datasets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except GanforgeError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"ganforge: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

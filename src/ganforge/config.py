@@ -1,0 +1,194 @@
+"""The run configuration: one dataclass, validated with errors that name the offending option.
+
+A config is plain data (JSON/TOML in, JSON out); it is never executed and never pickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganforge.errors import GanforgeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+G_LOSSES = ("non-saturating", "saturating")
+
+# Options that may change between the first run and a resume without changing the training
+# trajectory itself (so they stay out of the config hash).
+RESUMABLE_OPTIONS = frozenset(
+    {"steps", "out", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every",
+     "device", "progress"}
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Every field has a default that works."""
+
+    model: str = field(default="dcgan", metadata={"help": "model family: see `ganforge models`"})
+    data: str = field(
+        default="mnist-mini",
+        metadata={"help": "dataset name (digits, mnist-mini) or a folder of images"},
+    )
+    data_root: str | None = field(
+        default=None, metadata={"help": "where dataset files are looked for (later datasets)"}
+    )
+    resolution: int | None = field(
+        default=None, metadata={"help": "image size in pixels (default: the dataset's own)"}
+    )
+    channels: int | None = field(
+        default=None, metadata={"help": "1 (grayscale) or 3 (RGB) (default: the dataset's own)"}
+    )
+    steps: int = field(default=1500, metadata={"help": "total generator updates"})
+    batch_size: int = field(default=64, metadata={"help": "images per batch"})
+    seed: int = field(default=0, metadata={"help": "random seed (same seed, same run)"})
+    out: str | None = field(
+        default=None, metadata={"help": "run folder (default: runs/MODEL-DATA-TIME)"}
+    )
+    lr_g: float = field(default=2e-4, metadata={"help": "generator learning rate"})
+    lr_d: float = field(default=2e-4, metadata={"help": "discriminator learning rate"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 (RMSprop/SGD: momentum)"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
+    optimizer: str = field(default="adam", metadata={"help": "adam, rmsprop or sgd"})
+    d_steps: int = field(default=1, metadata={"help": "discriminator updates per G update"})
+    g_loss: str = field(
+        default="non-saturating",
+        metadata={"help": "non-saturating (max log D(G(z))) or saturating (min log(1-D(G(z))))"},
+    )
+    z_dim: int = field(default=100, metadata={"help": "size of the Gaussian noise vector"})
+    width: int = field(default=64, metadata={"help": "base channel width of G and D"})
+    label_smoothing: float = field(
+        default=0.1, metadata={"help": "one-sided: real label = 1 - this (0 disables)"}
+    )
+    ema_decay: float = field(
+        default=0.999,
+        metadata={"help": "EMA of G's weights used for sampling (0 disables)"},
+    )
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    keep_checkpoints: int = field(default=3, metadata={"help": "how many checkpoints to keep"})
+    sample_every: int = field(default=250, metadata={"help": "steps between sample grids"})
+    log_every: int = field(default=50, metadata={"help": "steps between metrics.jsonl records"})
+    n_grid: int = field(default=64, metadata={"help": "images in each progress grid"})
+    on_bad_image: str = field(
+        default="skip", metadata={"help": "skip (with a warning) or error on unreadable images"}
+    )
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:N]"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+    # ---- conversion ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping; keys may use dashes or underscores. Unknown keys are errors."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        clean: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise GanforgeError(f"{source}: unknown option '{key}'")
+            clean[name] = value
+        config = cls(**clean)
+        config.validate()
+        return config
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        config = dataclasses.replace(self, **changes)
+        config.validate()
+        return config
+
+    def trajectory_hash(self) -> str:
+        """Hash of the options that decide the training trajectory (not steps, paths, logging)."""
+        values = {k: v for k, v in self.to_dict().items() if k not in RESUMABLE_OPTIONS}
+        text = json.dumps(values, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # ---- validation ---------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise GanforgeError naming the first impossible option."""
+        _check_types(self)
+        positive_ints = ("steps", "batch_size", "d_steps", "z_dim", "width", "checkpoint_every",
+                         "keep_checkpoints", "sample_every", "log_every", "n_grid")
+        for name in positive_ints:
+            if getattr(self, name) < 1:
+                raise _option_error(name, f"must be at least 1, got {getattr(self, name)}")
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise _option_error(name, f"must be a positive learning rate, got {value}")
+        for name in ("beta1", "beta2", "ema_decay"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise _option_error(name, f"must be in [0, 1), got {value}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise _option_error("label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing}")
+        if self.optimizer not in OPTIMIZERS:
+            raise _option_error("optimizer", f"'{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        if self.g_loss not in G_LOSSES:
+            raise _option_error("g_loss", f"'{self.g_loss}' is not one of {', '.join(G_LOSSES)}")
+        if self.channels is not None and self.channels not in (1, 3):
+            raise _option_error("channels", f"must be 1 or 3, got {self.channels}")
+        if self.resolution is not None and self.resolution < 4:
+            raise _option_error("resolution", f"must be at least 4 pixels, got {self.resolution}")
+        if self.on_bad_image not in ("skip", "error"):
+            raise _option_error("on_bad_image", f"must be skip or error, got '{self.on_bad_image}'")
+        if self.seed < 0:
+            raise _option_error("seed", f"must be non-negative, got {self.seed}")
+
+
+def flag_name(option: str) -> str:
+    """The CLI spelling of a config field: lr_g -> --lr-g."""
+    return "--" + option.replace("_", "-")
+
+
+def _option_error(option: str, message: str) -> GanforgeError:
+    return GanforgeError(f"{flag_name(option)}: {message}")
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Coerce ints to floats where floats are expected; reject wrong types from config files."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+            setattr(config, f.name, float(value))
+        elif kind.startswith("float") and not isinstance(value, float):
+            raise _option_error(f.name, f"expected a number, got {value!r}")
+        elif kind.startswith("int") and (not isinstance(value, int) or isinstance(value, bool)):
+            raise _option_error(f.name, f"expected an integer, got {value!r}")
+        elif kind.startswith("str") and not isinstance(value, str):
+            raise _option_error(f.name, f"expected a string, got {value!r}")
+        elif kind == "bool" and not isinstance(value, bool):
+            raise _option_error(f.name, f"expected true or false, got {value!r}")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or JSON config file into a mapping (validated later, merged with CLI flags)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanforgeError(f"--config: no such file '{path}'")
+    try:
+        if path.suffix.lower() == ".toml":
+            values = tomllib.loads(path.read_text())
+        elif path.suffix.lower() == ".json":
+            values = json.loads(path.read_text())
+        else:
+            raise GanforgeError(f"--config: '{path}' must end in .toml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GanforgeError(f"--config: cannot parse '{path}': {exc}") from None
+    if not isinstance(values, dict):
+        raise GanforgeError(f"--config: '{path}' must hold a table of options")
+    return values

@@ -1,0 +1,69 @@
+"""The in-memory image dataset every source produces, and its resizing to a model's shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ImageDataset:
+    """Images as uint8 NCHW (0-255) with integer labels (-1 where unknown).
+
+    Small datasets are held as one tensor: batches are index lookups, with no worker processes.
+    """
+
+    images: torch.Tensor  # uint8, (N, C, H, W)
+    labels: torch.Tensor  # int64, (N,)
+    name: str
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def resolution(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_shape(self, resolution: int | None, channels: int | None) -> ImageDataset:
+        """Resize (antialiased) and convert channels; returns self when nothing changes."""
+        images = self.images
+        if channels is not None and channels != images.shape[1]:
+            images = _convert_channels(images, channels)
+        if resolution is not None and resolution != images.shape[-1]:
+            resized = F.interpolate(
+                images.float(), size=(resolution, resolution), mode="bilinear",
+                antialias=True, align_corners=False,
+            )
+            images = resized.round().clamp(0, 255).to(torch.uint8)
+        if images is self.images:
+            return self
+        return ImageDataset(images, self.labels, self.name, self.class_names)
+
+
+def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    gray = (images.float() * weights).sum(dim=1, keepdim=True)
+    return gray.round().clamp(0, 255).to(torch.uint8)
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator."""
+    return images.float().div(127.5).sub(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255] (clamped)."""
+    return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,85 @@
+"""DCGAN (Radford et al. 2016): transposed convolutions with batchnorm in G; a strided
+all-convolutional D with LeakyReLU, no pooling and no dense layers; N(0, 0.02) init."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ganforge.errors import GanforgeError
+
+
+def base_size(resolution: int) -> int:
+    """The small map G starts from (7x7 for 28 px, 4x4 for powers of two); an error otherwise."""
+    for base in (4, 7):
+        doublings = math.log2(resolution / base)
+        if resolution >= base * 4 and doublings == int(doublings):
+            return base
+    raise GanforgeError(
+        f"--resolution: dcgan makes 4*2^k or 7*2^k pixels with k >= 2 (28, 32, 64, 128, ...), "
+        f"not {resolution}"
+    )
+
+
+def _channel_plan(resolution: int, width: int) -> list[int]:
+    """Widths from the small map up to the last hidden layer, halving at each doubling."""
+    doublings = int(math.log2(resolution // base_size(resolution)))
+    return [width * 2 ** (doublings - 1 - i) for i in range(doublings)]
+
+
+class DCGANGenerator(nn.Module):
+    """z (N, z_dim) -> images (N, C, R, R) in [-1, 1]."""
+
+    def __init__(self, z_dim: int, img_resolution: int, img_channels: int, width: int = 64):
+        super().__init__()
+        base = base_size(img_resolution)
+        widths = _channel_plan(img_resolution, width)
+        layers: list[nn.Module] = [
+            # The projection: a transposed conv on a 1x1 map is a dense layer to base x base.
+            nn.ConvTranspose2d(z_dim, widths[0], base, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]), nn.ReLU(True),
+        ]
+        for w_in, w_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(w_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], img_channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.z_dim = z_dim
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (N, C, R, R) -> one real/fake logit per image (N,)."""
+
+    def __init__(self, img_resolution: int, img_channels: int, width: int = 64):
+        super().__init__()
+        base = base_size(img_resolution)
+        widths = list(reversed(_channel_plan(img_resolution, width)))
+        layers: list[nn.Module] = [nn.Conv2d(img_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for w_in, w_out in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(w_out), nn.LeakyReLU(0.2, True)]
+        # The last convolution covers the whole base map: one logit, no dense layer.
+        layers += [nn.Conv2d(widths[-1], 1, base, 1, 0)]
+        self.net = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images).view(-1)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Convolution weights ~ N(0, 0.02); batchnorm scale ~ N(1, 0.02), shift 0 (DCGAN paper)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(layer.weight, 0.0, 0.02)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, 0.02)
+            nn.init.zeros_(layer.bias)

@@ -1,0 +1,47 @@
+"""The seam between the training loop and a model: a family owns its networks and knows the
+loss of each training phase; the loop owns optimisers, steps, logging and checkpoints.
+
+Adding a model is one file that builds a family, plus one `register_model` line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of an iteration.
+
+    `network` is the only network updated (the loop freezes all others); `repeats` names the
+    config option giving how many times the phase runs per iteration (e.g. "d_steps");
+    a phase with `fresh_batch` draws a new real batch, otherwise it reuses the last one.
+    """
+
+    name: str
+    network: str
+    repeats: str | None = None
+    fresh_batch: bool = True
+
+
+Batch = dict[str, torch.Tensor]  # "images": float [-1, 1] NCHW, "labels": int64 (N,)
+
+
+class ModelFamily(Protocol):
+    networks: nn.ModuleDict
+    phases: tuple[Phase, ...]
+    sampler: str  # the network that produces samples (and gets an EMA copy)
+    z_dim: int
+
+    def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise in `phase`, and detached scalar statistics to log."""
+        ...
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+        """Noise for `n` samples."""
+        ...

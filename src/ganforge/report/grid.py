@@ -1,0 +1,54 @@
+"""Sample grids as PNG and raw samples as NPZ."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ganforge.atomic import atomic_path
+from ganforge.errors import GanforgeError
+
+MIN_CELL_PIXELS = 56  # small images are enlarged (nearest) so a grid is readable on screen
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """uint8 (N, H, W, C) -> one uint8 (rows*H', cols*W', C) picture on a white background."""
+    n, height, width, channels = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    scale = max(1, math.ceil(MIN_CELL_PIXELS / max(height, width)))
+    if scale > 1:
+        images = images.repeat(scale, axis=1).repeat(scale, axis=2)
+        height, width = height * scale, width * scale
+    grid = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
+        255, dtype=np.uint8,
+    )
+    for index, image in enumerate(images):
+        row, col = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + col * (width + padding)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def save_images(images: np.ndarray, path: str | Path, labels: np.ndarray | None = None,
+                columns: int | None = None) -> Path:
+    """Write samples by file type: .png/.jpg -> a grid picture; .npz -> `images` (and `labels`)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+    elif suffix in (".png", ".jpg", ".jpeg", ".webp"):
+        grid = image_grid(images, columns)
+        picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+        with atomic_path(path) as tmp:
+            picture.save(tmp, format=Image.registered_extensions()[suffix])
+    else:
+        raise GanforgeError(f"--out: '{path}' must end in .png, .jpg, .webp or .npz")
+    return path

@@ -1,0 +1,45 @@
+"""Training curves from metrics.jsonl records, as one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ganforge.atomic import atomic_path  # noqa: E402
+
+PANELS = (
+    ("Losses", ("loss_d", "loss_g")),
+    ("Discriminator outputs", ("d_real", "d_fake")),
+    ("Gradient norms", ("grad_norm_discriminator", "grad_norm_generator")),
+    ("Discriminator accuracy", ("d_accuracy",)),
+)
+
+
+def plot_training_curves(records: list[dict], path: str | Path, title: str = "") -> Path | None:
+    """One panel per group of logged series; series absent from the records are left out."""
+    panels = [(name, [k for k in keys if any(k in r for r in records)]) for name, keys in PANELS]
+    panels = [(name, keys) for name, keys in panels if keys]
+    if not records or not panels:
+        return None
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for axis, (name, keys) in zip(axes[0], panels):
+        for key in keys:
+            points = [(r["step"], r[key]) for r in records if key in r]
+            axis.plot(*zip(*points), label=key, linewidth=1.4)
+        axis.set_title(name)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+        if name == "Gradient norms":
+            axis.set_yscale("log")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    plt.close(figure)
+    return Path(path)

@@ -1,0 +1,115 @@
+"""A run folder, readable without the training code: config.json + safetensors checkpoints.
+
+    RUN/config.json          the full resolved config
+    RUN/metrics.jsonl        one JSON record every --log-every steps
+    RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints)
+    RUN/samples/             step_0000250.png ... grids of the same fixed noise; final.png
+    RUN/loss_curves.png      losses, D outputs, gradient norms, D accuracy
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganforge.config import TrainConfig
+from ganforge.errors import GanforgeError
+from ganforge.models import ModelFamily, build_model
+from ganforge.sampling import generate
+from ganforge.training.checkpoint import list_checkpoints, load_checkpoint, unpack_module
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+CURVES_FILE = "loss_curves.png"
+EMA_SUFFIX = "_ema"
+
+
+class Run:
+    """A trained (or training) run on disk."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        config_file = self.path / CONFIG_FILE
+        if not config_file.is_file():
+            raise GanforgeError(f"'{self.path}' is not a ganforge run (no {CONFIG_FILE})")
+        try:
+            values = json.loads(config_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise GanforgeError(f"'{config_file}' is not valid JSON: {exc}") from None
+        self.config = TrainConfig.from_dict(values, source=str(config_file))
+        self._family: ModelFamily | None = None
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}', model={self.config.model}, step={self.step})"
+
+    @property
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        return list_checkpoints(self.path / CHECKPOINT_DIR)
+
+    @property
+    def step(self) -> int:
+        """The step of the newest checkpoint (0 if none)."""
+        found = self.checkpoints
+        return found[-1][0] if found else 0
+
+    def metrics(self) -> list[dict]:
+        path = self.path / METRICS_FILE
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def load(self, checkpoint: str | Path | None = None) -> ModelFamily:
+        """The model family with the weights of `checkpoint` (default: the newest), on CPU."""
+        if checkpoint is None:
+            found = self.checkpoints
+            if not found:
+                raise GanforgeError(f"run '{self.path}' has no checkpoint yet")
+            checkpoint = found[-1][1]
+        tensors, _ = load_checkpoint(checkpoint)
+        family = build_model(self.config, self.config.resolution, self.config.channels)
+        for name, network in family.networks.items():
+            unpack_module(f"networks.{name}", network, tensors)
+        ema_key = f"networks.{family.sampler}{EMA_SUFFIX}"
+        if any(k.startswith(ema_key + ".") for k in tensors):
+            average = build_model(self.config, self.config.resolution, self.config.channels)
+            ema_network = average.networks[family.sampler]
+            unpack_module(ema_key, ema_network, tensors)
+            family.networks[family.sampler + EMA_SUFFIX] = ema_network
+        self._family = family
+        return family
+
+    def generator(self, ema: bool = True) -> nn.Module:
+        """The sampling network in eval mode (its EMA copy when the run kept one)."""
+        family = self._family or self.load()
+        name = family.sampler + EMA_SUFFIX
+        network = family.networks[name] if ema and name in family.networks else family.networks[family.sampler]
+        return network.eval()
+
+    def sample(self, n: int = 64, seed: int = 0, ema: bool = True) -> np.ndarray:
+        """`n` images as uint8 (N, H, W, C); the same seed gives the same images."""
+        if n < 1:
+            raise GanforgeError(f"--n: must be at least 1, got {n}")
+        family = self._family or self.load()
+        return generate(family, self.generator(ema), n, seed)
+
+
+def load_run(path: str | Path) -> Run:
+    return Run(path)
+
+
+def torch_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanforgeError(f"--device: '{name}' is not a device (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GanforgeError("--device: CUDA was asked for but no GPU is available")
+    return device

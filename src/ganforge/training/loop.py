@@ -1,0 +1,271 @@
+"""The training loop: phases, optimisers, EMA, logging, sample grids, checkpoints, resume.
+
+It knows no architecture: the model family says which phases an iteration has, which network
+each phase updates, and what each phase's loss is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ganforge.atomic import atomic_write_text
+from ganforge.config import RESUMABLE_OPTIONS, TrainConfig, flag_name
+from ganforge.data import ImageDataset, load_dataset, to_model_range
+from ganforge.errors import GanforgeError
+from ganforge.models import ModelFamily, build_model
+from ganforge.report import plot_training_curves, save_images
+from ganforge.run import (
+    CHECKPOINT_DIR, CONFIG_FILE, CURVES_FILE, EMA_SUFFIX, METRICS_FILE, SAMPLES_DIR, Run,
+    torch_device,
+)
+from ganforge.sampling import generate
+from ganforge.training import checkpoint as ckpt
+from ganforge.training.batches import EpochBatches
+from ganforge.training.ema import WeightAverage
+from ganforge.training.logbook import Logbook, truncate_records
+from ganforge.training.optim import learning_rate, make_optimizer
+
+
+def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None = None,
+          **options: Any) -> Run:
+    """Train a model and return its Run.
+
+    `config` is a TrainConfig or a mapping of options; keyword `options` override it.
+    With `resume=RUN`, the run continues from its newest checkpoint; only options that leave
+    the trajectory unchanged (steps, logging and checkpoint intervals, device) may be given.
+    """
+    if resume is not None:
+        config = _resume_config(Path(resume), {**dict(config or {}), **options})
+        run_dir = Path(resume)
+    else:
+        config = _new_config(config, options)
+        run_dir = Path(config.out or _default_run_name(config))
+    return Trainer(config, run_dir, resuming=resume is not None).fit()
+
+
+def _new_config(config: TrainConfig | dict | None, options: dict[str, Any]) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return config.replace(**{k.replace("-", "_"): v for k, v in options.items()})
+    return TrainConfig.from_dict({**(config or {}), **options})
+
+
+def _resume_config(run_dir: Path, options: dict[str, Any]) -> TrainConfig:
+    saved = Run(run_dir).config
+    changes = {}
+    for key, value in options.items():
+        name = key.replace("-", "_")
+        if value is None or getattr(saved, name, object()) == value:
+            continue
+        if name not in RESUMABLE_OPTIONS:
+            raise GanforgeError(
+                f"{flag_name(name)}: cannot change on --resume (the run has "
+                f"{getattr(saved, name, '?')!r}); start a new run instead"
+            )
+        changes[name] = value
+    return saved.replace(**changes)
+
+
+def _default_run_name(config: TrainConfig) -> str:
+    data = Path(config.data).name if "/" in config.data else config.data
+    return f"runs/{config.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@contextlib.contextmanager
+def only_trainable(networks: nn.ModuleDict, name: str) -> Iterator[nn.Module]:
+    """Freeze every network but `name` for one phase: no grads flow into, or accumulate in, them."""
+    for other, network in networks.items():
+        if other != name:
+            network.requires_grad_(False)
+    try:
+        yield networks[name]
+    finally:
+        for network in networks.values():
+            network.requires_grad_(True)
+
+
+def gradient_norm(network: nn.Module) -> torch.Tensor:
+    grads = [p.grad.detach().norm() for p in network.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(())
+
+
+class Trainer:
+    """One run's training state and its steps. Built by `train`; users call `train`."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, resuming: bool):
+        self.run_dir = run_dir
+        self.device = torch_device(config.device)
+        dataset = load_dataset(config.data, resolution=config.resolution,
+                               channels=config.channels, on_bad_image=config.on_bad_image)
+        self.config = config = config.replace(resolution=dataset.resolution,
+                                              channels=dataset.channels)
+        _check_fits(config, dataset)
+        self.images = to_model_range(dataset.images).to(self.device)
+        self.labels = dataset.labels.to(self.device)
+
+        torch.manual_seed(config.seed)
+        self.family: ModelFamily = build_model(config, config.resolution, config.channels)
+        self.family.networks.to(self.device).train()
+        self.optimizers = {
+            phase.network: make_optimizer(config, self.family.networks[phase.network],
+                                          learning_rate(config, phase.network))
+            for phase in self.family.phases
+        }
+        sampler = self.family.networks[self.family.sampler]
+        self.ema = WeightAverage(sampler, config.ema_decay) if config.ema_decay > 0 else None
+        self.batches = EpochBatches(len(dataset), config.batch_size, config.seed)
+        self.step = 0
+        if resuming:
+            self._restore()
+        else:
+            self._create_run_dir()
+        self.logbook = Logbook(run_dir / METRICS_FILE)
+
+    # ---- run folder ------------------------------------------------------------------
+    def _create_run_dir(self) -> None:
+        if (self.run_dir / CONFIG_FILE).exists():
+            raise GanforgeError(
+                f"--out: '{self.run_dir}' already holds a run; resume it with "
+                f"`ganforge train --resume {self.run_dir}` or choose another --out"
+            )
+        (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        self._write_config()
+
+    def _write_config(self) -> None:
+        text = json.dumps(self.config.to_dict(), indent=2) + "\n"
+        atomic_write_text(self.run_dir / CONFIG_FILE, text)
+
+    # ---- checkpoints -----------------------------------------------------------------
+    def _save(self) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        for name, network in self.family.networks.items():
+            tensors.update(ckpt.pack_module(f"networks.{name}", network))
+        if self.ema is not None:
+            tensors.update(ckpt.pack_module(f"networks.{self.family.sampler}{EMA_SUFFIX}",
+                                            self.ema.network))
+        optimizer_meta = {}
+        for name, optimizer in self.optimizers.items():
+            opt_tensors, optimizer_meta[name] = ckpt.pack_optimizer(f"optimizers.{name}", optimizer)
+            tensors.update(opt_tensors)
+        tensors.update(ckpt.pack_rng())
+        metadata = {
+            "step": self.step,
+            "config_hash": self.config.trajectory_hash(),
+            "data_position": self.batches.position,
+            "optimizers": optimizer_meta,
+        }
+        folder = self.run_dir / CHECKPOINT_DIR
+        ckpt.save_checkpoint(folder / ckpt.checkpoint_name(self.step), tensors, metadata)
+        ckpt.prune_checkpoints(folder, self.config.keep_checkpoints)
+
+    def _restore(self) -> None:
+        found = ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR)
+        if not found:
+            raise GanforgeError(f"--resume: run '{self.run_dir}' has no checkpoint to resume from")
+        tensors, meta = ckpt.load_checkpoint(found[-1][1])
+        if meta["config_hash"] != self.config.trajectory_hash():
+            raise GanforgeError(
+                f"--resume: checkpoint '{found[-1][1]}' was written with a different config"
+            )
+        for name, network in self.family.networks.items():
+            ckpt.unpack_module(f"networks.{name}", network, tensors)
+        if self.ema is not None:
+            ckpt.unpack_module(f"networks.{self.family.sampler}{EMA_SUFFIX}", self.ema.network,
+                               tensors)
+        for name, optimizer in self.optimizers.items():
+            ckpt.unpack_optimizer(f"optimizers.{name}", optimizer, tensors, meta["optimizers"][name])
+        ckpt.unpack_rng(tensors)
+        position = meta["data_position"]
+        self.batches = EpochBatches(len(self.images), self.config.batch_size, self.config.seed,
+                                    epoch=position["epoch"], batch=position["batch"])
+        self.step = meta["step"]
+        truncate_records(self.run_dir / METRICS_FILE, self.step)
+        self._write_config()  # records the new --steps and intervals
+
+    # ---- one iteration ---------------------------------------------------------------
+    def _next_batch(self) -> dict[str, torch.Tensor]:
+        indices = self.batches.next_indices().to(self.device)
+        return {"images": self.images[indices], "labels": self.labels[indices]}
+
+    def _iteration(self, log_now: bool) -> dict[str, torch.Tensor]:
+        grad_norms: dict[str, torch.Tensor] = {}
+        batch = None
+        for phase in self.family.phases:
+            repeats = getattr(self.config, phase.repeats) if phase.repeats else 1
+            optimizer = self.optimizers[phase.network]
+            for _ in range(repeats):
+                if phase.fresh_batch or batch is None:
+                    batch = self._next_batch()
+                    self.logbook.count_images(batch["images"].shape[0])
+                with only_trainable(self.family.networks, phase.network) as network:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss, stats = self.family.phase_loss(phase.name, batch)
+                    loss.backward()
+                    if log_now:
+                        grad_norms[f"grad_norm_{phase.network}"] = gradient_norm(network)
+                    optimizer.step()
+                self.logbook.add(stats)
+        if self.ema is not None:
+            self.ema.update(self.family.networks[self.family.sampler], self.step)
+        return grad_norms
+
+    # ---- the loop ----------------------------------------------------------------------
+    def sampling_network(self) -> nn.Module:
+        return self.ema.network if self.ema is not None else self.family.networks[self.family.sampler]
+
+    def _save_grid(self, name: str) -> None:
+        images = generate(self.family, self.sampling_network(), self.config.n_grid, self.config.seed)
+        save_images(images, self.run_dir / SAMPLES_DIR / name)
+
+    def _save_curves(self) -> None:
+        records = Run(self.run_dir).metrics()
+        title = f"{self.config.model} on {self.config.data}"
+        plot_training_curves(records, self.run_dir / CURVES_FILE, title)
+
+    def fit(self) -> Run:
+        config = self.config
+        bar = tqdm(total=config.steps, initial=self.step, disable=not config.progress,
+                   desc=f"{config.model} {config.data}", unit="step", dynamic_ncols=True)
+        try:
+            while self.step < config.steps:
+                log_now = (self.step + 1) % config.log_every == 0 or self.step + 1 == config.steps
+                grad_norms = self._iteration(log_now)
+                self.step += 1
+                bar.update(1)
+                if log_now:
+                    record = self.logbook.flush(self.step, grad_norms)
+                    bar.set_postfix({k: record[k] for k in ("loss_d", "loss_g") if k in record})
+                if self.step % config.sample_every == 0:
+                    self._save_grid(f"step_{self.step:07d}.png")
+                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                    self._save()
+                    self._save_curves()
+        except KeyboardInterrupt:
+            bar.close()
+            self._save()
+            self._save_curves()
+            raise GanforgeError(
+                f"interrupted at step {self.step}; checkpoint saved. Continue with "
+                f"`ganforge train --resume {self.run_dir}`"
+            ) from None
+        bar.close()
+        self._save_grid("final.png")
+        if not (self.run_dir / CURVES_FILE).exists():
+            self._save_curves()
+        return Run(self.run_dir)
+
+
+def _check_fits(config: TrainConfig, dataset: ImageDataset) -> None:
+    if config.batch_size > len(dataset):
+        raise GanforgeError(
+            f"--batch-size: {config.batch_size} is larger than dataset '{config.data}' "
+            f"({len(dataset)} images)"
+        )
