@@ -1,8 +1,8 @@
 """ganforge: train, diagnose, evaluate and use Generative Adversarial Networks.
 
-    import ganforge
-    run = ganforge.train(model="dcgan", data="mnist-mini", steps=1500)
-    images = run.sample(64, seed=0)          # uint8 (64, 28, 28, 1)
+import ganforge
+run = ganforge.train(model="dcgan", data="mnist-mini", steps=1500)
+images = run.sample(64, seed=0)          # uint8 (64, 28, 28, 1)
 """
 
 from ganforge.config import TrainConfig

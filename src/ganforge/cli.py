@@ -30,8 +30,14 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         if field.name == "progress":
-            parser.add_argument("--no-progress", dest="progress", action="store_const",
-                                const=False, default=None, help="hide the progress bar")
+            parser.add_argument(
+                "--no-progress",
+                dest="progress",
+                action="store_const",
+                const=False,
+                default=None,
+                help="hide the progress bar",
+            )
             continue
         default = getattr(defaults, field.name)
         help_text = field.metadata.get("help", "")
@@ -39,41 +45,65 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             help_text += f" (default: {default})"
         kind = _type_of(field)
         metavar = {int: "N", float: "X"}.get(kind, "PATH" if field.name in PATH_OPTIONS else "NAME")
-        parser.add_argument(flag_name(field.name), dest=field.name, type=kind, default=None,
-                            metavar=metavar, help=help_text)
+        parser.add_argument(
+            flag_name(field.name),
+            dest=field.name,
+            type=kind,
+            default=None,
+            metavar=metavar,
+            help=help_text,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ganforge", description="Train, sample and inspect GANs.",
+        prog="ganforge",
+        description="Train, sample and inspect GANs.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a model (or resume a run)",
-                                description="Train a model. CLI flags override --config.")
+    train = commands.add_parser(
+        "train",
+        help="train a model (or resume a run)",
+        description="Train a model. CLI flags override --config.",
+    )
     train.add_argument("--config", metavar="FILE", help="TOML or JSON file of options")
-    train.add_argument("--resume", metavar="RUN",
-                       help="continue RUN from its newest checkpoint (to --steps, if given)")
+    train.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue RUN from its newest checkpoint (to --steps, if given)",
+    )
     _add_train_options(train)
 
-    demo = commands.add_parser("demo", help="train the default DCGAN on embedded MNIST digits",
-                               description="Train a DCGAN on mnist-mini (about 5 minutes on 2 CPU "
-                                           "cores) and print where its samples are.")
+    demo = commands.add_parser(
+        "demo",
+        help="train the default DCGAN on embedded MNIST digits",
+        description="Train a DCGAN on mnist-mini (about 5 minutes on 2 CPU "
+        "cores) and print where its samples are.",
+    )
     demo.add_argument("--out", default=DEMO_OUT, help=f"run folder (default: {DEMO_OUT})")
     demo.add_argument("--steps", type=int, default=None, help="training steps (default: 1500)")
 
-    sample = commands.add_parser("sample", help="write samples of a trained run",
-                                 description="Write samples as a PNG grid or a uint8 NPZ.")
+    sample = commands.add_parser(
+        "sample",
+        help="write samples of a trained run",
+        description="Write samples as a PNG grid or a uint8 NPZ.",
+    )
     sample.add_argument("run", metavar="RUN", help="a run folder")
     sample.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    sample.add_argument("--out", default="samples.png",
-                        help="grid.png, or samples.npz: `images` uint8 (N, H, W, C) "
-                             "(default: samples.png)")
+    sample.add_argument(
+        "--out",
+        default="samples.png",
+        help="grid.png, or samples.npz: `images` uint8 (N, H, W, C) (default: samples.png)",
+    )
     sample.add_argument("--checkpoint", metavar="FILE", help="a checkpoint (default: the newest)")
-    sample.add_argument("--no-ema", action="store_true",
-                        help="sample the raw generator instead of its weight average")
+    sample.add_argument(
+        "--no-ema",
+        action="store_true",
+        help="sample the raw generator instead of its weight average",
+    )
 
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
@@ -141,8 +171,13 @@ def cmd_datasets(_: argparse.Namespace) -> None:
     print("\n".join(list_datasets()) + "\nPATH (a folder of images)")
 
 
-COMMANDS = {"train": cmd_train, "demo": cmd_demo, "sample": cmd_sample, "models": cmd_models,
-            "datasets": cmd_datasets}
+COMMANDS = {
+    "train": cmd_train,
+    "demo": cmd_demo,
+    "sample": cmd_sample,
+    "models": cmd_models,
+    "datasets": cmd_datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

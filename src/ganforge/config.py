@@ -26,9 +26,18 @@ G_LOSSES = ("non-saturating", "saturating")
 # Options that may change between the first run and a resume without changing the training
 # trajectory itself (so they stay out of the config hash).
 RESUMABLE_OPTIONS = frozenset(
-    {"steps", "out", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every",
-     "device", "progress"}
+    {
+        "steps",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "sample_every",
+        "log_every",
+        "device",
+        "progress",
+    }
 )
+# ...and the run folder's own path, which may move, does not change the trajectory either.
+_UNHASHED_OPTIONS = RESUMABLE_OPTIONS | {"out"}
 
 
 @dataclass
@@ -92,14 +101,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping; keys may use dashes or underscores. Unknown keys are errors."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        clean: dict[str, Any] = {}
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                raise GanforgeError(f"{source}: unknown option '{key}'")
-            clean[name] = value
-        config = cls(**clean)
+        config = cls(**normalise_keys(values, source))
         config.validate()
         return config
 
@@ -110,7 +112,7 @@ class TrainConfig:
 
     def trajectory_hash(self) -> str:
         """Hash of the options that decide the training trajectory (not steps, paths, logging)."""
-        values = {k: v for k, v in self.to_dict().items() if k not in RESUMABLE_OPTIONS}
+        values = {k: v for k, v in self.to_dict().items() if k not in _UNHASHED_OPTIONS}
         text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -118,8 +120,18 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise GanforgeError naming the first impossible option."""
         _check_types(self)
-        positive_ints = ("steps", "batch_size", "d_steps", "z_dim", "width", "checkpoint_every",
-                         "keep_checkpoints", "sample_every", "log_every", "n_grid")
+        positive_ints = (
+            "steps",
+            "batch_size",
+            "d_steps",
+            "z_dim",
+            "width",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "sample_every",
+            "log_every",
+            "n_grid",
+        )
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise _option_error(name, f"must be at least 1, got {getattr(self, name)}")
@@ -132,9 +144,13 @@ class TrainConfig:
             if not 0 <= value < 1:
                 raise _option_error(name, f"must be in [0, 1), got {value}")
         if not 0 <= self.label_smoothing < 0.5:
-            raise _option_error("label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing}")
+            raise _option_error(
+                "label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing}"
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise _option_error("optimizer", f"'{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+            raise _option_error(
+                "optimizer", f"'{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}"
+            )
         if self.g_loss not in G_LOSSES:
             raise _option_error("g_loss", f"'{self.g_loss}' is not one of {', '.join(G_LOSSES)}")
         if self.channels is not None and self.channels not in (1, 3):
@@ -143,8 +159,20 @@ class TrainConfig:
             raise _option_error("resolution", f"must be at least 4 pixels, got {self.resolution}")
         if self.on_bad_image not in ("skip", "error"):
             raise _option_error("on_bad_image", f"must be skip or error, got '{self.on_bad_image}'")
-        if self.seed < 0:
-            raise _option_error("seed", f"must be non-negative, got {self.seed}")
+        if not 0 <= self.seed < 2**32:
+            raise _option_error("seed", f"must be in [0, 2^32), got {self.seed}")
+
+
+def normalise_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Option names with underscores; an unknown name is an error that names `source`."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise GanforgeError(f"{source}: unknown option '{key}'")
+        clean[name] = value
+    return clean
 
 
 def flag_name(option: str) -> str:
@@ -191,4 +219,4 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise GanforgeError(f"--config: cannot parse '{path}': {exc}") from None
     if not isinstance(values, dict):
         raise GanforgeError(f"--config: '{path}' must hold a table of options")
-    return values
+    return normalise_keys(values, f"--config '{path}'")

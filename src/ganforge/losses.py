@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 
 
-def d_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
+def d_bce(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
     """Discriminator loss: real images labelled `real_label` (1, or 1 - smoothing), fakes 0."""
     real_targets = torch.full_like(real_logits, real_label)
     real_loss = F.binary_cross_entropy_with_logits(real_logits, real_targets)
@@ -24,7 +26,7 @@ def g_non_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 def g_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The original minimax generator loss log(1 - D(G(z))): its gradient vanishes as D(G(z)) -> 0."""
+    """The original minimax loss log(1 - D(G(z))): its gradient vanishes as D(G(z)) -> 0."""
     return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 

@@ -1,14 +1,15 @@
 """A run folder, readable without the training code: config.json + safetensors checkpoints.
 
-    RUN/config.json          the full resolved config
-    RUN/metrics.jsonl        one JSON record every --log-every steps
-    RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints)
-    RUN/samples/             step_0000250.png ... grids of the same fixed noise; final.png
-    RUN/loss_curves.png      losses, D outputs, gradient norms, D accuracy
+RUN/config.json          the full resolved config
+RUN/metrics.jsonl        one JSON record every --log-every steps
+RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints)
+RUN/samples/             step_0000250.png ... grids of the same fixed noise; final.png
+RUN/loss_curves.png      losses, D outputs, gradient norms, D accuracy
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -77,8 +78,7 @@ class Run:
             unpack_module(f"networks.{name}", network, tensors)
         ema_key = f"networks.{family.sampler}{EMA_SUFFIX}"
         if any(k.startswith(ema_key + ".") for k in tensors):
-            average = build_model(self.config, self.config.resolution, self.config.channels)
-            ema_network = average.networks[family.sampler]
+            ema_network = copy.deepcopy(family.networks[family.sampler])
             unpack_module(ema_key, ema_network, tensors)
             family.networks[family.sampler + EMA_SUFFIX] = ema_network
         self._family = family
@@ -88,7 +88,11 @@ class Run:
         """The sampling network in eval mode (its EMA copy when the run kept one)."""
         family = self._family or self.load()
         name = family.sampler + EMA_SUFFIX
-        network = family.networks[name] if ema and name in family.networks else family.networks[family.sampler]
+        network = (
+            family.networks[name]
+            if ema and name in family.networks
+            else family.networks[family.sampler]
+        )
         return network.eval()
 
     def sample(self, n: int = 64, seed: int = 0, ema: bool = True) -> np.ndarray:
@@ -109,7 +113,9 @@ def torch_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise GanforgeError(f"--device: '{name}' is not a device (auto, cpu, cuda, cuda:N)") from None
+        raise GanforgeError(
+            f"--device: '{name}' is not a device (auto, cpu, cuda, cuda:N)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GanforgeError("--device: CUDA was asked for but no GPU is available")
     return device

@@ -11,8 +11,9 @@ from ganforge.models import ModelFamily
 
 
 @torch.no_grad()
-def generate(family: ModelFamily, network: nn.Module, n: int, seed: int,
-             batch_size: int = 256) -> np.ndarray:
+def generate(
+    family: ModelFamily, network: nn.Module, n: int, seed: int, batch_size: int = 256
+) -> np.ndarray:
     """`n` samples as uint8 (N, H, W, C). The noise comes from its own generator seeded by
     `seed`, so the same seed gives the same images, and the global RNG is left untouched."""
     device = next(network.parameters()).device

@@ -48,6 +48,10 @@ register_dataset("mnist-mini", load_mnist_mini)
 register_dataset("digits", load_digits)
 
 __all__ = [
-    "ImageDataset", "list_datasets", "load_dataset", "register_dataset", "to_model_range",
+    "ImageDataset",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+    "to_model_range",
     "to_uint8",
 ]

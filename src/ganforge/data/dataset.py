@@ -42,8 +42,11 @@ class ImageDataset:
             images = _convert_channels(images, channels)
         if resolution is not None and resolution != images.shape[-1]:
             resized = F.interpolate(
-                images.float(), size=(resolution, resolution), mode="bilinear",
-                antialias=True, align_corners=False,
+                images.float(),
+                size=(resolution, resolution),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
             )
             images = resized.round().clamp(0, 255).to(torch.uint8)
         if images is self.images:

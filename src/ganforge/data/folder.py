@@ -27,7 +27,9 @@ def load_image_folder(
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise GanforgeError(f"--data: folder '{root}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise GanforgeError(
+            f"--data: folder '{root}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
     resolution = resolution or DEFAULT_RESOLUTION
     mode = "L" if channels == 1 else "RGB"
     class_names = sorted({_class_of(root, f) for f in files})

@@ -12,8 +12,11 @@ from ganforge.models.registry import build_model, list_models, register_model
 
 def _gan_builder(generator_cls, discriminator_cls):
     def build(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
-        common = {"img_resolution": img_resolution, "img_channels": img_channels,
-                  "width": config.width}
+        common = {
+            "img_resolution": img_resolution,
+            "img_channels": img_channels,
+            "width": config.width,
+        }
         return GANFamily(
             generator_cls(z_dim=config.z_dim, **common),
             discriminator_cls(**common),
@@ -28,5 +31,12 @@ def _gan_builder(generator_cls, discriminator_cls):
 register_model("mlp", _gan_builder(MLPGenerator, MLPDiscriminator))
 register_model("dcgan", _gan_builder(DCGANGenerator, DCGANDiscriminator))
 
-__all__ = ["Batch", "GANFamily", "ModelFamily", "Phase", "build_model", "list_models",
-           "register_model"]
+__all__ = [
+    "Batch",
+    "GANFamily",
+    "ModelFamily",
+    "Phase",
+    "build_model",
+    "list_models",
+    "register_model",
+]

@@ -39,11 +39,15 @@ class DCGANGenerator(nn.Module):
         layers: list[nn.Module] = [
             # The projection: a transposed conv on a 1x1 map is a dense layer to base x base.
             nn.ConvTranspose2d(z_dim, widths[0], base, 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]), nn.ReLU(True),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
         ]
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(w_out), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(w_out),
+                nn.ReLU(True),
+            ]
         layers += [nn.ConvTranspose2d(widths[-1], img_channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.z_dim = z_dim
@@ -60,10 +64,16 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         base = base_size(img_resolution)
         widths = list(reversed(_channel_plan(img_resolution, width)))
-        layers: list[nn.Module] = [nn.Conv2d(img_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(img_channels, widths[0], 4, 2, 1),
+            nn.LeakyReLU(0.2, True),
+        ]
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(w_out), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(w_out),
+                nn.LeakyReLU(0.2, True),
+            ]
         # The last convolution covers the whole base map: one logit, no dense layer.
         layers += [nn.Conv2d(widths[-1], 1, base, 1, 0)]
         self.net = nn.Sequential(*layers)

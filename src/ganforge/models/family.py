@@ -41,7 +41,8 @@ class ModelFamily(Protocol):
         """The loss to minimise in `phase`, and detached scalar statistics to log."""
         ...
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """Noise for `n` samples."""
         ...

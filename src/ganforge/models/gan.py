@@ -21,8 +21,14 @@ class GANFamily:
     phases = GAN_PHASES
     sampler = "generator"
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, z_dim: int,
-                 g_loss: str = "non-saturating", label_smoothing: float = 0.0):
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        z_dim: int,
+        g_loss: str = "non-saturating",
+        label_smoothing: float = 0.0,
+    ):
         self.networks = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
         self.z_dim = z_dim
         self.g_loss = losses.G_LOSSES[g_loss]
@@ -36,8 +42,9 @@ class GANFamily:
     def discriminator(self) -> nn.Module:
         return self.networks["discriminator"]
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         return torch.randn(n, self.z_dim, generator=generator, device=device)
 
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -53,13 +60,17 @@ class GANFamily:
                 "loss_d": loss.detach(),
                 "d_real": torch.sigmoid(real_logits).mean().detach(),
                 "d_fake": torch.sigmoid(fake_logits).mean().detach(),
-                "d_accuracy": ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
-                .detach() / 2,
+                "d_accuracy": (
+                    (real_logits > 0).float().mean() + (fake_logits < 0).float().mean()
+                ).detach()
+                / 2,
             }
             return loss, stats
         if phase == "generator":
             fake_logits = self.discriminator(self.generator(z))
             loss = self.g_loss(fake_logits)
-            return loss, {"loss_g": loss.detach(),
-                          "d_fake_g": torch.sigmoid(fake_logits).mean().detach()}
+            return loss, {
+                "loss_g": loss.detach(),
+                "d_fake_g": torch.sigmoid(fake_logits).mean().detach(),
+            }
         raise ValueError(f"GANFamily has no phase '{phase}'")

@@ -35,8 +35,10 @@ class MLPDiscriminator(nn.Module):
         size = img_channels * img_resolution * img_resolution
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(size, 8 * width), nn.LeakyReLU(0.2),
-            nn.Linear(8 * width, 4 * width), nn.LeakyReLU(0.2),
+            nn.Linear(size, 8 * width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(8 * width, 4 * width),
+            nn.LeakyReLU(0.2),
             nn.Linear(4 * width, 1),
         )
 

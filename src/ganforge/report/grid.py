@@ -25,17 +25,22 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2)
         height, width = height * scale, width * scale
     grid = np.full(
         (rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
-        255, dtype=np.uint8,
+        255,
+        dtype=np.uint8,
     )
     for index, image in enumerate(images):
         row, col = divmod(index, columns)
         top, left = padding + row * (height + padding), padding + col * (width + padding)
-        grid[top:top + height, left:left + width] = image
+        grid[top : top + height, left : left + width] = image
     return grid
 
 
-def save_images(images: np.ndarray, path: str | Path, labels: np.ndarray | None = None,
-                columns: int | None = None) -> Path:
+def save_images(
+    images: np.ndarray,
+    path: str | Path,
+    labels: np.ndarray | None = None,
+    columns: int | None = None,
+) -> Path:
     """Write samples by file type: .png/.jpg -> a grid picture; .npz -> `images` (and `labels`)."""
     path = Path(path)
     suffix = path.suffix.lower()

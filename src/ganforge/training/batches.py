@@ -26,7 +26,7 @@ class EpochBatches:
             self._order = self._permutation(self.epoch)
         start = self.batch * self.batch_size
         self.batch += 1
-        return self._order[start:start + self.batch_size]
+        return self._order[start : start + self.batch_size]
 
     @property
     def position(self) -> dict[str, int]:

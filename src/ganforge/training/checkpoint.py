@@ -23,7 +23,9 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:07d}.safetensors"
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
+) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoints untouched."""
     header = {"ganforge": json.dumps({"format": FORMAT, **metadata}, sort_keys=True)}
     ready = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
@@ -43,7 +45,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         metadata = json.loads(header["ganforge"])
     except (KeyError, json.JSONDecodeError):
-        raise GanforgeError(f"'{path}' is not a ganforge checkpoint (no ganforge metadata)") from None
+        raise GanforgeError(
+            f"'{path}' is not a ganforge checkpoint (no ganforge metadata)"
+        ) from None
     if metadata.get("format") != FORMAT:
         raise GanforgeError(f"'{path}': unsupported checkpoint format {metadata.get('format')!r}")
     return tensors, metadata
@@ -70,13 +74,14 @@ def prune_checkpoints(folder: str | Path, keep: int) -> None:
 
 # ---- packing training state into flat tensors + JSON ----------------------------------
 
+
 def pack_module(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{name}": value for name, value in module.state_dict().items()}
 
 
 def unpack_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     start = prefix + "."
-    state = {name[len(start):]: value for name, value in tensors.items() if name.startswith(start)}
+    state = {name[len(start) :]: value for name, value in tensors.items() if name.startswith(start)}
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise GanforgeError(
@@ -85,7 +90,9 @@ def unpack_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch
         )
 
 
-def pack_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def pack_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Split an optimiser's state_dict into tensors and a JSON-safe remainder."""
     state_dict = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -99,13 +106,14 @@ def pack_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[
     return tensors, {"param_groups": state_dict["param_groups"], "plain_state": plain_state}
 
 
-def unpack_optimizer(prefix: str, optimizer: torch.optim.Optimizer,
-                     tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def unpack_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
     state: dict[int, dict[str, Any]] = {}
     start = prefix + ".state."
     for name, value in tensors.items():
         if name.startswith(start):
-            index, key = name[len(start):].split(".", 1)
+            index, key = name[len(start) :].split(".", 1)
             state.setdefault(int(index), {})[key] = value
     for index, entries in meta["plain_state"].items():
         state.setdefault(int(index), {}).update(entries)

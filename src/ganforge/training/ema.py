@@ -17,7 +17,8 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, network: nn.Module, step: int) -> None:
         beta = min(self.decay, (1.0 + step) / (10.0 + step))
-        for average, current in zip(self.network.parameters(), network.parameters()):
-            average.lerp_(current, 1.0 - beta)
+        torch._foreach_lerp_(
+            list(self.network.parameters()), list(network.parameters()), 1.0 - beta
+        )
         for average, current in zip(self.network.buffers(), network.buffers()):
             average.copy_(current)

@@ -1,4 +1,10 @@
-"""Statistics gathered as tensors during steps and read out (one host sync) every N steps."""
+"""Statistics gathered as tensors during steps and read out (one host sync) every N steps.
+
+Records fall on multiples of --log-every. A run that ends (or is interrupted) between two of
+them writes a last record marked `"partial": true`; its pending sums are also saved in the
+checkpoint, so a resumed run drops that record and writes exactly the records an
+uninterrupted run would have written.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import torch
 from ganforge.atomic import atomic_write_text
 
 WALL_CLOCK_FIELDS = ("images_per_s", "elapsed_s")  # the only fields that differ between reruns
+_PENDING_PREFIX = "logbook."
 
 
 class Logbook:
@@ -18,7 +25,6 @@ class Logbook:
         self.path = path
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
-        self._last: dict[str, float] = {}
         self._images = 0
         self._since = time.perf_counter()
         self.started = time.perf_counter()
@@ -31,32 +37,52 @@ class Logbook:
     def count_images(self, n: int) -> None:
         self._images += n
 
-    def flush(self, step: int, extra: dict[str, torch.Tensor]) -> dict[str, float]:
+    @property
+    def pending(self) -> bool:
+        return bool(self._counts)
+
+    def flush(self, step: int, extra: dict[str, torch.Tensor], partial: bool = False) -> dict:
         """Write one record: interval means of the stats, `extra` values as they are now."""
         now = time.perf_counter()
-        record: dict[str, float] = {"step": step}
+        record: dict = {"step": step}
         for key, total in self._sums.items():
             record[key] = round(total.item() / self._counts[key], 6)
         for key, value in extra.items():
             record[key] = round(float(value), 6)
         record["images_per_s"] = round(self._images / max(now - self._since, 1e-9), 1)
         record["elapsed_s"] = round(now - self.started, 2)
+        if partial:
+            record["partial"] = True
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        self._sums, self._counts, self._images, self._since = {}, {}, 0, now
-        self._last = record
+        if not partial:
+            self._sums, self._counts, self._images, self._since = {}, {}, 0, now
         return record
 
-    @property
-    def last(self) -> dict[str, float]:
-        return self._last
+    # ---- checkpointing the sums of an unfinished interval ----------------------------------
+    def pack_pending(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {_PENDING_PREFIX + key: total for key, total in self._sums.items()}
+        return tensors, {"counts": self._counts, "images": self._images}
+
+    def restore_pending(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self._sums = {
+            name[len(_PENDING_PREFIX) :]: value.clone()
+            for name, value in tensors.items()
+            if name.startswith(_PENDING_PREFIX)
+        }
+        self._counts = dict(meta["counts"])
+        self._images = meta["images"]
 
 
 def truncate_records(path: Path, last_step: int) -> None:
-    """Drop records after `last_step`: a resumed run rewrites the steps after its checkpoint."""
+    """Keep the complete records up to `last_step`: the resumed run rewrites the rest."""
     if not path.is_file():
         return
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= last_step]
+    kept = []
+    for line in lines:
+        record = json.loads(line)
+        if record["step"] <= last_step and not record.get("partial"):
+            kept.append(line)
     if len(kept) != len(lines):
         atomic_write_text(path, "".join(line + "\n" for line in kept))

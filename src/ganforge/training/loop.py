@@ -24,19 +24,30 @@ from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
 from ganforge.report import plot_training_curves, save_images
 from ganforge.run import (
-    CHECKPOINT_DIR, CONFIG_FILE, CURVES_FILE, EMA_SUFFIX, METRICS_FILE, SAMPLES_DIR, Run,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    CURVES_FILE,
+    EMA_SUFFIX,
+    METRICS_FILE,
+    SAMPLES_DIR,
+    Run,
     torch_device,
 )
 from ganforge.sampling import generate
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.batches import EpochBatches
 from ganforge.training.ema import WeightAverage
+from ganforge.training.interrupt import GracefulInterrupt
 from ganforge.training.logbook import Logbook, truncate_records
 from ganforge.training.optim import learning_rate, make_optimizer
 
 
-def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None = None,
-          **options: Any) -> Run:
+def train(
+    config: TrainConfig | dict | None = None,
+    *,
+    resume: str | Path | Run | None = None,
+    **options: Any,
+) -> Run:
     """Train a model and return its Run.
 
     `config` is a TrainConfig or a mapping of options; keyword `options` override it.
@@ -44,8 +55,8 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     the trajectory unchanged (steps, logging and checkpoint intervals, device) may be given.
     """
     if resume is not None:
-        config = _resume_config(Path(resume), {**dict(config or {}), **options})
-        run_dir = Path(resume)
+        run_dir = Path(resume.path if isinstance(resume, Run) else resume)
+        config = _resume_config(run_dir, {**dict(config or {}), **options})
     else:
         config = _new_config(config, options)
         run_dir = Path(config.out or _default_run_name(config))
@@ -63,7 +74,8 @@ def _resume_config(run_dir: Path, options: dict[str, Any]) -> TrainConfig:
     changes = {}
     for key, value in options.items():
         name = key.replace("-", "_")
-        if value is None or getattr(saved, name, object()) == value:
+        unchanged = value is None or getattr(saved, name, object()) == value
+        if unchanged or (name == "out" and Path(value) == run_dir):
             continue
         if name not in RESUMABLE_OPTIONS:
             raise GanforgeError(
@@ -103,10 +115,15 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path, resuming: bool):
         self.run_dir = run_dir
         self.device = torch_device(config.device)
-        dataset = load_dataset(config.data, resolution=config.resolution,
-                               channels=config.channels, on_bad_image=config.on_bad_image)
-        self.config = config = config.replace(resolution=dataset.resolution,
-                                              channels=dataset.channels)
+        dataset = load_dataset(
+            config.data,
+            resolution=config.resolution,
+            channels=config.channels,
+            on_bad_image=config.on_bad_image,
+        )
+        self.config = config = config.replace(
+            resolution=dataset.resolution, channels=dataset.channels, out=str(run_dir)
+        )
         _check_fits(config, dataset)
         self.images = to_model_range(dataset.images).to(self.device)
         self.labels = dataset.labels.to(self.device)
@@ -115,19 +132,22 @@ class Trainer:
         self.family: ModelFamily = build_model(config, config.resolution, config.channels)
         self.family.networks.to(self.device).train()
         self.optimizers = {
-            phase.network: make_optimizer(config, self.family.networks[phase.network],
-                                          learning_rate(config, phase.network))
+            phase.network: make_optimizer(
+                config, self.family.networks[phase.network], learning_rate(config, phase.network)
+            )
             for phase in self.family.phases
         }
         sampler = self.family.networks[self.family.sampler]
         self.ema = WeightAverage(sampler, config.ema_decay) if config.ema_decay > 0 else None
         self.batches = EpochBatches(len(dataset), config.batch_size, config.seed)
         self.step = 0
+        self._mid_iteration = False
+        self._grad_norms: dict[str, torch.Tensor] = {}
+        self.logbook = Logbook(run_dir / METRICS_FILE)
         if resuming:
             self._restore()
         else:
             self._create_run_dir()
-        self.logbook = Logbook(run_dir / METRICS_FILE)
 
     # ---- run folder ------------------------------------------------------------------
     def _create_run_dir(self) -> None:
@@ -149,14 +169,18 @@ class Trainer:
         for name, network in self.family.networks.items():
             tensors.update(ckpt.pack_module(f"networks.{name}", network))
         if self.ema is not None:
-            tensors.update(ckpt.pack_module(f"networks.{self.family.sampler}{EMA_SUFFIX}",
-                                            self.ema.network))
+            tensors.update(
+                ckpt.pack_module(f"networks.{self.family.sampler}{EMA_SUFFIX}", self.ema.network)
+            )
         optimizer_meta = {}
         for name, optimizer in self.optimizers.items():
             opt_tensors, optimizer_meta[name] = ckpt.pack_optimizer(f"optimizers.{name}", optimizer)
             tensors.update(opt_tensors)
         tensors.update(ckpt.pack_rng())
+        log_tensors, log_meta = self.logbook.pack_pending()
+        tensors.update(log_tensors)
         metadata = {
+            "logbook": log_meta,
             "step": self.step,
             "config_hash": self.config.trajectory_hash(),
             "data_position": self.batches.position,
@@ -178,15 +202,29 @@ class Trainer:
         for name, network in self.family.networks.items():
             ckpt.unpack_module(f"networks.{name}", network, tensors)
         if self.ema is not None:
-            ckpt.unpack_module(f"networks.{self.family.sampler}{EMA_SUFFIX}", self.ema.network,
-                               tensors)
+            ckpt.unpack_module(
+                f"networks.{self.family.sampler}{EMA_SUFFIX}", self.ema.network, tensors
+            )
         for name, optimizer in self.optimizers.items():
-            ckpt.unpack_optimizer(f"optimizers.{name}", optimizer, tensors, meta["optimizers"][name])
+            ckpt.unpack_optimizer(
+                f"optimizers.{name}", optimizer, tensors, meta["optimizers"][name]
+            )
         ckpt.unpack_rng(tensors)
         position = meta["data_position"]
-        self.batches = EpochBatches(len(self.images), self.config.batch_size, self.config.seed,
-                                    epoch=position["epoch"], batch=position["batch"])
+        self.batches = EpochBatches(
+            len(self.images),
+            self.config.batch_size,
+            self.config.seed,
+            epoch=position["epoch"],
+            batch=position["batch"],
+        )
+        self.logbook.restore_pending(tensors, meta["logbook"])
         self.step = meta["step"]
+        if self.config.steps < self.step:
+            raise GanforgeError(
+                f"--steps: run '{self.run_dir}' is already at step {self.step}; "
+                f"give --steps {self.step} or more"
+            )
         truncate_records(self.run_dir / METRICS_FILE, self.step)
         self._write_config()  # records the new --steps and intervals
 
@@ -196,6 +234,8 @@ class Trainer:
         return {"images": self.images[indices], "labels": self.labels[indices]}
 
     def _iteration(self, log_now: bool) -> dict[str, torch.Tensor]:
+        """One iteration: every phase of the family, each `repeats` times, then the EMA."""
+        self._mid_iteration = True  # until the step counter moves, the state is half-updated
         grad_norms: dict[str, torch.Tensor] = {}
         batch = None
         for phase in self.family.phases:
@@ -219,10 +259,14 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------
     def sampling_network(self) -> nn.Module:
-        return self.ema.network if self.ema is not None else self.family.networks[self.family.sampler]
+        return (
+            self.ema.network if self.ema is not None else self.family.networks[self.family.sampler]
+        )
 
     def _save_grid(self, name: str) -> None:
-        images = generate(self.family, self.sampling_network(), self.config.n_grid, self.config.seed)
+        images = generate(
+            self.family, self.sampling_network(), self.config.n_grid, self.config.seed
+        )
         save_images(images, self.run_dir / SAMPLES_DIR / name)
 
     def _save_curves(self) -> None:
@@ -232,35 +276,62 @@ class Trainer:
 
     def fit(self) -> Run:
         config = self.config
-        bar = tqdm(total=config.steps, initial=self.step, disable=not config.progress,
-                   desc=f"{config.model} {config.data}", unit="step", dynamic_ncols=True)
-        try:
-            while self.step < config.steps:
-                log_now = (self.step + 1) % config.log_every == 0 or self.step + 1 == config.steps
-                grad_norms = self._iteration(log_now)
-                self.step += 1
-                bar.update(1)
-                if log_now:
-                    record = self.logbook.flush(self.step, grad_norms)
-                    bar.set_postfix({k: record[k] for k in ("loss_d", "loss_g") if k in record})
-                if self.step % config.sample_every == 0:
-                    self._save_grid(f"step_{self.step:07d}.png")
-                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
-                    self._save()
-                    self._save_curves()
-        except KeyboardInterrupt:
-            bar.close()
+        bar = tqdm(
+            total=config.steps,
+            initial=self.step,
+            disable=not config.progress,
+            desc=f"{config.model} {config.data}",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        with bar, GracefulInterrupt() as interrupt:
+            try:
+                while self.step < config.steps and not interrupt.requested:
+                    self._train_one_step(bar)
+            except KeyboardInterrupt:
+                if self._mid_iteration:
+                    raise self._interrupted_error(saved=False) from None
+                interrupt.requested = True
+        if self.step < config.steps:  # stopped by Ctrl-C at an iteration boundary
+            self._save()
+            self._finish_partial_interval()
+            raise self._interrupted_error(saved=True)
+        self._finish_partial_interval()
+        self._save_grid("final.png")
+        self._save_curves()
+        return Run(self.run_dir)
+
+    def _train_one_step(self, bar: tqdm) -> None:
+        config = self.config
+        record_now = (self.step + 1) % config.log_every == 0
+        # Gradient norms cost a little: measure them only for a record (or the run's last step).
+        self._grad_norms = self._iteration(record_now or self.step + 1 == config.steps)
+        self.step += 1
+        self._mid_iteration = False
+        bar.update(1)
+        if record_now:
+            record = self.logbook.flush(self.step, self._grad_norms)
+            bar.set_postfix({k: record[k] for k in ("loss_d", "loss_g") if k in record})
+        if self.step % config.sample_every == 0:
+            self._save_grid(f"step_{self.step:07d}.png")
+        if self.step % config.checkpoint_every == 0 or self.step == config.steps:
             self._save()
             self._save_curves()
-            raise GanforgeError(
-                f"interrupted at step {self.step}; checkpoint saved. Continue with "
-                f"`ganforge train --resume {self.run_dir}`"
-            ) from None
-        bar.close()
-        self._save_grid("final.png")
-        if not (self.run_dir / CURVES_FILE).exists():
-            self._save_curves()
-        return Run(self.run_dir)
+
+    def _finish_partial_interval(self) -> None:
+        """Log the steps since the last record (a resumed run recomputes this record)."""
+        if self.logbook.pending:
+            self.logbook.flush(self.step, self._grad_norms, partial=True)
+
+    def _interrupted_error(self, saved: bool) -> GanforgeError:
+        resume = f"continue with `ganforge train --resume {self.run_dir}`"
+        if saved:
+            return GanforgeError(f"interrupted at step {self.step}; checkpoint saved; {resume}")
+        found = ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR)
+        last = f"step {found[-1][0]}" if found else "no checkpoint yet"
+        return GanforgeError(
+            f"interrupted inside step {self.step + 1} (last checkpoint: {last}); {resume}"
+        )
 
 
 def _check_fits(config: TrainConfig, dataset: ImageDataset) -> None:

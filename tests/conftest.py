@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny training options, run folders under tmp_path, and small helpers.
+
+Every training run in the suite uses tiny networks on the bundled `digits` dataset so the whole
+suite stays fast on a 2-core CPU machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import ganforge
+from ganforge.data import load_dataset
+from ganforge.training.logbook import WALL_CLOCK_FIELDS
+
+# The networks here are tiny: one intra-op thread is the fastest setting, and it avoids the
+# thread oversubscription that makes torch crawl on a shared 2-core CI machine.
+torch.set_num_threads(int(os.environ.get("GANFORGE_TEST_THREADS", "1")))
+
+TINY_OPTIONS = {
+    "model": "mlp",
+    "data": "digits",
+    "width": 8,
+    "batch_size": 16,
+    "z_dim": 8,
+    "steps": 10,
+    "seed": 0,
+    "progress": False,
+    "log_every": 5,
+    "checkpoint_every": 100,  # only the final checkpoint (each one also redraws loss_curves.png)
+    "sample_every": 100,
+    "n_grid": 16,
+}
+
+
+@pytest.fixture
+def tiny_options() -> dict:
+    """Options for a training run of a few steps that takes well under a second."""
+    return dict(TINY_OPTIONS)
+
+
+@pytest.fixture
+def tiny_train(tmp_path, tiny_options):
+    """`tiny_train(name, **overrides)` trains a tiny run into tmp_path/name and returns its Run."""
+
+    def _train(name: str = "run", **overrides) -> ganforge.Run:
+        options = {**tiny_options, "out": str(tmp_path / name), **overrides}
+        return ganforge.train(**options)
+
+    return _train
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> ganforge.Run:
+    """A finished 10-step tiny run (checkpoints at 5 and 10) shared by read-only tests."""
+    out = tmp_path_factory.mktemp("shared") / "run"
+    return ganforge.train(**{**TINY_OPTIONS, "steps": 10, "checkpoint_every": 5, "out": str(out)})
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+def strip_wall_clock(records: list[dict]) -> list[dict]:
+    """metrics.jsonl records without the fields that legitimately differ between reruns."""
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_FIELDS} for r in records]
+
+
+def snapshot_tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (relative path -> bytes), to prove a folder was not touched."""
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+@pytest.fixture
+def without_wall_clock():
+    return strip_wall_clock
+
+
+@pytest.fixture
+def tree_snapshot():
+    return snapshot_tree

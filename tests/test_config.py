@@ -1,0 +1,182 @@
+"""TrainConfig: conversion, validation with flag-naming errors, hashing, config files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from ganforge import GanforgeError, TrainConfig
+from ganforge.config import RESUMABLE_OPTIONS, flag_name, load_config_file
+
+
+def test_defaults_are_valid():
+    config = TrainConfig()
+    config.validate()
+    assert config.model in ("dcgan", "mlp")
+
+
+def test_from_dict_accepts_dashes_and_underscores():
+    config = TrainConfig.from_dict({"lr-g": 1e-3, "batch_size": 8, "d-steps": 2})
+    assert config.lr_g == 1e-3
+    assert config.batch_size == 8
+    assert config.d_steps == 2
+
+
+def test_from_dict_rejects_unknown_key_naming_it_and_the_source():
+    with pytest.raises(GanforgeError) as info:
+        TrainConfig.from_dict({"steps": 3, "learning_rate": 0.1}, source="my.toml")
+    message = str(info.value)
+    assert "learning_rate" in message
+    assert "my.toml" in message
+
+
+def test_ints_are_coerced_to_floats_for_float_options():
+    config = TrainConfig.from_dict({"lr_g": 1, "label_smoothing": 0})
+    assert isinstance(config.lr_g, float) and config.lr_g == 1.0
+    assert isinstance(config.label_smoothing, float)
+
+
+def test_round_trip_through_json():
+    config = TrainConfig(model="mlp", data="digits", steps=7, lr_d=3e-4, resolution=28)
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("lr_g", -1e-4),
+        ("lr_d", 0.0),
+        ("steps", 0),
+        ("batch_size", 0),
+        ("d_steps", 0),
+        ("z_dim", -3),
+        ("width", 0),
+        ("keep_checkpoints", 0),
+        ("log_every", 0),
+        ("beta1", 1.0),
+        ("beta2", -0.1),
+        ("ema_decay", 1.5),
+        ("label_smoothing", 0.5),
+        ("optimizer", "adagrad"),
+        ("g_loss", "minimax"),
+        ("channels", 2),
+        ("resolution", 2),
+        ("on_bad_image", "ignore"),
+        ("seed", -1),
+        # wrong types, as a JSON/TOML file could give them
+        ("steps", "10"),
+        ("steps", 2.5),
+        ("steps", True),
+        ("lr_g", "fast"),
+        ("progress", "yes"),
+        ("model", 3),
+    ],
+)
+def test_invalid_option_error_names_the_flag(option, value):
+    with pytest.raises(GanforgeError) as info:
+        TrainConfig.from_dict({option: value})
+    assert str(info.value).startswith(flag_name(option) + ":"), str(info.value)
+
+
+def test_negative_lr_message_shows_the_value():
+    with pytest.raises(GanforgeError, match=r"^--lr-g: .*-0\.5"):
+        TrainConfig(lr_g=-0.5).validate()
+
+
+def test_choice_errors_list_the_valid_choices():
+    with pytest.raises(GanforgeError) as info:
+        TrainConfig(optimizer="adagrad").validate()
+    for name in ("adam", "rmsprop", "sgd"):
+        assert name in str(info.value)
+
+
+def test_replace_validates():
+    with pytest.raises(GanforgeError, match="^--batch-size"):
+        TrainConfig().replace(batch_size=-1)
+    assert TrainConfig().replace(batch_size=3).batch_size == 3
+
+
+def test_flag_name():
+    assert flag_name("lr_g") == "--lr-g"
+    assert flag_name("on_bad_image") == "--on-bad-image"
+
+
+@pytest.mark.parametrize("option", sorted(RESUMABLE_OPTIONS | {"out"}))
+def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
+    base = TrainConfig()
+    value = getattr(base, option)
+    if isinstance(value, bool):
+        changed = not value
+    elif isinstance(value, int):
+        changed = value + 7
+    else:
+        changed = "cpu" if option == "device" else "elsewhere"
+    assert base.replace(**{option: changed}).trajectory_hash() == base.trajectory_hash()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("lr_g", 1e-3),
+        ("seed", 1),
+        ("model", "mlp"),
+        ("d_steps", 2),
+        ("g_loss", "saturating"),
+        ("data", "digits"),
+        ("width", 32),
+        ("ema_decay", 0.0),
+    ],
+)
+def test_trajectory_hash_changes_with_trajectory_options(option, value):
+    base = TrainConfig()
+    assert base.replace(**{option: value}).trajectory_hash() != base.trajectory_hash()
+
+
+def test_every_field_has_help_text():
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help"), f.name
+
+
+# ---- config files ----------------------------------------------------------------------
+
+
+def test_load_toml_file(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('model = "mlp"\nsteps = 12\nlr-g = 1e-3\nprogress = false\n')
+    values = load_config_file(path)
+    assert values == {"model": "mlp", "steps": 12, "lr_g": 1e-3, "progress": False}
+    config = TrainConfig.from_dict(values)
+    assert (config.model, config.steps, config.lr_g, config.progress) == ("mlp", 12, 1e-3, False)
+
+
+def test_load_json_file(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"data": "digits", "batch_size": 8}))
+    assert load_config_file(path) == {"data": "digits", "batch_size": 8}
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("run.yaml", "steps: 3\n"),
+        ("run.toml", "steps = = 3\n"),
+        ("run.json", "{not json"),
+        ("run.json", "[1, 2, 3]"),
+    ],
+)
+def test_bad_config_files_name_the_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(GanforgeError) as info:
+        load_config_file(path)
+    message = str(info.value)
+    assert message.startswith("--config:")
+    assert str(path) in message
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(GanforgeError, match="^--config: no such file"):
+        load_config_file(tmp_path / "absent.toml")

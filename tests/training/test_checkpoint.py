@@ -1,0 +1,260 @@
+"""Checkpoints: safetensors without pickle, atomic writes, pruning, optimiser/RNG round trips,
+and clear errors for files that are not ganforge checkpoints."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import safetensors.torch
+import torch
+from torch import nn
+
+import ganforge
+from ganforge import GanforgeError
+from ganforge.cli import main
+from ganforge.training import checkpoint as ckpt
+
+
+def make_optimizer(name: str, params):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-2, betas=(0.5, 0.99))
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=1e-2, momentum=0.5)
+    return torch.optim.SGD(params, lr=1e-2, momentum=0.5)
+
+
+def train_a_little(network, optimizer, steps=3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        network(torch.randn(4, 3, generator=generator)).pow(2).mean().backward()
+        optimizer.step()
+
+
+# ---- the files a run writes -----------------------------------------------------------------
+
+
+def test_run_checkpoints_are_plain_safetensors(trained_run):
+    assert trained_run.checkpoints
+    for step, path in trained_run.checkpoints:
+        assert path.name == ckpt.checkpoint_name(step) == f"step_{step:07d}.safetensors"
+        data = path.read_bytes()
+        assert not data.startswith(b"\x80")  # not a pickle stream
+        assert not data.startswith(b"PK")  # not a torch.save zip archive
+        tensors = safetensors.torch.load_file(str(path))
+        assert any(k.startswith("networks.generator.") for k in tensors)
+        assert any(k.startswith("networks.discriminator.") for k in tensors)
+        assert any(k.startswith("optimizers.") for k in tensors)
+        assert "rng.torch" in tensors
+
+
+def test_loading_never_unpickles(trained_run, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("unpickling during checkpoint load")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    tensors, metadata = ckpt.load_checkpoint(trained_run.checkpoints[-1][1])
+    assert metadata["step"] == trained_run.step
+    assert metadata["format"] == ckpt.FORMAT
+    assert metadata["config_hash"] == trained_run.config.trajectory_hash()
+    family = ganforge.load_run(trained_run.path).load()
+    assert set(family.networks) >= {"generator", "discriminator"}
+
+
+def test_checkpoint_metadata_is_json_in_the_header(trained_run):
+    path = trained_run.checkpoints[-1][1]
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    metadata = json.loads(header["__metadata__"]["ganforge"])
+    assert metadata["step"] == trained_run.step
+    assert set(metadata["optimizers"]) == {"generator", "discriminator"}
+    assert set(metadata["data_position"]) == {"epoch", "batch"}
+
+
+def test_only_the_newest_checkpoints_are_kept_and_no_temp_files_remain(tiny_train):
+    run = tiny_train(steps=10, checkpoint_every=2, keep_checkpoints=2)
+    assert [step for step, _ in run.checkpoints] == [8, 10]
+    assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == [
+        "step_0000008.safetensors",
+        "step_0000010.safetensors",
+    ]
+    assert not [p for p in run.path.rglob("*") if p.name.endswith(".tmp")]
+
+
+# ---- save / load / list / prune ---------------------------------------------------------------
+
+
+def test_save_and_load_round_trip(tmp_path):
+    tensors = {
+        "a": torch.arange(6.0).view(2, 3),
+        "b": torch.tensor([1, 2], dtype=torch.int64),
+        "scalar": torch.tensor(3.5),
+    }
+    path = tmp_path / "sub" / "c.safetensors"
+    ckpt.save_checkpoint(path, tensors, {"step": 4, "nested": {"x": [1, 2]}})
+    loaded, metadata = ckpt.load_checkpoint(path)
+    assert set(loaded) == set(tensors)
+    assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+    assert metadata == {"format": ckpt.FORMAT, "step": 4, "nested": {"x": [1, 2]}}
+    assert [p.name for p in path.parent.iterdir()] == ["c.safetensors"]
+
+
+def test_a_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "step_0000001.safetensors"
+    ckpt.save_checkpoint(path, {"w": torch.ones(3)}, {"step": 1})
+    before = path.read_bytes()
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as handle:
+            handle.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save_checkpoint(path, {"w": torch.zeros(3)}, {"step": 1})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_list_and_prune_checkpoints(tmp_path):
+    for step in (100, 5, 20, 1000):
+        ckpt.save_checkpoint(tmp_path / ckpt.checkpoint_name(step), {"x": torch.zeros(1)}, {})
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "step_12.safetensors.bak").write_text("x")
+    assert [step for step, _ in ckpt.list_checkpoints(tmp_path)] == [5, 20, 100, 1000]
+    ckpt.prune_checkpoints(tmp_path, keep=2)
+    assert [step for step, _ in ckpt.list_checkpoints(tmp_path)] == [100, 1000]
+    assert (tmp_path / "notes.txt").exists()
+    assert ckpt.list_checkpoints(tmp_path / "missing") == []
+
+
+# ---- packing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
+def test_optimizer_state_round_trips_through_a_file(tmp_path, name):
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+    optimizer = make_optimizer(name, network.parameters())
+    train_a_little(network, optimizer)
+
+    tensors, meta = ckpt.pack_optimizer("optimizers.g", optimizer)
+    assert tensors  # moments are stored as tensors
+    tensors.update(ckpt.pack_module("networks.g", network))
+    path = tmp_path / "c.safetensors"
+    ckpt.save_checkpoint(path, tensors, {"optimizer": meta})
+    loaded, metadata = ckpt.load_checkpoint(path)
+
+    torch.manual_seed(1)  # different initial weights, overwritten by the checkpoint
+    copy = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+    copy_optimizer = make_optimizer(name, copy.parameters())
+    ckpt.unpack_module("networks.g", copy, loaded)
+    ckpt.unpack_optimizer("optimizers.g", copy_optimizer, loaded, metadata["optimizer"])
+
+    original_state, restored_state = optimizer.state_dict(), copy_optimizer.state_dict()
+    assert original_state["param_groups"] == restored_state["param_groups"]
+    assert original_state["state"].keys() == restored_state["state"].keys()
+    for index, entries in original_state["state"].items():
+        assert entries.keys() == restored_state["state"][index].keys()
+        for key, value in entries.items():
+            restored = restored_state["state"][index][key]
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(restored))
+
+    # and they keep training identically
+    train_a_little(network, optimizer, seed=5)
+    train_a_little(copy, copy_optimizer, seed=5)
+    for a, b in zip(network.parameters(), copy.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_unpack_module_rejects_a_mismatched_network():
+    small = nn.Linear(3, 2)
+    tensors = ckpt.pack_module("networks.generator", small)
+    assert set(tensors) == {"networks.generator.weight", "networks.generator.bias"}
+    other = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(GanforgeError, match="network 'networks.generator'"):
+        ckpt.unpack_module("networks.generator", other, tensors)
+
+
+def test_rng_round_trip():
+    tensors = ckpt.pack_rng()
+    expected = torch.rand(5)
+    torch.rand(100)  # move the generator on
+    ckpt.unpack_rng(tensors)
+    assert torch.equal(torch.rand(5), expected)
+
+
+# ---- corrupt and foreign files ------------------------------------------------------------------
+
+
+def test_garbage_file_error_names_the_file(tmp_path):
+    path = tmp_path / "step_0000001.safetensors"
+    path.write_bytes(b"\x00\x01 definitely not safetensors" * 10)
+    with pytest.raises(GanforgeError) as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    for path in (empty, tmp_path / "absent.safetensors"):
+        with pytest.raises(GanforgeError) as info:
+            ckpt.load_checkpoint(path)
+        assert str(path) in str(info.value)
+
+
+def test_truncated_checkpoint(trained_run, tmp_path):
+    data = trained_run.checkpoints[-1][1].read_bytes()
+    path = tmp_path / "truncated.safetensors"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(GanforgeError) as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_pickled_torch_file_is_refused(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"weight": torch.ones(2)}, path)
+    with pytest.raises(GanforgeError) as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_foreign_safetensors_file_is_not_a_ganforge_checkpoint(tmp_path):
+    path = tmp_path / "other.safetensors"
+    safetensors.torch.save_file({"w": torch.ones(2)}, str(path))
+    with pytest.raises(GanforgeError, match="not a ganforge checkpoint") as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+    safetensors.torch.save_file(
+        {"w": torch.ones(2)}, str(path), metadata={"ganforge": json.dumps({"format": "other/9"})}
+    )
+    with pytest.raises(GanforgeError, match="unsupported checkpoint format") as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_sampling_a_corrupt_checkpoint_via_cli(trained_run, tmp_path, capsys):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"corrupt")
+    code = main(
+        [
+            "sample",
+            str(trained_run.path),
+            "--checkpoint",
+            str(path),
+            "--out",
+            str(tmp_path / "x.png"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganforge: error: ") and str(path) in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
