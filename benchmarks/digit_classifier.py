@@ -4,8 +4,8 @@ It is trained once on 4,000 of mnist-mini's 5,000 real digits (a stratified 1,00
 out) and cached under benchmarks/.cache/ as safetensors, so later runs load it in a second.
 A plain MNIST classifier calls almost anything with ink a confident "8" (uniform noise: 100%
 at >= 0.9), which would make "recognisable" meaningless for an early GAN; so training adds
-outlier exposure: synthetic non-digits (ink blobs and speckle, two digits overlaid,
-patch-shuffled digits) are trained towards a uniform prediction. `python digit_classifier.py`
+outlier exposure: synthetic non-digits (ink blobs and speckle, patch-shuffled digits) are
+trained towards a uniform prediction. `python digit_classifier.py`
 prints how often such non-digits still pass the 0.9 threshold.
 
 Scores for a batch of uint8 generated images (N, 28, 28, 1) or (N, 1, 28, 28):
@@ -38,7 +38,7 @@ from torch import nn
 from ganforge.data import load_dataset
 
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
-VERSION = "v2"  # bump when the architecture, split or training recipe changes
+VERSION = "v4"  # bump when the architecture, split or training recipe changes
 CACHE_FILE = CACHE_DIR / f"digit_classifier_{VERSION}.safetensors"
 
 NUM_CLASSES = 10
@@ -46,11 +46,16 @@ HELDOUT_PER_CLASS = 100
 SPLIT_SEED = 0
 CONFIDENT = 0.9
 PRESENT_FRACTION = 0.02
-OUTLIER_WEIGHT = 0.5
+OUTLIER_WEIGHT = 0.3
 
 
 class DigitCNN(nn.Module):
-    """Two conv blocks (32, 64 channels) -> 128-d features -> 10 logits."""
+    """Two conv blocks (32, 64 channels) -> 128-d features -> 10 logits.
+
+    GroupNorm, not BatchNorm: training batches mix digits and synthetic non-digits, and
+    BatchNorm's running statistics of that mixture gave a large train/eval gap (held-out
+    accuracy 98% with batch statistics, 88% in eval mode). GroupNorm is per image.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,7 +63,7 @@ class DigitCNN(nn.Module):
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             return [
                 nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
+                nn.GroupNorm(8, c_out),
                 nn.ReLU(inplace=True),
             ]
 
@@ -174,16 +179,12 @@ def _patch_shuffles(x: torch.Tensor, n: int, generator: torch.Generator) -> torc
 def make_outliers(
     x: torch.Tensor, y: torch.Tensor, n: int, generator: torch.Generator
 ) -> torch.Tensor:
-    """`n` non-digit images (model input range) for outlier exposure: ink fields, overlays of
-    two digits, patch-shuffled digits, in equal shares."""
-    k = n // 3
-    return torch.cat(
-        [
-            _ink_fields(n - 2 * k, generator),
-            _overlays(x, y, k, generator),
-            _patch_shuffles(x, k, generator),
-        ]
-    )
+    """`n` non-digit images (model input range) for outlier exposure: ink fields and
+    patch-shuffled digits, half each. (Overlaid pairs of digits were tried too, but they taught
+    the classifier to doubt real digits: only 44% of held-out digits stayed >= 0.9. They are
+    kept as an unseen sanity check.)"""
+    k = n // 2
+    return torch.cat([_ink_fields(n - k, generator), _patch_shuffles(x, k, generator)])
 
 
 # ---- training and caching ------------------------------------------------------------------
@@ -194,7 +195,7 @@ def accuracy(model: DigitCNN, images: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train_classifier(
-    epochs: int = 12, batch_size: int = 64, seed: int = 0, verbose: bool = True
+    epochs: int = 15, batch_size: int = 64, seed: int = 0, verbose: bool = True
 ) -> tuple[DigitCNN, float]:
     """Train on the 4,000 training digits (plus synthetic non-digits pushed to a uniform
     prediction); returns (model in eval mode, held-out accuracy)."""
@@ -214,7 +215,7 @@ def train_classifier(
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
-        total = 0.0
+        total_digits = total_junk = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             real = _augment(x_train[idx], generator)
@@ -227,18 +228,23 @@ def train_classifier(
             loss = F.cross_entropy(logits[: len(idx)], y_train[idx])
             # Outlier exposure (Hendrycks et al. 2019): non-digits -> the uniform distribution,
             # so "confidence >= 0.9" means "looks like a digit", not "has ink".
-            loss = loss + OUTLIER_WEIGHT * -F.log_softmax(logits[len(idx) :], dim=1).mean()
+            junk_loss = -F.log_softmax(logits[len(idx) :], dim=1).mean() - np.log(NUM_CLASSES)
+            total_digits += loss.item() * len(idx)
+            total_junk += junk_loss.item() * len(idx)
+            loss = loss + OUTLIER_WEIGHT * junk_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += loss.item() * len(idx)
         if verbose and (epoch + 1) % 4 == 0:
             model.eval()
-            acc = accuracy(model, images[held_idx], labels[held_idx])
+            probs, _ = predict(model, images[held_idx])
+            acc = float((probs.argmax(1) == labels[held_idx]).mean())
             print(
-                f"  classifier epoch {epoch + 1:2d}/{epochs}: train loss "
-                f"{total / len(x_train):.4f}, held-out accuracy {acc:.2%} "
+                f"  classifier epoch {epoch + 1:2d}/{epochs}: digit loss "
+                f"{total_digits / len(x_train):.4f}, non-digit KL to uniform "
+                f"{total_junk / len(x_train):.4f}, held-out accuracy {acc:.2%}, "
+                f"confident {recognisable_fraction(probs):.1%} "
                 f"({time.perf_counter() - start:.0f}s)",
                 flush=True,
             )
@@ -394,13 +400,14 @@ def main() -> None:
     )
     # Sanity checks on non-digits (made from the held-out digits, with an unseen seed).
     generator = torch.Generator().manual_seed(2024)
-    held = to_input(heldout_digits())
-    rng = np.random.default_rng(2024)
+    images, labels = real_digits()
+    held_idx = stratified_split(labels)[1]
+    held, held_labels = to_input(images[held_idx]), torch.from_numpy(labels[held_idx])
     checks = {
         "uniform noise": torch.rand(1000, 1, 28, 28, generator=generator) * 2 - 1,
         "blank": torch.full((100, 1, 28, 28), -1.0),
         "ink blobs / speckle": _ink_fields(1000, generator),
-        "two digits overlaid": torch.maximum(held[rng.permutation(1000)], held),
+        "two digits overlaid": _overlays(held, held_labels, 1000, generator),
         "patch-shuffled digits": _patch_shuffles(held, 1000, generator),
     }
     for name, x in checks.items():

@@ -116,3 +116,10 @@ def test_run_metadata(trained_run):
     assert trained_run.step == trained_run.config.steps
     assert trained_run.metrics()[-1]["step"] == trained_run.step
     assert "mlp" in repr(trained_run) and str(trained_run.step) in repr(trained_run)
+
+
+def test_loading_and_sampling_leave_the_global_rng_untouched(trained_run):
+    run = ganforge.load_run(trained_run.path)
+    before = torch.get_rng_state()
+    run.sample(4, seed=3)
+    assert torch.equal(before, torch.get_rng_state())

@@ -73,7 +73,8 @@ class Run:
                 raise GanforgeError(f"run '{self.path}' has no checkpoint yet")
             checkpoint = found[-1][1]
         tensors, _ = load_checkpoint(checkpoint)
-        family = build_model(self.config, self.config.resolution, self.config.channels)
+        with torch.random.fork_rng(devices=[]):  # random init, overwritten: leave the RNG be
+            family = build_model(self.config, self.config.resolution, self.config.channels)
         for name, network in family.networks.items():
             unpack_module(f"networks.{name}", network, tensors)
         ema_key = f"networks.{family.sampler}{EMA_SUFFIX}"
