@@ -4,9 +4,10 @@
     python benchmarks/compare_tutorial.py --steps 200    # a quick end-to-end check
 
 Trains `ganforge.train(model="dcgan", data="mnist-mini", steps=S)` (its defaults: G's
-learning rate 4e-4 against D's 2e-4, label smoothing 0.1, EMA 0.999 of G for sampling, plus its checkpoints, grids and curve plots, which
-count in its wall time) and `plain_dcgan_loop.train_plain(S)`, then scores --n-eval samples of
-each with the digit classifier (benchmarks/digit_classifier.py):
+learning rate 4e-4 against D's 2e-4, label smoothing 0.1, EMA 0.999 of G for sampling, plus
+its checkpoints, grids and curve plots, which count in its wall time) and
+`plain_dcgan_loop.train_plain(S)`, then scores --n-eval samples of each with the digit
+classifier (benchmarks/digit_classifier.py):
 
     recognisable   % of samples the classifier assigns a class with probability >= 0.9
     classes        digits holding >= 2% of the samples (out of 10)
