@@ -82,7 +82,10 @@ def test_help_lists_every_train_flag(capsys):
         "--resume",
         "--no-progress",
         "--keep-checkpoints",
-        "--on-bad-image",
+        "--strict",
+        "--hflip",
+        "--trust-pickle",
+        "--data-cache",
     ):
         assert flag in out
 
@@ -292,7 +295,7 @@ def test_unreadable_image_is_an_error_when_asked(tmp_path, capsys):
     folder.mkdir()
     Image.new("RGB", (8, 8)).save(folder / "ok.png")
     (folder / "bad.png").write_bytes(b"not a png")
-    assert main(tiny_flags(tmp_path / "r", data=str(folder), **{"on-bad-image": "error"})) == 2
+    assert main([*tiny_flags(tmp_path / "r", data=str(folder)), "--strict"]) == 2
     assert_one_line_error(capsys, "--data", str(folder / "bad.png"))
 
 

@@ -64,7 +64,9 @@ def test_round_trip_through_json():
         ("g_loss", "minimax"),
         ("channels", 2),
         ("resolution", 2),
-        ("on_bad_image", "ignore"),
+        ("data_cache", "ram"),
+        ("data_workers", -1),
+        ("strict", "yes"),
         ("seed", -1),
         # wrong types, as a JSON/TOML file could give them
         ("steps", "10"),
@@ -101,7 +103,7 @@ def test_replace_validates():
 
 def test_flag_name():
     assert flag_name("lr_g") == "--lr-g"
-    assert flag_name("on_bad_image") == "--on-bad-image"
+    assert flag_name("trust_pickle") == "--trust-pickle"
 
 
 @pytest.mark.parametrize("option", sorted(RESUMABLE_OPTIONS | {"out"}))
@@ -113,7 +115,7 @@ def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
     elif isinstance(value, int):
         changed = value + 7
     else:
-        changed = "cpu" if option == "device" else "elsewhere"
+        changed = {"device": "cpu", "data_cache": "stream"}.get(option, "elsewhere")
     assert base.replace(**{option: changed}).trajectory_hash() == base.trajectory_hash()
 
 

@@ -29,17 +29,18 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, defaulting to None so that only given flags override."""
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
-        if field.name == "progress":
+        default = getattr(defaults, field.name)
+        if isinstance(default, bool):  # an on/off switch: --NAME, or --no-NAME when on by default
+            on = field.name.replace("_", "-")
             parser.add_argument(
-                "--no-progress",
-                dest="progress",
+                f"--no-{on}" if default else f"--{on}",
+                dest=field.name,
                 action="store_const",
-                const=False,
+                const=not default,
                 default=None,
-                help="hide the progress bar",
+                help=f"do not {field.metadata['help']}" if default else field.metadata["help"],
             )
             continue
-        default = getattr(defaults, field.name)
         help_text = field.metadata.get("help", "")
         if default is not None:  # None defaults are described in the help text itself
             help_text += f" (default: {default})"
@@ -107,7 +108,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
+    _add_data_commands(commands)
     return parser
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser(
+        "data",
+        help="inspect or download datasets",
+        description="Inspect a dataset or download its official files.",
+    )
+    actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    info = actions.add_parser(
+        "info",
+        help="count, shape, classes and skipped files, and a grid of real images",
+        description="Print a dataset's count, shape, classes and skipped files, and write a "
+        "grid of its real images.",
+    )
+    info.add_argument("data", metavar="NAME|PATH", help="a dataset name or a folder of images")
+    info.add_argument("--out", help="grid image (default: NAME-real.png)")
+    info.add_argument("--n", type=int, default=64, help="images in the grid (default: 64)")
+    info.add_argument(
+        "--paired",
+        action="store_true",
+        help="a folder of image pairs (A|B side by side, or A/ and B/ folders)",
+    )
+    download = actions.add_parser(
+        "download",
+        help="fetch a dataset's official files into the data root",
+        description="Download and verify a dataset's official files (train and test splits).",
+    )
+    download.add_argument("data", metavar="NAME", help="a dataset name")
+    for action in (info, download):
+        action.add_argument("--data-root", metavar="DIR", help="where dataset files live")
+    info.add_argument("--trust-pickle", action="store_true", help="allow pickled files")
+    for flag, kind, text in (
+        ("--resolution", int, "image size (folders: default 64)"),
+        ("--channels", int, "1 or 3 (default: the dataset's own)"),
+    ):
+        info.add_argument(flag, type=kind, help=text)
+    info.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
 
 
 def _train_options(args: argparse.Namespace) -> dict:
@@ -171,12 +211,34 @@ def cmd_datasets(_: argparse.Namespace) -> None:
     print("\n".join(list_datasets()) + "\nPATH (a folder of images)")
 
 
+def cmd_data(args: argparse.Namespace) -> None:
+    from ganforge.data import info
+
+    if args.data_command == "download":
+        for path in info.download_dataset(args.data, args.data_root):
+            print(path)
+        return
+    report = info.dataset_info(
+        args.data,
+        data_root=args.data_root,
+        resolution=args.resolution,
+        channels=args.channels,
+        strict=args.strict,
+        trust_pickle=args.trust_pickle,
+        paired=args.paired,
+        n=args.n,
+        out=args.out,
+    )
+    print(report)
+
+
 COMMANDS = {
     "train": cmd_train,
     "demo": cmd_demo,
     "sample": cmd_sample,
     "models": cmd_models,
     "datasets": cmd_datasets,
+    "data": cmd_data,
 }
 
 

@@ -22,6 +22,7 @@ else:  # pragma: no cover
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 G_LOSSES = ("non-saturating", "saturating")
+DATA_CACHES = ("auto", "device", "cpu", "stream")
 
 # Options that may change between the first run and a resume without changing the training
 # trajectory itself (so they stay out of the config hash).
@@ -34,6 +35,10 @@ RESUMABLE_OPTIONS = frozenset(
         "log_every",
         "device",
         "progress",
+        # where decoded images are kept and how many processes decode them: the batches are
+        # the same images either way (data/pipeline.py)
+        "data_cache",
+        "data_workers",
     }
 )
 # ...and the run folder's own path, which may move, does not change the trajectory either.
@@ -47,10 +52,41 @@ class TrainConfig:
     model: str = field(default="dcgan", metadata={"help": "model family: see `ganforge models`"})
     data: str = field(
         default="mnist-mini",
-        metadata={"help": "dataset name (digits, mnist-mini) or a folder of images"},
+        metadata={
+            "help": "mnist, fashion-mnist, kmnist, cifar10, cifar100, digits, mnist-mini, "
+            "or a folder of images"
+        },
     )
     data_root: str | None = field(
-        default=None, metadata={"help": "where dataset files are looked for (later datasets)"}
+        default=None,
+        metadata={
+            "help": "where dataset files are looked for and downloaded to, one sub-folder per "
+            "dataset (default: $GANFORGE_DATA or ~/.cache/ganforge/datasets; then "
+            "/usr/share/datasets)"
+        },
+    )
+    data_cache: str = field(
+        default="auto",
+        metadata={
+            "help": "where decoded images live: device (one uint8 tensor on the training "
+            "device), cpu, stream (folders decoded batch by batch by --data-workers), auto "
+            "(device, or stream for folders over 2 GiB decoded)"
+        },
+    )
+    data_workers: int = field(
+        default=2, metadata={"help": "processes decoding a streamed folder (0: the main one)"}
+    )
+    hflip: bool = field(
+        default=False,
+        metadata={"help": "mirror half the real images each epoch (seeded, resume-exact)"},
+    )
+    strict: bool = field(
+        default=False,
+        metadata={"help": "stop at a corrupt or non-image file instead of skipping it"},
+    )
+    trust_pickle: bool = field(
+        default=False,
+        metadata={"help": "allow reading pickled files (CIFAR's python version): runs their code"},
     )
     resolution: int | None = field(
         default=None, metadata={"help": "image size in pixels (default: the dataset's own)"}
@@ -90,9 +126,6 @@ class TrainConfig:
     sample_every: int = field(default=250, metadata={"help": "steps between sample grids"})
     log_every: int = field(default=50, metadata={"help": "steps between metrics.jsonl records"})
     n_grid: int = field(default=64, metadata={"help": "images in each progress grid"})
-    on_bad_image: str = field(
-        default="skip", metadata={"help": "skip (with a warning) or error on unreadable images"}
-    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:N]"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
@@ -159,8 +192,12 @@ class TrainConfig:
             raise _option_error("channels", f"must be 1 or 3, got {self.channels}")
         if self.resolution is not None and self.resolution < 4:
             raise _option_error("resolution", f"must be at least 4 pixels, got {self.resolution}")
-        if self.on_bad_image not in ("skip", "error"):
-            raise _option_error("on_bad_image", f"must be skip or error, got '{self.on_bad_image}'")
+        if self.data_cache not in DATA_CACHES:
+            raise _option_error(
+                "data_cache", f"'{self.data_cache}' is not one of {', '.join(DATA_CACHES)}"
+            )
+        if self.data_workers < 0:
+            raise _option_error("data_workers", f"must be 0 or more, got {self.data_workers}")
         if not 0 <= self.seed < 2**32:
             raise _option_error("seed", f"must be in [0, 2^32), got {self.seed}")
 

@@ -134,7 +134,7 @@ def test_a_file_is_not_a_dataset(tmp_path):
 def test_register_dataset(monkeypatch):
     monkeypatch.setattr(data_module, "_DATASETS", dict(data_module._DATASETS))
     images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
-    register_dataset("tiny", lambda: ImageDataset(images, torch.arange(6), "tiny", ["a"]))
+    register_dataset("tiny", lambda options: ImageDataset(images, torch.arange(6), "tiny", ["a"]))
     assert "tiny" in list_datasets()
     dataset = load_dataset("tiny", resolution=4, channels=3)
     assert dataset.images.shape == (6, 3, 4, 4)

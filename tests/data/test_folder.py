@@ -6,11 +6,17 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ganforge import GanforgeError
 from ganforge.data import load_dataset
-from ganforge.data.folder import DEFAULT_RESOLUTION, load_image_folder
+from ganforge.data.folder import (
+    DEFAULT_RESOLUTION,
+    NAMED_WARNINGS,
+    load_image_folder,
+    open_image_folder,
+)
 
 
 def write_image(path, size=(20, 20), color=(200, 30, 60), mode="RGB", fmt=None):
@@ -21,18 +27,23 @@ def write_image(path, size=(20, 20), color=(200, 30, 60), mode="RGB", fmt=None):
 
 @pytest.fixture
 def class_folder(tmp_path):
-    """cats/ (2 PNG), dogs/ (1 JPEG + 1 PNG one level deeper), plus a non-image file."""
+    """cats/ (2 PNG), dogs/ (1 JPEG + 1 PNG one level deeper), plus file-manager clutter."""
     root = tmp_path / "pets"
     write_image(root / "cats" / "a.png", color=(255, 0, 0))
     write_image(root / "cats" / "b.png", size=(30, 18), color=(0, 255, 0))
     write_image(root / "dogs" / "c.jpg", size=(25, 25), color=(0, 0, 255))
     write_image(root / "dogs" / "puppies" / "d.PNG", size=(12, 40), color=(10, 10, 10), mode="RGB")
-    (root / "dogs" / "notes.txt").write_text("not an image")
+    (root / "dogs" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / ".thumbnails" / "a.png").parent.mkdir()
+    (root / ".thumbnails" / "a.png").write_bytes(b"hidden folders are not data")
+    (root / "cats" / "Thumbs.db").write_bytes(b"cache")
     return root
 
 
 def test_class_folders_give_labels(class_folder):
-    dataset = load_dataset(str(class_folder), resolution=16, channels=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # hidden files and Thumbs.db are ignored silently
+        dataset = load_dataset(str(class_folder), resolution=16, channels=3)
     assert len(dataset) == 4
     assert dataset.class_names == ["cats", "dogs"]
     # files are read in sorted path order: cats/a, cats/b, dogs/c, dogs/puppies/d
@@ -101,18 +112,19 @@ def test_truncated_image_is_skipped(tmp_path):
     good = write_image(tmp_path / "good.png", size=(32, 32))
     data = good.read_bytes()
     (tmp_path / "half.png").write_bytes(data[: len(data) // 2])
-    with pytest.warns(UserWarning, match="half.png"):
+    with pytest.warns(UserWarning) as caught:
         dataset = load_dataset(str(tmp_path), resolution=8)
+    assert "half.png" in str(caught[0].message)
     assert len(dataset) == 1
 
 
-def test_unreadable_image_with_on_bad_image_error(class_folder):
+def test_unreadable_image_is_an_error_with_strict(class_folder):
     bad = class_folder / "dogs" / "broken.jpg"
     bad.write_bytes(b"garbage")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning on this path: it is an error
         with pytest.raises(GanforgeError) as info:
-            load_dataset(str(class_folder), resolution=8, on_bad_image="error")
+            load_dataset(str(class_folder), resolution=8, strict=True)
     assert str(info.value).startswith("--data:")
     assert str(bad) in str(info.value)
 
@@ -134,3 +146,75 @@ def test_formats_and_modes(tmp_path):
     # gray 128 becomes three equal planes of 128
     gray = dataset.images[0]  # sorted: gray.png, pal.gif, pic.bmp, rgba.png
     assert gray[:, 4, 4].tolist() == [128, 128, 128]
+
+
+def test_non_image_files_are_skipped_by_name_and_counted(class_folder):
+    notes = class_folder / "dogs" / "notes.txt"
+    notes.write_text("not an image")
+    broken = class_folder / "cats" / "z.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.warns(UserWarning) as caught:
+        dataset = load_dataset(str(class_folder), resolution=8)
+    messages = [str(w.message) for w in caught]
+    assert any(str(notes) in m and "not an image file" in m for m in messages)
+    assert any(str(broken) in m for m in messages)
+    assert messages[-1].startswith("skipped 2 of 6 files under")
+    assert len(dataset) == 4
+    assert [entry.split(": ")[0] for entry in dataset.skipped] == [str(broken), str(notes)]
+
+
+def test_strict_stops_at_a_non_image_file(class_folder):
+    notes = class_folder / "dogs" / "notes.txt"
+    notes.write_text("not an image")
+    with pytest.raises(GanforgeError, match=f"^--data: .*'{notes}': not an image file"):
+        load_dataset(str(class_folder), strict=True)
+
+
+def test_many_bad_files_are_named_up_to_a_limit_then_counted(tmp_path):
+    write_image(tmp_path / "good.png")
+    for i in range(NAMED_WARNINGS + 5):
+        (tmp_path / f"bad{i:02d}.jpg").write_bytes(b"nope")
+    with pytest.warns(UserWarning) as caught:
+        dataset = load_dataset(str(tmp_path), resolution=8)
+    assert len(caught) == NAMED_WARNINGS + 1
+    assert f"skipped {NAMED_WARNINGS + 5} of {NAMED_WARNINGS + 6}" in str(caught[-1].message)
+    assert len(dataset.skipped) == NAMED_WARNINGS + 5
+
+
+def test_webp_jpeg_bmp_and_depth(tmp_path):
+    write_image(tmp_path / "a" / "x" / "y" / "z" / "deep.webp", color=(0, 200, 0))
+    write_image(tmp_path / "a" / "photo.jpeg", color=(0, 200, 0))
+    write_image(tmp_path / "b" / "pic.bmp", color=(0, 0, 200))
+    dataset = load_dataset(str(tmp_path), resolution=8, channels=3)
+    assert dataset.class_names == ["a", "b"] and dataset.labels.tolist() == [0, 0, 1]
+    assert dataset.images[:2, 1].float().mean() > 190  # green survives WebP and JPEG
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_to_the_same_picture(tmp_path):
+    pixels = np.zeros((400, 600, 3), dtype=np.uint8)
+    pixels[:, 300:] = 255  # right half white: the center crop is half black, half white
+    Image.fromarray(pixels).save(tmp_path / "big.jpg", quality=95)
+    image = load_dataset(str(tmp_path), resolution=16, channels=1).images[0, 0].float()
+    assert image[:, :7].mean() < 10 and image[:, 9:].mean() > 245
+
+
+def test_a_streamed_folder_decodes_the_same_pixels(class_folder):
+    (class_folder / "dogs" / "bad.png").write_bytes(b"not a png at all")
+    with pytest.warns(UserWarning) as caught:
+        loaded = load_image_folder(class_folder, 12, 1)
+        streamed = open_image_folder(class_folder, 12, 1)
+    assert [str(w.message).startswith("skipping '") for w in caught] == [True, False] * 2
+    assert len(streamed) == len(loaded) == 4
+    assert torch.equal(streamed.labels, loaded.labels)
+    assert streamed.skipped == loaded.skipped
+    assert torch.equal(streamed.images_at(torch.arange(4)), loaded.images)
+
+
+def test_a_truncated_image_found_while_streaming_is_an_error_naming_it(tmp_path):
+    good = write_image(tmp_path / "a.png", size=(64, 64))
+    data = good.read_bytes()
+    (tmp_path / "b.png").write_bytes(data[: len(data) - 30])  # the header reads fine
+    folder = open_image_folder(tmp_path, 8)
+    assert len(folder) == 2
+    with pytest.raises(GanforgeError, match="b.png.*--data-cache cpu"):
+        folder.images_at(torch.tensor([1]))

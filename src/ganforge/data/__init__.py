@@ -1,19 +1,51 @@
-"""Datasets by name: a registry of offline sources, or a folder path."""
+"""Datasets by name (a registry: bundled, MNIST-family IDX files, CIFAR) or a folder path.
+
+Named datasets and small folders are decoded once into an ImageDataset (one uint8 tensor);
+folders too large for memory open as an ImageFolder that is decoded batch by batch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ganforge.data.bundled import load_digits, load_mnist_mini
+from ganforge.data.cifar import CIFAR_DATASETS, load_cifar
 from ganforge.data.dataset import ImageDataset, to_model_range, to_uint8
-from ganforge.data.folder import load_image_folder
+from ganforge.data.folder import (
+    ImageFolder,
+    load_image_folder,
+    open_image_folder,
+    scan_image_folder,
+)
+from ganforge.data.mnist import IDX_DATASETS, load_idx_dataset
+from ganforge.data.paired import PairedDataset, load_paired_folder
+from ganforge.data.pipeline import CACHES, RealBatches
+from ganforge.data.roots import data_root
 from ganforge.errors import GanforgeError
 
-_DATASETS: dict[str, Callable[[], ImageDataset]] = {}
+# Folders whose decoded images would take more than this are streamed under --data-cache auto.
+MEMORY_BUDGET_BYTES = 2 * 2**30
 
 
-def register_dataset(name: str, loader: Callable[[], ImageDataset]) -> None:
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a registered loader may need: where files are, which split, what it may do."""
+
+    data_root: str | Path | None = None
+    split: str = "train"
+    trust_pickle: bool = False
+    download: bool = True
+    progress: bool = False
+
+
+Loader = Callable[[LoadOptions], ImageDataset]
+_DATASETS: dict[str, Loader] = {}
+
+
+def register_dataset(name: str, loader: Loader) -> None:
+    """Make `--data NAME` load `loader(options)`: uint8 images in the dataset's own shape."""
     _DATASETS[name] = loader
 
 
@@ -26,16 +58,42 @@ def load_dataset(
     *,
     resolution: int | None = None,
     channels: int | None = None,
-    on_bad_image: str = "skip",
+    strict: bool = False,
+    data_root: str | Path | None = None,
+    trust_pickle: bool = False,
+    split: str = "train",
+    download: bool = True,
+    progress: bool = False,
 ) -> ImageDataset:
-    """A dataset by registered name or folder path, converted to `resolution` and `channels`."""
+    """A dataset by registered name or folder path, decoded, at `resolution` and `channels`."""
+    options = LoadOptions(data_root, split, trust_pickle, download, progress)
+    dataset = open_dataset(
+        name, resolution=resolution, channels=channels, strict=strict, options=options, cache="cpu"
+    )
+    assert isinstance(dataset, ImageDataset)
+    return dataset
+
+
+def open_dataset(
+    name: str,
+    *,
+    resolution: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    options: LoadOptions = LoadOptions(),
+    cache: str = "auto",
+) -> ImageDataset | ImageFolder:
+    """Like load_dataset, but a folder is only scanned (an ImageFolder) when `cache` is
+    "stream", or "auto" and its decoded images would exceed MEMORY_BUDGET_BYTES."""
+    if cache not in CACHES:
+        raise GanforgeError(f"--data-cache: '{cache}' is not one of {', '.join(CACHES)}")
     if name in _DATASETS:
-        return _DATASETS[name]().to_shape(resolution, channels)
+        return _DATASETS[name](options).to_shape(resolution, channels)
     path = Path(name).expanduser()
     if path.is_dir():
-        return load_image_folder(path, resolution, channels, on_bad_image).to_shape(
-            resolution, channels
-        )
+        if cache == "stream" or (cache == "auto" and _too_big(path, resolution, channels)):
+            return open_image_folder(path, resolution, channels, strict, options.progress)
+        return load_image_folder(path, resolution, channels, strict, options.progress)
     if path.exists():
         raise GanforgeError(f"--data: '{name}' is a file, not a folder of images")
     raise GanforgeError(
@@ -44,13 +102,46 @@ def load_dataset(
     )
 
 
-register_dataset("mnist-mini", load_mnist_mini)
-register_dataset("digits", load_digits)
+def _too_big(path: Path, resolution: int | None, channels: int | None) -> bool:
+    folder, _ = scan_image_folder(path, resolution, channels)
+    return len(folder) * folder.channels * folder.resolution**2 > MEMORY_BUDGET_BYTES
+
+
+def _idx_loader(name: str) -> Loader:
+    return lambda o: load_idx_dataset(
+        IDX_DATASETS[name], o.data_root, o.split, download=o.download, progress=o.progress
+    )
+
+
+def _cifar_loader(name: str) -> Loader:
+    return lambda o: load_cifar(
+        CIFAR_DATASETS[name],
+        o.data_root,
+        o.split,
+        trust_pickle=o.trust_pickle,
+        download=o.download,
+        progress=o.progress,
+    )
+
+
+register_dataset("mnist-mini", lambda _: load_mnist_mini())
+register_dataset("digits", lambda _: load_digits())
+for _name in IDX_DATASETS:
+    register_dataset(_name, _idx_loader(_name))
+for _name in CIFAR_DATASETS:
+    register_dataset(_name, _cifar_loader(_name))
 
 __all__ = [
     "ImageDataset",
+    "ImageFolder",
+    "LoadOptions",
+    "PairedDataset",
+    "RealBatches",
+    "data_root",
     "list_datasets",
     "load_dataset",
+    "load_paired_folder",
+    "open_dataset",
     "register_dataset",
     "to_model_range",
     "to_uint8",

@@ -39,7 +39,7 @@ def load_mnist_mini() -> ImageDataset:
     table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
     images = torch.from_numpy(table[:, :784].reshape(-1, 1, 28, 28).copy())
     labels = torch.from_numpy(table[:, 784].astype(np.int64))
-    return ImageDataset(images, labels, "mnist-mini", DIGIT_NAMES)
+    return ImageDataset(images, labels, "mnist-mini", DIGIT_NAMES, location=str(path))
 
 
 def load_digits() -> ImageDataset:
@@ -51,4 +51,4 @@ def load_digits() -> ImageDataset:
     large = F.interpolate(padded, size=(28, 28), mode="bilinear", align_corners=False)
     images = (large.clamp(0, 1) * 255).round().to(torch.uint8)
     labels = torch.from_numpy(table[:, 64].astype(np.int64))
-    return ImageDataset(images, labels, "digits", DIGIT_NAMES)
+    return ImageDataset(images, labels, "digits", DIGIT_NAMES, location=str(path))

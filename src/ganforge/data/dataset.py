@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,8 @@ class ImageDataset:
     labels: torch.Tensor  # int64, (N,)
     name: str
     class_names: list[str]
+    location: str = ""  # the file or folder the images were read from
+    skipped: list[str] = field(default_factory=list)  # "path: reason" for each file left out
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -34,6 +36,10 @@ class ImageDataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def images_at(self, indices: torch.Tensor) -> torch.Tensor:
+        """uint8 images at `indices` (the same call a streamed folder answers by decoding)."""
+        return self.images[indices.to(self.images.device)]
 
     def to_shape(self, resolution: int | None, channels: int | None) -> ImageDataset:
         """Resize (antialiased) and convert channels; returns self when nothing changes."""
@@ -51,7 +57,7 @@ class ImageDataset:
             images = resized.round().clamp(0, 255).to(torch.uint8)
         if images is self.images:
             return self
-        return ImageDataset(images, self.labels, self.name, self.class_names)
+        return replace(self, images=images)
 
 
 def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -63,8 +69,8 @@ def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator."""
-    return images.float().div(127.5).sub(1.0)
+    """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator (one new tensor)."""
+    return images.to(torch.float32, copy=True).div_(127.5).sub_(1.0)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

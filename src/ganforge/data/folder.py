@@ -1,71 +1,223 @@
-"""A folder of images, at any depth; the first-level sub-folder names become class labels."""
+"""A folder of images, at any depth; the first-level sub-folder names become class labels.
+
+Every image is center-cropped to a square and resized to the model's resolution, as grayscale
+(channels 1) or RGB. Files that are not images, or that cannot be decoded, are skipped with a
+warning naming each (and a count at the end), or stop the load with `strict`.
+
+Small folders are decoded once into one uint8 tensor (`load_image_folder`); large ones are
+scanned (`open_image_folder`) and decoded batch by batch (`ImageFolder.images_at`, or the
+DataLoader in pipeline.py).
+"""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from tqdm.auto import tqdm
 
 from ganforge.data.dataset import ImageDataset
 from ganforge.errors import GanforgeError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IGNORED_NAMES = {"Thumbs.db", "desktop.ini"}  # clutter file managers leave, never data
 DEFAULT_RESOLUTION = 64
+NAMED_WARNINGS = 20  # skipped files named one warning each; the summary counts them all
+# What PIL raises for files it cannot decode (a truncated PNG: OSError; some plugins: SyntaxError).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+@dataclass
+class ImageFolder:
+    """The images of a folder, scanned but not decoded: decoded on demand to uint8 CHW."""
+
+    root: Path
+    files: list[Path]
+    labels: torch.Tensor  # int64 (N,), -1 when the folder has no class sub-folders
+    class_names: list[str]
+    resolution: int
+    channels: int
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def name(self) -> str:
+        return str(self.root)
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def decode(self, index: int) -> np.ndarray:
+        """Image `index` as uint8 (C, H, W); raises GanforgeError naming a file that fails."""
+        file = self.files[index]
+        try:
+            return read_square(file, self.resolution, self.channels)
+        except DECODE_ERRORS as exc:
+            raise GanforgeError(
+                f"--data: cannot read image '{file}': {exc} (found while streaming: delete it, "
+                "or use --data-cache cpu to skip unreadable images when loading)"
+            ) from None
+
+    def images_at(self, indices: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.decode(int(i)) for i in indices]))
+
+
+def read_square(file: Path, resolution: int, channels: int) -> np.ndarray:
+    """Decode `file`, center-crop it to a square, resize it (Lanczos): uint8 (C, H, W)."""
+    with Image.open(file) as image:
+        image.draft(None, (resolution, resolution))  # JPEG: decode at a reduced scale, faster
+        return square_pixels(image, resolution, channels)
+
+
+def square_pixels(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
+    """The center square of `image` at `resolution`, grayscale or RGB: uint8 (C, H, W)."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    image = image.crop((left, top, left + side, top + side))
+    image = image.convert("L" if channels == 1 else "RGB")
+    if side != resolution:
+        image = image.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    pixels = np.asarray(image, dtype=np.uint8)
+    return (pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)).copy()
+
+
+def scan_image_folder(
+    root: str | Path, resolution: int | None = None, channels: int | None = None
+) -> tuple[ImageFolder, list[tuple[Path, str]]]:
+    """Every file under `root` in sorted order: image files (by suffix) and the others, with why."""
+    root = Path(root)
+    files, others = [], []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts) or path.name in IGNORED_NAMES:
+            continue
+        if not path.is_file():
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(path)
+        else:
+            others.append((path, "not an image file"))
+    class_names = sorted({_class_of(root, f) for f in files} - {""})
+    if class_names and any(_class_of(root, f) == "" for f in files):
+        class_names = []  # images both at the top and in sub-folders: no consistent classes
+    labels = torch.tensor(
+        [class_names.index(_class_of(root, f)) if class_names else -1 for f in files],
+        dtype=torch.int64,
+    )
+    folder = ImageFolder(
+        root,
+        files,
+        labels,
+        class_names,
+        resolution or DEFAULT_RESOLUTION,
+        1 if channels == 1 else 3,
+    )
+    return folder, others
+
+
+def open_image_folder(
+    root: str | Path,
+    resolution: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    progress: bool = False,
+) -> ImageFolder:
+    """Scan a folder for streaming: every image's header is read now (cheap); pixels later."""
+    folder, bad = _scan_checked(root, resolution, channels, strict)
+    total, kept = len(folder.files) + len(bad), []
+    files = tqdm(folder.files, desc="checking images", unit="img", disable=not progress)
+    for index, file in enumerate(files):
+        try:
+            with Image.open(file):
+                kept.append(index)
+        except DECODE_ERRORS as exc:
+            bad.append((file, str(exc)))
+    report_skipped(folder.root, sorted(bad), total, strict)
+    return _keep(folder, kept, bad)
 
 
 def load_image_folder(
-    root: str | Path, resolution: int | None, channels: int | None, on_bad_image: str = "skip"
+    root: str | Path,
+    resolution: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    progress: bool = False,
 ) -> ImageDataset:
-    """Read every image under `root`, center-cropped to a square and resized to `resolution`.
-
-    Unreadable files are skipped with a warning naming them, or stop the load when
-    `on_bad_image == "error"`.
-    """
-    root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise GanforgeError(
-            f"--data: folder '{root}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
-        )
-    resolution = resolution or DEFAULT_RESOLUTION
-    mode = "L" if channels == 1 else "RGB"
-    class_names = sorted({_class_of(root, f) for f in files})
-    if class_names == [""]:
-        class_names = []
-    arrays, labels = [], []
-    for file in files:
+    """Decode every image under `root` into one uint8 tensor (N, C, resolution, resolution)."""
+    folder, bad = _scan_checked(root, resolution, channels, strict)
+    total, kept, arrays = len(folder.files) + len(bad), [], []
+    files = tqdm(folder.files, desc="decoding images", unit="img", disable=not progress)
+    for index, file in enumerate(files):
         try:
-            arrays.append(_read_square(file, resolution, mode))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            if on_bad_image == "error":
-                raise GanforgeError(f"--data: cannot read image '{file}': {exc}") from None
-            warnings.warn(f"skipping unreadable image '{file}': {exc}", stacklevel=2)
-            continue
-        name = _class_of(root, file)
-        labels.append(class_names.index(name) if class_names else -1)
-    if not arrays:
-        raise GanforgeError(f"--data: no readable images in '{root}'")
-    stacked = np.stack(arrays)
-    if stacked.ndim == 3:
-        stacked = stacked[..., None]
-    images = torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
-    return ImageDataset(images, torch.tensor(labels, dtype=torch.int64), str(root), class_names)
+            arrays.append(read_square(file, folder.resolution, folder.channels))
+            kept.append(index)
+        except DECODE_ERRORS as exc:
+            bad.append((file, str(exc)))
+            if strict:
+                report_skipped(folder.root, bad, total, strict)
+    report_skipped(folder.root, sorted(bad), total, strict)
+    folder = _keep(folder, kept, bad)
+    return ImageDataset(
+        torch.from_numpy(np.stack(arrays)),
+        folder.labels,
+        folder.name,
+        folder.class_names,
+        location=folder.location,
+        skipped=folder.skipped,
+    )
+
+
+def _scan_checked(
+    root: str | Path, resolution: int | None, channels: int | None, strict: bool
+) -> tuple[ImageFolder, list[tuple[Path, str]]]:
+    """Scan, refusing a folder without images; with `strict`, a non-image file is an error."""
+    folder, bad = scan_image_folder(root, resolution, channels)
+    if not folder.files:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise GanforgeError(f"--data: folder '{folder.root}' holds no images ({suffixes})")
+    if strict:
+        report_skipped(folder.root, bad, len(folder.files) + len(bad), strict)
+    return folder, bad
+
+
+def report_skipped(root: Path, bad: list[tuple[Path, str]], total: int, strict: bool) -> None:
+    """Warn about each skipped file (the first NAMED_WARNINGS by name), then count them;
+    with `strict`, the first one is an error instead."""
+    if not bad:
+        return
+    if strict:
+        file, reason = bad[0]
+        raise GanforgeError(f"--data: cannot read image '{file}': {reason} (--strict)")
+    for file, reason in bad[:NAMED_WARNINGS]:
+        warnings.warn(f"skipping '{file}': {reason}", stacklevel=3)
+    warnings.warn(
+        f"skipped {len(bad)} of {total} files under '{root}' (not images, or unreadable); "
+        "--strict stops at the first instead",
+        stacklevel=3,
+    )
+
+
+def _keep(folder: ImageFolder, kept: list[int], bad: list[tuple[Path, str]]) -> ImageFolder:
+    folder.files = [folder.files[i] for i in kept]
+    folder.labels = folder.labels[torch.tensor(kept, dtype=torch.int64)]
+    folder.skipped = [f"{file}: {reason}" for file, reason in sorted(bad)]
+    if not folder.files:
+        raise GanforgeError(f"--data: no readable images in '{folder.root}'")
+    return folder
 
 
 def _class_of(root: Path, file: Path) -> str:
     parts = file.relative_to(root).parts
     return parts[0] if len(parts) > 1 else ""
-
-
-def _read_square(file: Path, resolution: int, mode: str) -> np.ndarray:
-    with Image.open(file) as image:
-        image = image.convert(mode)
-        width, height = image.size
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-        image = image.resize((resolution, resolution), Image.Resampling.LANCZOS)
-        return np.asarray(image, dtype=np.uint8)

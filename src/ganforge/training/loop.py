@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ganforge.atomic import atomic_write_text
 from ganforge.config import RESUMABLE_OPTIONS, TrainConfig, flag_name
-from ganforge.data import ImageDataset, load_dataset, to_model_range
+from ganforge.data import ImageDataset, ImageFolder, LoadOptions, RealBatches, open_dataset
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
 from ganforge.report import plot_training_curves, save_images
@@ -115,18 +115,20 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path, resuming: bool):
         self.run_dir = run_dir
         self.device = torch_device(config.device)
-        dataset = load_dataset(
+        dataset = open_dataset(
             config.data,
             resolution=config.resolution,
             channels=config.channels,
-            on_bad_image=config.on_bad_image,
+            strict=config.strict,
+            options=LoadOptions(
+                config.data_root, trust_pickle=config.trust_pickle, progress=config.progress
+            ),
+            cache=config.data_cache,
         )
         self.config = config = config.replace(
             resolution=dataset.resolution, channels=dataset.channels, out=str(run_dir)
         )
         _check_fits(config, dataset)
-        self.images = to_model_range(dataset.images).to(self.device)
-        self.labels = dataset.labels.to(self.device)
 
         torch.manual_seed(config.seed)
         self.family: ModelFamily = build_model(config, config.resolution, config.channels)
@@ -140,6 +142,15 @@ class Trainer:
         sampler = self.family.networks[self.family.sampler]
         self.ema = WeightAverage(sampler, config.ema_decay) if config.ema_decay > 0 else None
         self.batches = EpochBatches(len(dataset), config.batch_size, config.seed)
+        self.real_batches = RealBatches(
+            dataset,
+            self.batches,
+            self.device,
+            cache=config.data_cache,
+            workers=config.data_workers,
+            hflip=config.hflip,
+            seed=config.seed,
+        )
         self.step = 0
         self._mid_iteration = False
         self._grad_norms: dict[str, torch.Tensor] = {}
@@ -212,12 +223,13 @@ class Trainer:
         ckpt.unpack_rng(tensors)
         position = meta["data_position"]
         self.batches = EpochBatches(
-            len(self.images),
+            len(self.real_batches),
             self.config.batch_size,
             self.config.seed,
             epoch=position["epoch"],
             batch=position["batch"],
         )
+        self.real_batches.restart(self.batches)
         self.logbook.restore_pending(tensors, meta["logbook"])
         self.step = meta["step"]
         if self.config.steps < self.step:
@@ -230,8 +242,8 @@ class Trainer:
 
     # ---- one iteration ---------------------------------------------------------------
     def _next_batch(self) -> dict[str, torch.Tensor]:
-        indices = self.batches.next_indices().to(self.device)
-        return {"images": self.images[indices], "labels": self.labels[indices]}
+        """The next real batch (float [-1, 1] NCHW on the device, labels) in the seeded order."""
+        return self.real_batches.next()
 
     def _iteration(self, log_now: bool) -> dict[str, torch.Tensor]:
         """One iteration: every phase of the family, each `repeats` times, then the EMA."""
@@ -284,7 +296,7 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        with bar, GracefulInterrupt() as interrupt:
+        with bar, GracefulInterrupt() as interrupt, contextlib.closing(self.real_batches):
             try:
                 while self.step < config.steps and not interrupt.requested:
                     self._train_one_step(bar)
@@ -334,7 +346,7 @@ class Trainer:
         )
 
 
-def _check_fits(config: TrainConfig, dataset: ImageDataset) -> None:
+def _check_fits(config: TrainConfig, dataset: ImageDataset | ImageFolder) -> None:
     if config.batch_size > len(dataset):
         raise GanforgeError(
             f"--batch-size: {config.batch_size} is larger than dataset '{config.data}' "
