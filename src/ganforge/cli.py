@@ -181,9 +181,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run = train(options)
     minutes = (time.perf_counter() - started) / 60
     print(f"demo finished in {minutes:.1f} min. Look at:")
-    print(f"  {run.path / 'samples' / 'final.png'}   64 digits from the trained generator")
-    print(f"  {run.path / 'loss_curves.png'}          losses, D(x), D(G(z)), gradient norms")
-    print(f"  {run.path / 'checkpoints'}              safetensors checkpoints")
+    outputs = [
+        (run.path / "samples" / "final.png", "64 digits from the trained generator"),
+        (run.path / "loss_curves.png", "losses, D(x), D(G(z)), gradient norms"),
+        (run.path / "checkpoints", "safetensors checkpoints"),
+    ]
+    width = max(len(str(path)) for path, _ in outputs)
+    for path, what in outputs:
+        print(f"  {str(path):<{width}}  {what}")
     print(f"more samples: ganforge sample {run.path} --n 64 --seed 1 --out grid.png")
 
 
