@@ -182,3 +182,8 @@ def test_bad_config_files_name_the_file(tmp_path, name, text):
 def test_missing_config_file(tmp_path):
     with pytest.raises(GanforgeError, match="^--config: no such file"):
         load_config_file(tmp_path / "absent.toml")
+
+
+def test_an_unknown_key_suggests_the_closest_option():
+    with pytest.raises(GanforgeError, match=r"unknown option 'lr_gen'; did you mean 'lr-g'\?"):
+        TrainConfig.from_dict({"lr_gen": 1e-3})

@@ -6,6 +6,7 @@ A config is plain data (JSON/TOML in, JSON out); it is never executed and never 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import sys
@@ -209,7 +210,9 @@ def normalise_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
     for key, value in values.items():
         name = key.replace("-", "_")
         if name not in known:
-            raise GanforgeError(f"{source}: unknown option '{key}'")
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean '{flag_name(close[0])[2:]}'?" if close else ""
+            raise GanforgeError(f"{source}: unknown option '{key}'{hint}")
         clean[name] = value
     return clean
 

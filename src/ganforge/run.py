@@ -21,7 +21,13 @@ from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
 from ganforge.sampling import generate
-from ganforge.training.checkpoint import list_checkpoints, load_checkpoint, unpack_module
+from ganforge.training.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    load_newest_valid,
+    unpack_module,
+)
+from ganforge.training.logbook import parse_record
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -63,16 +69,17 @@ class Run:
         path = self.path / METRICS_FILE
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = (parse_record(line) for line in path.read_text().splitlines() if line.strip())
+        return [record for record in records if record is not None]
 
     def load(self, checkpoint: str | Path | None = None) -> ModelFamily:
         """The model family with the weights of `checkpoint` (default: the newest), on CPU."""
         if checkpoint is None:
-            found = self.checkpoints
-            if not found:
+            if not self.checkpoints:
                 raise GanforgeError(f"run '{self.path}' has no checkpoint yet")
-            checkpoint = found[-1][1]
-        tensors, _ = load_checkpoint(checkpoint)
+            _, tensors, _ = load_newest_valid(self.path / CHECKPOINT_DIR)
+        else:
+            tensors, _ = load_checkpoint(checkpoint)
         with torch.random.fork_rng(devices=[]):  # random init, overwritten: leave the RNG be
             family = build_model(self.config, self.config.resolution, self.config.channels)
         for name, network in family.networks.items():

@@ -9,6 +9,7 @@ import pickle
 import pytest
 import safetensors.torch
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 import ganforge
@@ -100,7 +101,12 @@ def test_save_and_load_round_trip(tmp_path):
     loaded, metadata = ckpt.load_checkpoint(path)
     assert set(loaded) == set(tensors)
     assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
-    assert metadata == {"format": ckpt.FORMAT, "step": 4, "nested": {"x": [1, 2]}}
+    assert metadata == {
+        "format": ckpt.FORMAT,
+        "step": 4,
+        "nested": {"x": [1, 2]},
+        "tensors_sha256": ckpt.tensors_digest(tensors),
+    }
     assert [p.name for p in path.parent.iterdir()] == ["c.safetensors"]
 
 
@@ -258,3 +264,37 @@ def test_sampling_a_corrupt_checkpoint_via_cli(trained_run, tmp_path, capsys):
     assert err.startswith("ganforge: error: ") and str(path) in err
     assert "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def _flip_one_tensor_byte(path):
+    """Damage the data section (not the header), which safetensors alone would not notice."""
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_tensor_byte_fails_the_checksum(tmp_path):
+    path = tmp_path / "c.safetensors"
+    ckpt.save_checkpoint(path, {"w": torch.arange(16, dtype=torch.float32)}, {"step": 1})
+    _flip_one_tensor_byte(path)
+    with pytest.raises(GanforgeError, match="damaged.*checksum") as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(tiny_train, without_wall_clock):
+    straight = tiny_train("straight", steps=8, checkpoint_every=2, keep_checkpoints=5)
+    run = tiny_train("damaged", steps=6, checkpoint_every=2, keep_checkpoints=5)
+    _flip_one_tensor_byte(run.checkpoints[-1][1])  # step 6 is damaged: resume from step 4
+    with pytest.warns(UserWarning, match="step_0000006"):
+        resumed = ganforge.train(resume=run.path, steps=8)
+    a, b = load_file(str(straight.checkpoints[-1][1])), load_file(str(resumed.checkpoints[-1][1]))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert without_wall_clock(resumed.metrics()) == without_wall_clock(straight.metrics())
+
+
+def test_no_valid_checkpoint_is_a_clear_error(tiny_train):
+    run = tiny_train(steps=2, checkpoint_every=2)
+    _flip_one_tensor_byte(run.checkpoints[-1][1])
+    with pytest.warns(UserWarning), pytest.raises(GanforgeError, match="no valid checkpoint"):
+        ganforge.train(resume=run.path, steps=4)

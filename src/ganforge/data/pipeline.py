@@ -165,6 +165,7 @@ class _FolderItems(Dataset):
 
 
 def _ignore_ctrl_c(_: int) -> None:
-    """Ctrl-C reaches the whole process group: workers leave it to the trainer, which finishes
-    its iteration (reading more batches) and saves a checkpoint before stopping."""
+    """Ctrl-C (or a SIGTERM to the process group) reaches the workers too: they leave it to the
+    trainer, which finishes its iteration (reading more batches) and saves a checkpoint."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

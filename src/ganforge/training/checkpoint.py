@@ -3,13 +3,15 @@ JSON document in the safetensors header for everything else. Loading never unpic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ganforge.atomic import atomic_path
@@ -26,21 +28,33 @@ def checkpoint_name(step: int) -> str:
 def save_checkpoint(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
 ) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoints untouched."""
-    header = {"ganforge": json.dumps({"format": FORMAT, **metadata}, sort_keys=True)}
+    """Write atomically: a crash mid-write leaves the previous checkpoints untouched. The
+    header carries a SHA-256 of every tensor's bytes, checked on load."""
     ready = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    document = {"format": FORMAT, **metadata, "tensors_sha256": tensors_digest(ready)}
+    header = {"ganforge": json.dumps(document, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(ready, str(tmp), metadata=header)
 
 
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read tensors and metadata; an error names the file if it is not a ganforge checkpoint."""
+    """Read and verify tensors and metadata; any damage is a GanforgeError naming the file."""
     path = Path(path)
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
+    except Exception as exc:  # safetensors raises several types on damaged files
         raise GanforgeError(f"cannot read checkpoint '{path}': {exc}") from None
     try:
         metadata = json.loads(header["ganforge"])
@@ -48,9 +62,31 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise GanforgeError(
             f"'{path}' is not a ganforge checkpoint (no ganforge metadata)"
         ) from None
-    if metadata.get("format") != FORMAT:
-        raise GanforgeError(f"'{path}': unsupported checkpoint format {metadata.get('format')!r}")
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise GanforgeError(f"'{path}': unsupported checkpoint format {found!r}")
+    if metadata.get("tensors_sha256") != tensors_digest(tensors):
+        raise GanforgeError(f"checkpoint '{path}' is damaged: its tensors fail their checksum")
     return tensors, metadata
+
+
+def load_newest_valid(folder: str | Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+    """The newest checkpoint in `folder` that loads and verifies; damaged newer ones are
+    skipped with a warning naming them (a crash can only leave an older one behind, but a
+    disk can damage anything)."""
+    found = list_checkpoints(folder)
+    if not found:
+        raise GanforgeError(f"'{folder}' holds no checkpoint")
+    problems = []
+    for _, path in reversed(found):
+        try:
+            tensors, metadata = load_checkpoint(path)
+        except GanforgeError as exc:
+            problems.append(str(exc))
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+            continue
+        return path, tensors, metadata
+    raise GanforgeError(f"no valid checkpoint in '{folder}': {problems[0]}")
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
@@ -64,6 +100,12 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Delete temporary files a killed process left mid-write (never a finished checkpoint)."""
+    for leftover in Path(folder).glob(".step_*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def prune_checkpoints(folder: str | Path, keep: int) -> None:

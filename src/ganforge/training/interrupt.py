@@ -1,5 +1,6 @@
-"""Ctrl-C that stops a run cleanly: the first press finishes the current iteration, saves a
-checkpoint and stops; a second press stops at once."""
+"""Ctrl-C (SIGINT) or SIGTERM (a scheduler's or preempted machine's stop) that stops a run
+cleanly: the first signal finishes the current iteration, saves a checkpoint and stops; a
+second one stops at once."""
 
 from __future__ import annotations
 
@@ -9,25 +10,28 @@ import threading
 
 
 class GracefulInterrupt:
-    """Context manager: while active, SIGINT sets `requested` instead of raising (main thread
-    only; elsewhere Ctrl-C keeps its usual meaning)."""
+    """Context manager: while active, SIGINT and SIGTERM set `requested` instead of stopping
+    the process (main thread only; elsewhere signals keep their usual meaning)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nCtrl-C: stopping after this step (press again to stop at once)", file=sys.stderr)
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopping after this step (send again to stop at once)", file=sys.stderr)
 
     def __exit__(self, *exc_info) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}

@@ -74,15 +74,24 @@ class Logbook:
         self._images = meta["images"]
 
 
+def parse_record(line: str) -> dict | None:
+    """One metrics.jsonl line, or None for a line torn by a crash mid-write."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
+
+
 def truncate_records(path: Path, last_step: int) -> None:
     """Keep the complete records up to `last_step`: the resumed run rewrites the rest."""
     if not path.is_file():
         return
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = []
-    for line in lines:
-        record = json.loads(line)
-        if record["step"] <= last_step and not record.get("partial"):
-            kept.append(line)
+    kept = [
+        line
+        for line, record in zip(lines, map(parse_record, lines))
+        if record is not None and record["step"] <= last_step and not record.get("partial")
+    ]
     if len(kept) != len(lines):
         atomic_write_text(path, "".join(line + "\n" for line in kept))

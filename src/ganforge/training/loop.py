@@ -202,13 +202,13 @@ class Trainer:
         ckpt.prune_checkpoints(folder, self.config.keep_checkpoints)
 
     def _restore(self) -> None:
-        found = ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR)
-        if not found:
+        if not ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR):
             raise GanforgeError(f"--resume: run '{self.run_dir}' has no checkpoint to resume from")
-        tensors, meta = ckpt.load_checkpoint(found[-1][1])
+        ckpt.remove_stale_temporaries(self.run_dir / CHECKPOINT_DIR)
+        path, tensors, meta = ckpt.load_newest_valid(self.run_dir / CHECKPOINT_DIR)
         if meta["config_hash"] != self.config.trajectory_hash():
             raise GanforgeError(
-                f"--resume: checkpoint '{found[-1][1]}' was written with a different config"
+                f"--resume: checkpoint '{path}' was written with a different config"
             )
         for name, network in self.family.networks.items():
             ckpt.unpack_module(f"networks.{name}", network, tensors)

@@ -1,0 +1,104 @@
+"""Runs that survive: SIGKILL at random moments, then --resume, gives the uninterrupted run's
+weights bit for bit; SIGTERM stops cleanly with a checkpoint; torn metrics lines are dropped."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ganforge
+from ganforge import GanforgeError
+from ganforge.models.gan import GANFamily
+
+KILL_OPTIONS = {"steps": 240, "checkpoint_every": 7, "log_every": 5, "sample_every": 50}
+
+
+def _flags(options: dict) -> list[str]:
+    return [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
+
+
+def _same_final_weights(a: ganforge.Run, b: ganforge.Run) -> bool:
+    ta, tb = load_file(str(a.checkpoints[-1][1])), load_file(str(b.checkpoints[-1][1]))
+    return set(ta) == set(tb) and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(
+    tiny_options, tmp_path, without_wall_clock, seed
+):
+    options = {**tiny_options, **KILL_OPTIONS}
+    options.pop("progress")
+    straight = ganforge.train(**options, progress=False, out=str(tmp_path / "straight"))
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANFORGE_TEST_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "ganforge",
+        "train",
+        "--no-progress",
+        "--out",
+        str(killed),
+        *_flags(options),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    # Wait for the first checkpoint, then kill at a random moment of the rest of the run.
+    deadline = time.monotonic() + 60
+    while not list((killed / "checkpoints").glob("step_*.safetensors")):
+        assert process.poll() is None and time.monotonic() < deadline, "run never checkpointed"
+        time.sleep(0.01)
+    time.sleep(random.Random(seed).uniform(0.0, 0.5))
+    assert process.poll() is None, "the run ended before it could be killed: make it longer"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    reached = ganforge.load_run(killed).checkpoints[-1][0]
+    assert reached < options["steps"]
+
+    resumed = ganforge.train(resume=killed, progress=False)
+    assert resumed.step == options["steps"]
+    assert _same_final_weights(straight, resumed)
+    assert without_wall_clock(resumed.metrics()) == without_wall_clock(straight.metrics())
+    assert not list((killed / "checkpoints").glob(".*.tmp"))
+
+
+def test_sigterm_finishes_the_step_and_checkpoints(tiny_train, monkeypatch):
+    straight = tiny_train("straight", steps=8, log_every=2)
+    original = GANFamily.phase_loss
+    calls = {"generator": 0}
+
+    def terminated(self, phase, batch):
+        if phase == "generator":
+            calls["generator"] += 1
+            if calls["generator"] == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, phase, batch)
+
+    monkeypatch.setattr(GANFamily, "phase_loss", terminated)
+    with pytest.raises(GanforgeError, match="interrupted at step 3; checkpoint saved"):
+        tiny_train("stopped", steps=8, log_every=2)
+    monkeypatch.setattr(GANFamily, "phase_loss", original)
+    resumed = ganforge.train(resume=straight.path.parent / "stopped")
+    assert _same_final_weights(straight, resumed)
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)  # handler restored
+
+
+def test_a_torn_metrics_line_is_dropped_on_resume(tiny_train, without_wall_clock):
+    straight = tiny_train("straight", steps=6, log_every=2, checkpoint_every=2)
+    run = tiny_train("torn", steps=4, log_every=2, checkpoint_every=2)
+    with (run.path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 6, "loss_d": 0.')  # a crash in the middle of a write
+    assert [r["step"] for r in ganforge.load_run(run.path).metrics()] == [2, 4]
+    resumed = ganforge.train(resume=run.path, steps=6)
+    assert without_wall_clock(resumed.metrics()) == without_wall_clock(straight.metrics())
