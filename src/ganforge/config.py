@@ -31,6 +31,7 @@ RESUMABLE_OPTIONS = frozenset(
     {
         "steps",
         "checkpoint_every",
+        "checkpoint_minutes",
         "keep_checkpoints",
         "sample_every",
         "log_every",
@@ -123,6 +124,10 @@ class TrainConfig:
         metadata={"help": "EMA of G's weights used for sampling (0 disables)"},
     )
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    checkpoint_minutes: float = field(
+        default=0.0,
+        metadata={"help": "also checkpoint when this many minutes passed since the last (0: off)"},
+    )
     keep_checkpoints: int = field(default=3, metadata={"help": "how many checkpoints to keep"})
     sample_every: int = field(default=250, metadata={"help": "steps between sample grids"})
     log_every: int = field(default=50, metadata={"help": "steps between metrics.jsonl records"})
@@ -171,6 +176,11 @@ class TrainConfig:
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise _option_error(name, f"must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.checkpoint_minutes < float("inf"):
+            raise _option_error(
+                "checkpoint_minutes",
+                f"must be 0 (off) or a positive number, got {self.checkpoint_minutes}",
+            )
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
             if not value > 0:

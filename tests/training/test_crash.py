@@ -3,6 +3,7 @@ weights bit for bit; SIGTERM stops cleanly with a checkpoint; torn metrics lines
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
@@ -102,3 +103,31 @@ def test_a_torn_metrics_line_is_dropped_on_resume(tiny_train, without_wall_clock
     assert [r["step"] for r in ganforge.load_run(run.path).metrics()] == [2, 4]
     resumed = ganforge.train(resume=run.path, steps=6)
     assert without_wall_clock(resumed.metrics()) == without_wall_clock(straight.metrics())
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tiny_train, monkeypatch, tmp_path):
+    run = tiny_train("full", steps=4, checkpoint_every=2, keep_checkpoints=1)
+    before = {p.name: p.read_bytes() for p in (run.path / "checkpoints").iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("ganforge.training.checkpoint.save_file", disk_full)
+    with pytest.raises(GanforgeError, match="No space left on device.*previous checkpoints"):
+        ganforge.train(resume=run.path, steps=6)
+    after = {p.name: p.read_bytes() for p in (run.path / "checkpoints").iterdir()}
+    assert after == before  # nothing pruned, nothing half-written, no temporary left
+
+
+def test_checkpoint_minutes_saves_between_step_checkpoints(tiny_train, monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr("ganforge.training.loop.time.monotonic", lambda: clock["now"])
+    original = GANFamily.phase_loss
+
+    def slow_phase(self, phase, batch):
+        clock["now"] += 20.0  # each phase "takes" 20 s: one iteration is 40 s
+        return original(self, phase, batch)
+
+    monkeypatch.setattr(GANFamily, "phase_loss", slow_phase)
+    run = tiny_train(steps=6, checkpoint_every=100, checkpoint_minutes=1.0, keep_checkpoints=10)
+    assert [step for step, _ in run.checkpoints] == [2, 4, 6]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ganforge.atomic import atomic_path
@@ -33,8 +33,14 @@ def save_checkpoint(
     ready = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
     document = {"format": FORMAT, **metadata, "tensors_sha256": tensors_digest(ready)}
     header = {"ganforge": json.dumps(document, sort_keys=True)}
-    with atomic_path(path) as tmp:
-        save_file(ready, str(tmp), metadata=header)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(ready, str(tmp), metadata=header)
+    except (OSError, SafetensorError) as exc:  # disk full, permissions: older files stay
+        reason = getattr(exc, "strerror", None) or exc
+        raise GanforgeError(
+            f"cannot write checkpoint '{path}': {reason}; the previous checkpoints are kept"
+        ) from None
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:

@@ -153,6 +153,7 @@ class Trainer:
         )
         self.step = 0
         self._mid_iteration = False
+        self._saved_at = time.monotonic()
         self._grad_norms: dict[str, torch.Tensor] = {}
         self.logbook = Logbook(run_dir / METRICS_FILE)
         if resuming:
@@ -167,7 +168,10 @@ class Trainer:
                 f"--out: '{self.run_dir}' already holds a run; resume it with "
                 f"`ganforge train --resume {self.run_dir}` or choose another --out"
             )
-        (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GanforgeError(f"--out: cannot create '{self.run_dir}': {exc.strerror}") from None
         self._write_config()
 
     def _write_config(self) -> None:
@@ -200,6 +204,7 @@ class Trainer:
         folder = self.run_dir / CHECKPOINT_DIR
         ckpt.save_checkpoint(folder / ckpt.checkpoint_name(self.step), tensors, metadata)
         ckpt.prune_checkpoints(folder, self.config.keep_checkpoints)
+        self._saved_at = time.monotonic()
 
     def _restore(self) -> None:
         if not ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR):
@@ -326,7 +331,9 @@ class Trainer:
             bar.set_postfix({k: record[k] for k in ("loss_d", "loss_g") if k in record})
         if self.step % config.sample_every == 0:
             self._save_grid(f"step_{self.step:07d}.png")
-        if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+        minutes = config.checkpoint_minutes
+        overdue = minutes > 0 and time.monotonic() - self._saved_at >= 60 * minutes
+        if self.step % config.checkpoint_every == 0 or self.step == config.steps or overdue:
             self._save()
             self._save_curves()
 
