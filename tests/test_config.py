@@ -112,7 +112,7 @@ def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
     value = getattr(base, option)
     if isinstance(value, bool):
         changed = not value
-    elif isinstance(value, int):
+    elif isinstance(value, (int, float)):
         changed = value + 7
     else:
         changed = {"device": "cpu", "data_cache": "stream"}.get(option, "elsewhere")
