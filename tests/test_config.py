@@ -163,7 +163,7 @@ def test_load_json_file(tmp_path):
 @pytest.mark.parametrize(
     ("name", "text"),
     [
-        ("run.yaml", "steps: 3\n"),
+        ("run.ini", "steps = 3\n"),
         ("run.toml", "steps = = 3\n"),
         ("run.json", "{not json"),
         ("run.json", "[1, 2, 3]"),
@@ -187,3 +187,39 @@ def test_missing_config_file(tmp_path):
 def test_an_unknown_key_suggests_the_closest_option():
     with pytest.raises(GanforgeError, match=r"unknown option 'lr_gen'; did you mean 'lr-g'\?"):
         TrainConfig.from_dict({"lr_gen": 1e-3})
+
+
+def test_load_yaml_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: mlp\nsteps: 12\nlr-g: 0.001\nprogress: false\n")
+    assert load_config_file(path) == {"model": "mlp", "steps": 12, "lr_g": 1e-3, "progress": False}
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text", "line"),
+    [
+        (".yaml", "model: mlp\nsteps: [1,\n  2\nlr_g: 3\n", 4),
+        (".toml", 'model = "mlp"\nsteps = = 3\n', 2),
+        (".json", '{"model": "mlp",\n "steps": }', 2),
+    ],
+)
+def test_a_syntax_error_names_the_file_and_line(tmp_path, suffix, text, line):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(text)
+    with pytest.raises(GanforgeError, match=rf"line {line}") as info:
+        load_config_file(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_yaml_cannot_build_python_objects(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(GanforgeError, match="cannot parse"):
+        load_config_file(path)
+
+
+def test_non_text_option_names_are_refused(tmp_path):
+    path = tmp_path / "odd.yaml"
+    path.write_text("1: 2\n")
+    with pytest.raises(GanforgeError, match="option names must be text"):
+        load_config_file(path)

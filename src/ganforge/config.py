@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ganforge.errors import GanforgeError
 
 if sys.version_info >= (3, 11):
@@ -218,6 +220,8 @@ def normalise_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     clean: dict[str, Any] = {}
     for key, value in values.items():
+        if not isinstance(key, str):
+            raise GanforgeError(f"{source}: option names must be text, got {key!r}")
         name = key.replace("-", "_")
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -256,19 +260,36 @@ def _check_types(config: TrainConfig) -> None:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or JSON config file into a mapping (validated later, merged with CLI flags)."""
+    """Read a TOML, JSON or YAML config file into a mapping (validated later, merged with CLI
+    flags). A syntax error names the file and its line."""
     path = Path(path)
     if not path.is_file():
         raise GanforgeError(f"--config: no such file '{path}'")
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise GanforgeError(f"--config: '{path}' must end in .toml, .json, .yaml or .yml")
     try:
-        if path.suffix.lower() == ".toml":
-            values = tomllib.loads(path.read_text())
-        elif path.suffix.lower() == ".json":
-            values = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".toml":
+            values = tomllib.loads(text)
+        elif suffix == ".json":
+            values = json.loads(text)
         else:
-            raise GanforgeError(f"--config: '{path}' must end in .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GanforgeError(f"--config: cannot parse '{path}': {exc}") from None
+            values = yaml.safe_load(text)  # plain data only: no tags that build objects
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise GanforgeError(
+            f"--config: cannot parse '{path}' (line {line}): {exc.problem}"
+        ) from None
+    except (
+        tomllib.TOMLDecodeError,
+        json.JSONDecodeError,
+        yaml.YAMLError,
+        UnicodeDecodeError,
+        ValueError,
+    ) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GanforgeError(f"--config: cannot parse '{path}': {reason}") from None
     if not isinstance(values, dict):
         raise GanforgeError(f"--config: '{path}' must hold a table of options")
     return normalise_keys(values, f"--config '{path}'")
