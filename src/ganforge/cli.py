@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model (or resume a run)",
         description="Train a model. CLI flags override --config.",
     )
-    train.add_argument("--config", metavar="FILE", help="TOML or JSON file of options")
+    train.add_argument("--config", metavar="FILE", help="TOML, JSON or YAML file of options")
     train.add_argument(
         "--resume",
         metavar="RUN",
