@@ -6,6 +6,7 @@ suite stays fast on a 2-core CPU machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -85,3 +86,31 @@ def without_wall_clock():
 @pytest.fixture
 def tree_snapshot():
     return snapshot_tree
+
+
+@contextlib.contextmanager
+def _during_generator_phase(call: int, action):
+    """Inside the `call`-th generator phase (after D's update of that iteration, before G's,
+    where a stop hurts resume the most) send this process signal `action`, or call it."""
+    from ganforge.models.gan import GANFamily
+
+    original = GANFamily.phase_loss
+    calls = {"generator": 0}
+
+    def wrapped(self, phase, batch):
+        if phase == "generator":
+            calls["generator"] += 1
+            if calls["generator"] == call:
+                os.kill(os.getpid(), action) if isinstance(action, int) else action()
+        return original(self, phase, batch)
+
+    GANFamily.phase_loss = wrapped
+    try:
+        yield
+    finally:
+        GANFamily.phase_loss = original
+
+
+@pytest.fixture
+def during_generator_phase():
+    return _during_generator_phase

@@ -74,22 +74,13 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(
     assert not list((killed / "checkpoints").glob(".*.tmp"))
 
 
-def test_sigterm_finishes_the_step_and_checkpoints(tiny_train, monkeypatch):
+def test_sigterm_finishes_the_step_and_checkpoints(tiny_train, during_generator_phase):
     straight = tiny_train("straight", steps=8, log_every=2)
-    original = GANFamily.phase_loss
-    calls = {"generator": 0}
-
-    def terminated(self, phase, batch):
-        if phase == "generator":
-            calls["generator"] += 1
-            if calls["generator"] == 3:
-                os.kill(os.getpid(), signal.SIGTERM)
-        return original(self, phase, batch)
-
-    monkeypatch.setattr(GANFamily, "phase_loss", terminated)
-    with pytest.raises(GanforgeError, match="interrupted at step 3; checkpoint saved"):
+    with (
+        during_generator_phase(3, signal.SIGTERM),
+        pytest.raises(GanforgeError, match="interrupted at step 3; checkpoint saved"),
+    ):
         tiny_train("stopped", steps=8, log_every=2)
-    monkeypatch.setattr(GANFamily, "phase_loss", original)
     resumed = ganforge.train(resume=straight.path.parent / "stopped")
     assert _same_final_weights(straight, resumed)
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)  # handler restored

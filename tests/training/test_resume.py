@@ -4,7 +4,6 @@ same seed == same run; what may and may not change on --resume."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 
 import numpy as np
@@ -16,7 +15,6 @@ import ganforge
 from ganforge import GanforgeError
 from ganforge.cli import main
 from ganforge.models import list_models
-from ganforge.models.gan import GANFamily
 
 
 def final_tensors(run) -> dict[str, torch.Tensor]:
@@ -121,26 +119,17 @@ def test_interrupt_between_iterations_saves_a_resumable_checkpoint(tiny_train, m
 
 
 def test_ctrl_c_inside_an_iteration_finishes_it_and_resumes_exactly(
-    tiny_train, monkeypatch, without_wall_clock
+    tiny_train, during_generator_phase, without_wall_clock
 ):
     """A real Ctrl-C (SIGINT) arrives between D's and G's phase of an iteration: the loop must
     finish that iteration, save a whole-iteration checkpoint and stop; resuming from it gives
     the same run as never stopping."""
     straight = tiny_train("straight", steps=8, log_every=2)
-    original = GANFamily.phase_loss
-    calls = {"generator": 0}
-
-    def interrupted(self, phase, batch):
-        if phase == "generator":
-            calls["generator"] += 1
-            if calls["generator"] == 5:  # iteration 5: D has already stepped, G has not
-                os.kill(os.getpid(), signal.SIGINT)
-        return original(self, phase, batch)
-
-    monkeypatch.setattr(GANFamily, "phase_loss", interrupted)
-    with pytest.raises(GanforgeError, match="interrupted at step 5; checkpoint saved"):
+    with (
+        during_generator_phase(5, signal.SIGINT),  # D has stepped, G has not
+        pytest.raises(GanforgeError, match="interrupted at step 5; checkpoint saved"),
+    ):
         tiny_train("stopped", steps=8, log_every=2)
-    monkeypatch.setattr(GANFamily, "phase_loss", original)
 
     stopped = ganforge.load_run(straight.path.parent / "stopped")
     assert stopped.step == 5
@@ -150,24 +139,21 @@ def test_ctrl_c_inside_an_iteration_finishes_it_and_resumes_exactly(
     assert without_wall_clock(resumed.metrics()) == without_wall_clock(straight.metrics())
 
 
-def test_a_hard_interrupt_mid_iteration_saves_nothing_half_done(tiny_train, monkeypatch, tmp_path):
+def test_a_hard_interrupt_mid_iteration_saves_nothing_half_done(
+    tiny_train, during_generator_phase, tmp_path
+):
     """A KeyboardInterrupt that escapes mid-iteration (a second Ctrl-C) must not write a
     checkpoint of a half-updated state: the newest checkpoint stays the last whole one."""
-    original = GANFamily.phase_loss
-    calls = {"generator": 0}
 
-    def interrupted(self, phase, batch):
-        if phase == "generator":
-            calls["generator"] += 1
-            if calls["generator"] == 5:
-                raise KeyboardInterrupt
-        return original(self, phase, batch)
+    def hard_interrupt():
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(GANFamily, "phase_loss", interrupted)
     expected = r"interrupted inside step 5 \(last checkpoint: step 4\)"
-    with pytest.raises(GanforgeError, match=expected):
+    with (
+        during_generator_phase(5, hard_interrupt),
+        pytest.raises(GanforgeError, match=expected),
+    ):
         tiny_train("stopped", steps=8, checkpoint_every=2)
-    monkeypatch.setattr(GANFamily, "phase_loss", original)
     assert [step for step, _ in ganforge.load_run(tmp_path / "stopped").checkpoints] == [2, 4]
 
 
