@@ -248,6 +248,8 @@ def _check_types(config: TrainConfig) -> None:
         if value is None and "None" in kind:
             continue
         if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > 2**1023:
+                raise _option_error(f.name, f"{value} is too large a number")
             setattr(config, f.name, float(value))
         elif kind.startswith("float") and not isinstance(value, float):
             raise _option_error(f.name, f"expected a number, got {value!r}")
@@ -287,6 +289,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         yaml.YAMLError,
         UnicodeDecodeError,
         ValueError,
+        RecursionError,
     ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise GanforgeError(f"--config: cannot parse '{path}': {reason}") from None

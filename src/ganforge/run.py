@@ -46,9 +46,11 @@ class Run:
         if not config_file.is_file():
             raise GanforgeError(f"'{self.path}' is not a ganforge run (no {CONFIG_FILE})")
         try:
-            values = json.loads(config_file.read_text())
-        except json.JSONDecodeError as exc:
+            values = json.loads(config_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError) as exc:
             raise GanforgeError(f"'{config_file}' is not valid JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise GanforgeError(f"'{config_file}' must hold a JSON object of options")
         self.config = TrainConfig.from_dict(values, source=str(config_file))
         self._family: ModelFamily | None = None
 

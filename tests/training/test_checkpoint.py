@@ -101,12 +101,8 @@ def test_save_and_load_round_trip(tmp_path):
     loaded, metadata = ckpt.load_checkpoint(path)
     assert set(loaded) == set(tensors)
     assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
-    assert metadata == {
-        "format": ckpt.FORMAT,
-        "step": 4,
-        "nested": {"x": [1, 2]},
-        "tensors_sha256": ckpt.tensors_digest(tensors),
-    }
+    expected = {"format": ckpt.FORMAT, "step": 4, "nested": {"x": [1, 2]}}
+    assert metadata == {**expected, "sha256": ckpt.checkpoint_digest(tensors, expected)}
     assert [p.name for p in path.parent.iterdir()] == ["c.safetensors"]
 
 
@@ -277,7 +273,7 @@ def test_a_flipped_tensor_byte_fails_the_checksum(tmp_path):
     path = tmp_path / "c.safetensors"
     ckpt.save_checkpoint(path, {"w": torch.arange(16, dtype=torch.float32)}, {"step": 1})
     _flip_one_tensor_byte(path)
-    with pytest.raises(GanforgeError, match="damaged.*checksum") as info:
+    with pytest.raises(GanforgeError, match="damaged: it fails its checksum") as info:
         ckpt.load_checkpoint(path)
     assert str(path) in str(info.value)
 
@@ -298,3 +294,14 @@ def test_no_valid_checkpoint_is_a_clear_error(tiny_train):
     _flip_one_tensor_byte(run.checkpoints[-1][1])
     with pytest.warns(UserWarning), pytest.raises(GanforgeError, match="no valid checkpoint"):
         ganforge.train(resume=run.path, steps=4)
+
+
+def test_edited_metadata_fails_the_checksum(tmp_path):
+    """The JSON in the header is covered too: a changed step is damage, not a new truth."""
+    path = tmp_path / "c.safetensors"
+    ckpt.save_checkpoint(path, {"w": torch.ones(4)}, {"step": 10})
+    data = path.read_bytes()
+    assert data.count(b'"step\\": 10') == 1
+    path.write_bytes(data.replace(b'"step\\": 10', b'"step\\": 99'))
+    with pytest.raises(GanforgeError, match="fails its checksum"):
+        ckpt.load_checkpoint(path)

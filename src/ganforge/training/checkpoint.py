@@ -31,7 +31,8 @@ def save_checkpoint(
     """Write atomically: a crash mid-write leaves the previous checkpoints untouched. The
     header carries a SHA-256 of every tensor's bytes, checked on load."""
     ready = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-    document = {"format": FORMAT, **metadata, "tensors_sha256": tensors_digest(ready)}
+    document = {"format": FORMAT, **metadata}
+    document["sha256"] = checkpoint_digest(ready, document)
     header = {"ganforge": json.dumps(document, sort_keys=True)}
     try:
         with atomic_path(path) as tmp:
@@ -43,9 +44,12 @@ def save_checkpoint(
         ) from None
 
 
-def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over names, dtypes, shapes and bytes, in name order."""
+def checkpoint_digest(tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> str:
+    """SHA-256 over the metadata (less the digest itself) and every tensor's name, dtype,
+    shape and bytes, in name order: any damage to the file changes it."""
     digest = hashlib.sha256()
+    plain = {key: value for key, value in document.items() if key != "sha256"}
+    digest.update(json.dumps(plain, sort_keys=True).encode())
     for name in sorted(tensors):
         tensor = tensors[name].contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
@@ -71,8 +75,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else None
         raise GanforgeError(f"'{path}': unsupported checkpoint format {found!r}")
-    if metadata.get("tensors_sha256") != tensors_digest(tensors):
-        raise GanforgeError(f"checkpoint '{path}' is damaged: its tensors fail their checksum")
+    if metadata.get("sha256") != checkpoint_digest(tensors, metadata):
+        raise GanforgeError(f"checkpoint '{path}' is damaged: it fails its checksum")
     return tensors, metadata
 
 
