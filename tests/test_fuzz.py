@@ -40,6 +40,7 @@ import ganforge
 from ganforge import GanforgeError
 from ganforge.config import TrainConfig, load_config_file
 from ganforge.data import load_dataset, roots
+from ganforge.data.cifar import CIFAR10_CLASSES
 from ganforge.data.idx import write_idx
 from ganforge.training.checkpoint import load_checkpoint
 
@@ -740,20 +741,7 @@ CIFAR_LAYOUTS = {
 def cifar_members(variant: str) -> dict[str, bytes]:
     if variant == "cifar10":
         members = {f"data_batch_{i}.bin": cifar_records(1, 1, 10, i) for i in range(1, 6)}
-        members["batches.meta.txt"] = "\n".join(
-            [
-                "airplane",
-                "automobile",
-                "bird",
-                "cat",
-                "deer",
-                "dog",
-                "frog",
-                "horse",
-                "ship",
-                "truck",
-            ]
-        ).encode()
+        members["batches.meta.txt"] = "\n".join(CIFAR10_CLASSES).encode()
         return members
     names = "".join(f"fine{i}\n" for i in range(100)).encode()
     return {"train.bin": cifar_records(2, 2, 100, 0), "fine_label_names.txt": names}
