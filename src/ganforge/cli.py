@@ -13,7 +13,7 @@ from ganforge.config import TrainConfig, flag_name, load_config_file
 from ganforge.errors import GanforgeError
 
 DEMO_OUT = "runs/demo"
-PATH_OPTIONS = ("data", "data_root", "out")
+PATH_OPTIONS = ("data", "data_root", "out", "inception_weights")
 
 
 def _type_of(field: dataclasses.Field):
@@ -106,10 +106,71 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample the raw generator instead of its weight average",
     )
 
+    _add_eval_commands(commands)
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
     _add_data_commands(commands)
     return parser
+
+
+def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
+    from ganforge.evaluate import METRICS
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure a run's samples: FID, KID, precision/recall, coverage, modes, IS",
+        description="Sample a run's generator and compare the samples with the run's real "
+        "data. Prints a table and writes RUN/eval.json.",
+    )
+    evaluate.add_argument("run", metavar="RUN", help="a run folder")
+    evaluate.add_argument("--n", type=int, default=10000, help="samples (default: 10000)")
+    evaluate.add_argument(
+        "--metrics",
+        default=",".join(METRICS),
+        help=f"comma-separated, from {','.join(METRICS)} (default: all)",
+    )
+    evaluate.add_argument(
+        "--extractor",
+        metavar="NAME|FILE",
+        help="feature extractor: inception, mnist, or a train-extractor file "
+        "(default: mnist for grayscale data, inception for colour)",
+    )
+    evaluate.add_argument(
+        "--inception-weights", metavar="FILE", help="Inception-v3 FID weights file"
+    )
+    evaluate.add_argument(
+        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
+    )
+    evaluate.add_argument("--no-ema", action="store_true", help="evaluate the raw generator")
+    evaluate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    evaluate.add_argument("--no-cache", action="store_true", help="recompute real features")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    metrics = commands.add_parser(
+        "metrics",
+        help="feature extractors for the metrics",
+        description="List the feature extractors, or train a domain classifier to use as one.",
+    )
+    actions = metrics.add_subparsers(dest="metrics_command", required=True, metavar="ACTION")
+    actions.add_parser("extractors", help="list the built-in feature extractors")
+    train = actions.add_parser(
+        "train-extractor",
+        help="train a small classifier on a labelled dataset, for offline metrics",
+        description="Train a domain classifier on a labelled dataset; its features give "
+        "FID/KID/PR and its predictions mode coverage and IS. Records its held-out accuracy.",
+    )
+    train.add_argument(
+        "--data", default="mnist-mini", help="a labelled dataset (default: mnist-mini)"
+    )
+    train.add_argument("--out", required=True, metavar="FILE", help="output .safetensors file")
+    train.add_argument("--name", help="the extractor's name (default: the dataset's)")
+    train.add_argument("--epochs", type=int, default=15, help="epochs (default: 15)")
+    train.add_argument(
+        "--heldout-per-class", type=int, default=100, help="test images per class (default: 100)"
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    train.add_argument("--data-root", metavar="DIR", help="where dataset files live")
 
 
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
@@ -204,6 +265,48 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"wrote {len(images)} samples to {path}")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from ganforge.evaluate import evaluate_run, format_table
+
+    result = evaluate_run(
+        args.run,
+        n=args.n,
+        metrics=args.metrics,
+        extractor=args.extractor,
+        checkpoint=args.checkpoint,
+        ema=not args.no_ema,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+        use_cache=not args.no_cache,
+        inception_weights=args.inception_weights,
+    )
+    print(format_table(result))
+    print(f"wrote {result['run']}/eval.json ({result['seconds']:.0f} s)")
+
+
+def cmd_metrics(args: argparse.Namespace) -> None:
+    from ganforge.metrics import list_extractors
+
+    if args.metrics_command == "extractors":
+        for name, text in list_extractors().items():
+            print(f"{name:<10} {text}")
+        return
+    from ganforge.metrics.train_extractor import train_extractor
+
+    if args.epochs < 1 or args.heldout_per_class < 0:
+        raise GanforgeError("--epochs must be >= 1 and --heldout-per-class >= 0")
+    train_extractor(
+        args.data,
+        args.out,
+        name=args.name,
+        epochs=args.epochs,
+        heldout_per_class=args.heldout_per_class,
+        seed=args.seed,
+        data_root=args.data_root,
+    )
+
+
 def cmd_models(_: argparse.Namespace) -> None:
     from ganforge.models import list_models
 
@@ -241,6 +344,8 @@ COMMANDS = {
     "train": cmd_train,
     "demo": cmd_demo,
     "sample": cmd_sample,
+    "eval": cmd_eval,
+    "metrics": cmd_metrics,
     "models": cmd_models,
     "datasets": cmd_datasets,
     "data": cmd_data,

@@ -26,6 +26,7 @@ else:  # pragma: no cover
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 G_LOSSES = ("non-saturating", "saturating")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
+EVAL_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "kl_to_uniform", "is")
 
 # Options that may change between the first run and a resume without changing the training
 # trajectory itself (so they stay out of the config hash).
@@ -43,6 +44,14 @@ RESUMABLE_OPTIONS = frozenset(
         # the same images either way (data/pipeline.py)
         "data_cache",
         "data_workers",
+        # evaluation reads the generator and never touches the training RNG (evaluate.py);
+        # a changed metric or extractor restarts the best-checkpoint bookkeeping
+        "eval_every",
+        "eval_metric",
+        "eval_n",
+        "early_stop_patience",
+        "extractor",
+        "inception_weights",
     }
 )
 # ...and the run folder's own path, which may move, does not change the trajectory either.
@@ -134,6 +143,35 @@ class TrainConfig:
     sample_every: int = field(default=250, metadata={"help": "steps between sample grids"})
     log_every: int = field(default=50, metadata={"help": "steps between metrics.jsonl records"})
     n_grid: int = field(default=64, metadata={"help": "images in each progress grid"})
+    eval_every: int = field(
+        default=0,
+        metadata={
+            "help": "steps between evaluations of --eval-metric; keeps "
+            "checkpoints/best.safetensors (0: off)"
+        },
+    )
+    eval_metric: str = field(
+        default="fid",
+        metadata={
+            "help": "what --eval-every measures: fid, kid, precision, recall, density, "
+            "coverage, kl_to_uniform (mode collapse) or is"
+        },
+    )
+    eval_n: int = field(default=2000, metadata={"help": "samples per in-training evaluation"})
+    early_stop_patience: int = field(
+        default=0,
+        metadata={"help": "stop after this many evaluations without improvement (0: never)"},
+    )
+    extractor: str | None = field(
+        default=None,
+        metadata={
+            "help": "features for --eval-every: inception, mnist or a train-extractor file "
+            "(default: mnist for grayscale data, inception for colour)"
+        },
+    )
+    inception_weights: str | None = field(
+        default=None, metadata={"help": "Inception-v3 FID weights file (see README: Metrics)"}
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:N]"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
@@ -209,6 +247,17 @@ class TrainConfig:
             raise _option_error(
                 "data_cache", f"'{self.data_cache}' is not one of {', '.join(DATA_CACHES)}"
             )
+        if self.eval_metric not in EVAL_METRICS:
+            raise _option_error(
+                "eval_metric", f"'{self.eval_metric}' is not one of {', '.join(EVAL_METRICS)}"
+            )
+        for name in ("eval_every", "early_stop_patience"):
+            if getattr(self, name) < 0:
+                raise _option_error(name, f"must be 0 (off) or more, got {getattr(self, name)}")
+        if self.eval_n < 2:
+            raise _option_error("eval_n", f"must be at least 2, got {self.eval_n}")
+        if self.early_stop_patience and not self.eval_every:
+            raise _option_error("early_stop_patience", "needs --eval-every N to measure progress")
         if self.data_workers < 0:
             raise _option_error("data_workers", f"must be 0 or more, got {self.data_workers}")
         if not 0 <= self.seed < 2**32:

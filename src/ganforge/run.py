@@ -2,7 +2,9 @@
 
 RUN/config.json          the full resolved config
 RUN/metrics.jsonl        one JSON record every --log-every steps
-RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints)
+RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints), and
+                         best.safetensors (the best by --eval-metric, with --eval-every)
+RUN/eval.json            the last `ganforge eval` result
 RUN/samples/             step_0000250.png ... grids of the same fixed noise; final.png
 RUN/loss_curves.png      losses, D outputs, gradient norms, D accuracy
 """
@@ -35,6 +37,7 @@ CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 CURVES_FILE = "loss_curves.png"
 EMA_SUFFIX = "_ema"
+BEST_CHECKPOINT = "best.safetensors"
 
 
 class Run:
@@ -74,14 +77,35 @@ class Run:
         records = (parse_record(line) for line in path.read_text().splitlines() if line.strip())
         return [record for record in records if record is not None]
 
+    def checkpoint_path(self, checkpoint: str | Path) -> Path:
+        """A checkpoint file: "best", "newest", a file name in RUN/checkpoints/, or a path."""
+        if str(checkpoint) == "best":
+            path = self.path / CHECKPOINT_DIR / BEST_CHECKPOINT
+            if not path.is_file():
+                raise GanforgeError(
+                    f"--checkpoint best: run '{self.path}' has no best checkpoint "
+                    "(train with --eval-every N to keep one)"
+                )
+            return path
+        inside = self.path / CHECKPOINT_DIR / str(checkpoint)
+        return inside if not Path(checkpoint).exists() and inside.is_file() else Path(checkpoint)
+
+    @property
+    def has_ema(self) -> bool:
+        family = self._family or self.load()
+        return family.sampler + EMA_SUFFIX in family.networks
+
     def load(self, checkpoint: str | Path | None = None) -> ModelFamily:
-        """The model family with the weights of `checkpoint` (default: the newest), on CPU."""
+        """The model family with the weights of `checkpoint` (default: the newest; "best": the
+        best by the in-training evaluation), on CPU."""
+        if checkpoint is not None and str(checkpoint) == "newest":
+            checkpoint = None
         if checkpoint is None:
             if not self.checkpoints:
                 raise GanforgeError(f"run '{self.path}' has no checkpoint yet")
             _, tensors, _ = load_newest_valid(self.path / CHECKPOINT_DIR)
         else:
-            tensors, _ = load_checkpoint(checkpoint)
+            tensors, _ = load_checkpoint(self.checkpoint_path(checkpoint))
         with torch.random.fork_rng(devices=[]):  # random init, overwritten: leave the RNG be
             family = build_model(self.config, self.config.resolution, self.config.channels)
         for name, network in family.networks.items():

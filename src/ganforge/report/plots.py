@@ -16,6 +16,14 @@ PANELS = (
     ("Discriminator outputs", ("d_real", "d_fake")),
     ("Gradient norms", ("grad_norm_discriminator", "grad_norm_generator")),
     ("Discriminator accuracy", ("d_accuracy",)),
+    (
+        "Evaluation (--eval-every)",
+        tuple(
+            f"eval_{m}"
+            for m in ("fid", "kid", "precision", "recall", "density", "coverage")
+            + ("kl_to_uniform", "is")
+        ),
+    ),
 )
 
 

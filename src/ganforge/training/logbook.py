@@ -41,6 +41,11 @@ class Logbook:
     def pending(self) -> bool:
         return bool(self._counts)
 
+    def append(self, record: dict) -> None:
+        """Write a record made elsewhere (an evaluation) as one line."""
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
     def flush(self, step: int, extra: dict[str, torch.Tensor], partial: bool = False) -> dict:
         """Write one record: interval means of the stats, `extra` values as they are now."""
         now = time.perf_counter()

@@ -24,6 +24,7 @@ from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
 from ganforge.report import plot_training_curves, save_images
 from ganforge.run import (
+    BEST_CHECKPOINT,
     CHECKPOINT_DIR,
     CONFIG_FILE,
     CURVES_FILE,
@@ -37,6 +38,7 @@ from ganforge.sampling import generate
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.batches import EpochBatches
 from ganforge.training.ema import WeightAverage
+from ganforge.training.evaluation import TrainingEvaluator
 from ganforge.training.interrupt import GracefulInterrupt
 from ganforge.training.logbook import Logbook, truncate_records
 from ganforge.training.optim import learning_rate, make_optimizer
@@ -156,6 +158,8 @@ class Trainer:
         self._saved_at = time.monotonic()
         self._grad_norms: dict[str, torch.Tensor] = {}
         self.logbook = Logbook(run_dir / METRICS_FILE)
+        self.evaluator = TrainingEvaluator(config, self.device) if config.eval_every else None
+        self._early_stop: str | None = None
         if resuming:
             self._restore()
         else:
@@ -179,7 +183,8 @@ class Trainer:
         atomic_write_text(self.run_dir / CONFIG_FILE, text)
 
     # ---- checkpoints -----------------------------------------------------------------
-    def _save(self) -> None:
+    def _checkpoint_contents(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything an exact resume needs: tensors, and JSON metadata."""
         tensors: dict[str, torch.Tensor] = {}
         for name, network in self.family.networks.items():
             tensors.update(ckpt.pack_module(f"networks.{name}", network))
@@ -201,6 +206,12 @@ class Trainer:
             "data_position": self.batches.position,
             "optimizers": optimizer_meta,
         }
+        if self.evaluator is not None:
+            metadata["evaluation"] = self.evaluator.state.to_dict()
+        return tensors, metadata
+
+    def _save(self) -> None:
+        tensors, metadata = self._checkpoint_contents()
         folder = self.run_dir / CHECKPOINT_DIR
         ckpt.save_checkpoint(folder / ckpt.checkpoint_name(self.step), tensors, metadata)
         ckpt.prune_checkpoints(folder, self.config.keep_checkpoints)
@@ -236,6 +247,8 @@ class Trainer:
         )
         self.real_batches.restart(self.batches)
         self.logbook.restore_pending(tensors, meta["logbook"])
+        if self.evaluator is not None:
+            self.evaluator.restore(meta.get("evaluation"))
         self.step = meta["step"]
         if self.config.steps < self.step:
             raise GanforgeError(
@@ -303,16 +316,21 @@ class Trainer:
         )
         with bar, GracefulInterrupt() as interrupt, contextlib.closing(self.real_batches):
             try:
-                while self.step < config.steps and not interrupt.requested:
+                while self.step < config.steps and not interrupt.requested and not self._early_stop:
                     self._train_one_step(bar)
             except KeyboardInterrupt:
                 if self._mid_iteration:
                     raise self._interrupted_error(saved=False) from None
                 interrupt.requested = True
-        if self.step < config.steps:  # stopped by Ctrl-C at an iteration boundary
+        if self.step < config.steps and not self._early_stop:  # Ctrl-C between iterations
             self._save()
             self._finish_partial_interval()
             raise self._interrupted_error(saved=True)
+        if self._early_stop:
+            newest = ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR)
+            if not newest or newest[-1][0] != self.step:
+                self._save()
+            tqdm.write(self._early_stop)
         self._finish_partial_interval()
         self._save_grid("final.png")
         self._save_curves()
@@ -331,11 +349,27 @@ class Trainer:
             bar.set_postfix({k: record[k] for k in ("loss_d", "loss_g") if k in record})
         if self.step % config.sample_every == 0:
             self._save_grid(f"step_{self.step:07d}.png")
+        if self.evaluator is not None and self.step % config.eval_every == 0:
+            self._evaluate(bar)
         minutes = config.checkpoint_minutes
         overdue = minutes > 0 and time.monotonic() - self._saved_at >= 60 * minutes
         if self.step % config.checkpoint_every == 0 or self.step == config.steps or overdue:
             self._save()
             self._save_curves()
+
+    def _evaluate(self, bar: tqdm) -> None:
+        """Measure the metric, log it, keep the best checkpoint, and maybe stop early."""
+        record, improved = self.evaluator.evaluate(self.family, self.sampling_network(), self.step)
+        self.logbook.append(record)
+        if improved:
+            tensors, metadata = self._checkpoint_contents()
+            metadata["eval"] = record
+            folder = self.run_dir / CHECKPOINT_DIR
+            ckpt.save_checkpoint(folder / BEST_CHECKPOINT, tensors, metadata)
+        metric = self.evaluator.metric
+        bar.set_postfix({metric: record[f"eval_{metric}"], "best": self.evaluator.state.best})
+        if self.evaluator.should_stop():
+            self._early_stop = self.evaluator.stop_message(self.step)
 
     def _finish_partial_interval(self) -> None:
         """Log the steps since the last record (a resumed run recomputes this record)."""

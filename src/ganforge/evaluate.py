@@ -1,0 +1,296 @@
+"""Evaluating a run: sample its generator, measure the samples against the run's real data.
+
+`ganforge eval RUN` and the in-training `--eval-every` share this code. Real-data features are
+cached (ganforge.metrics.real_features), so an evaluation costs the fake samples only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganforge.atomic import atomic_write_text
+from ganforge.config import TrainConfig
+from ganforge.data import load_dataset
+from ganforge.errors import GanforgeError
+from ganforge.metrics import FeatureExtractor, FeatureSet, load_extractor, real_features
+from ganforge.metrics.class_scores import inception_score_of_logits, mode_coverage_of_logits
+from ganforge.metrics.features import extract_features
+from ganforge.metrics.frechet import frechet_distance
+from ganforge.metrics.kernel_distance import kid_of_features
+from ganforge.metrics.prdc import density_coverage_of_features, precision_recall_of_features
+from ganforge.metrics.registry import default_extractor
+from ganforge.run import Run
+from ganforge.sampling import sample_batches
+
+EVAL_FILE = "eval.json"
+METRICS = ("fid", "kid", "pr", "dc", "modes", "is")
+NEEDS_CLASSIFIER = ("modes", "is")
+# The scalars --eval-metric may pick, and whether lower is better
+SCORES = {  # keys: config.EVAL_METRICS
+    "fid": True,
+    "kid": True,
+    "precision": False,
+    "recall": False,
+    "density": False,
+    "coverage": False,
+    "kl_to_uniform": True,
+    "is": False,
+}
+SCORE_GROUP = {
+    "fid": "fid",
+    "kid": "kid",
+    "precision": "pr",
+    "recall": "pr",
+    "density": "dc",
+    "coverage": "dc",
+    "kl_to_uniform": "modes",
+    "is": "is",
+}
+BIAS_NOTE = (
+    "FID is biased upwards at small sample sizes: compare values only at the same N and with the "
+    "same extractor (KID is unbiased). Domain-classifier FID is not comparable to Inception FID."
+)
+
+
+def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
+    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise GanforgeError(
+            f"--metrics: unknown metric '{unknown[0] if unknown else ''}' "
+            f"(choose from {','.join(METRICS)})"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def compute_metrics(
+    real: FeatureSet, fake: FeatureSet, metrics: Sequence[str], seed: int = 0
+) -> dict[str, float | int | list[float]]:
+    """The chosen metric groups between two feature sets, as a flat dict of numbers."""
+    out: dict[str, float | int | list[float]] = {}
+    if "fid" in metrics:
+        out["fid"] = frechet_distance(real.features, fake.features)
+    if "kid" in metrics:
+        result = kid_of_features(real.features, fake.features, seed=seed)
+        out.update(kid=result.mean, kid_std=result.std)
+    if "pr" in metrics:
+        pr = precision_recall_of_features(real.features, fake.features)
+        out.update(precision=pr.precision, recall=pr.recall)
+    if "dc" in metrics:
+        dc = density_coverage_of_features(real.features, fake.features)
+        out.update(density=dc.density, coverage=dc.coverage)
+    if any(m in metrics for m in NEEDS_CLASSIFIER) and fake.logits is None:
+        raise GanforgeError(
+            "--metrics: modes and is need a classifier extractor (e.g. --extractor mnist)"
+        )
+    if "modes" in metrics:
+        modes = mode_coverage_of_logits(fake.logits)
+        out.update(
+            classes_found=modes.classes_found,
+            num_classes=modes.num_classes,
+            kl_to_uniform=modes.kl_to_uniform,
+            confident=modes.confident,
+            class_histogram=list(modes.histogram),
+        )
+    if "is" in metrics:
+        score = inception_score_of_logits(fake.logits)
+        out.update({"is": score.mean, "is_std": score.std})
+    return out
+
+
+@dataclass
+class RealReference:
+    """A run's real images under one extractor: what every evaluation compares against."""
+
+    extractor: FeatureExtractor
+    features: FeatureSet
+    dataset: str
+    n_real: int
+
+
+def real_reference(
+    config: TrainConfig,
+    extractor: str | Path | FeatureExtractor | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    use_cache: bool = True,
+    progress: bool = False,
+    inception_weights: str | Path | None = None,
+) -> RealReference:
+    """Load the run's dataset at the run's resolution and channels and featurise it (cached)."""
+    data = load_dataset(
+        config.data,
+        resolution=config.resolution,
+        channels=config.channels,
+        data_root=config.data_root,
+        trust_pickle=config.trust_pickle,
+        progress=progress,
+    )
+    chosen = extractor if extractor is not None else default_extractor(data.channels)
+    model = load_extractor(chosen, device=str(device), inception_weights=inception_weights)
+    features = real_features(
+        data.images,
+        model,
+        label=f"{config.data}-{config.resolution}px-{config.channels}ch",
+        use_cache=use_cache,
+        device=device,
+        progress=progress,
+    )
+    return RealReference(model, features, config.data, len(data.images))
+
+
+def measure_generator(
+    family,
+    network: torch.nn.Module,
+    reference: RealReference,
+    metrics: Sequence[str],
+    *,
+    n: int,
+    seed: int = 0,
+    batch_size: int = 250,
+    progress: bool = False,
+) -> dict:
+    """Sample `n` images from `network` (seeded) and compute `metrics` against `reference`."""
+    fake = extract_features(
+        reference.extractor,
+        sample_batches(family, network, n, seed, batch_size),
+        total=n,
+        progress=progress,
+    )
+    return compute_metrics(reference.features, fake, metrics, seed=seed)
+
+
+def evaluate_run(
+    run: str | Path | Run,
+    *,
+    n: int = 10000,
+    metrics: str | Sequence[str] | None = None,
+    extractor: str | Path | FeatureExtractor | None = None,
+    checkpoint: str | Path | None = None,
+    ema: bool = True,
+    seed: int = 0,
+    device: str = "cpu",
+    write: bool = True,
+    progress: bool = False,
+    use_cache: bool = True,
+    inception_weights: str | Path | None = None,
+) -> dict:
+    """Evaluate a run's generator; returns the result and (with `write`) saves RUN/eval.json."""
+    run = run if isinstance(run, Run) else Run(run)
+    if n < 2:
+        raise GanforgeError(f"--n: need at least 2 samples, got {n}")
+    started = time.perf_counter()
+    chosen = parse_metrics(metrics) if metrics is not None else METRICS
+    family = run.load(checkpoint)
+    step = _checkpoint_step(run, checkpoint)
+    reference = real_reference(
+        run.config,
+        extractor,
+        device=device,
+        use_cache=use_cache,
+        progress=progress,
+        inception_weights=inception_weights,
+    )
+    notes = [BIAS_NOTE]
+    if reference.extractor.num_classes == 0:
+        skipped = [m for m in chosen if m in NEEDS_CLASSIFIER]
+        if skipped and metrics is not None:
+            raise GanforgeError(
+                f"--metrics: {','.join(skipped)} need a classifier extractor, and "
+                f"'{reference.extractor.name}' has no classifier head"
+            )
+        chosen = tuple(m for m in chosen if m not in NEEDS_CLASSIFIER)
+        if skipped:
+            notes.append(f"skipped {','.join(skipped)}: the extractor has no classifier head")
+    network = run.generator(ema).to(device)
+    values = measure_generator(
+        family, network, reference, chosen, n=n, seed=seed, progress=progress
+    )
+    result = {
+        "run": str(run.path),
+        "step": step,
+        "checkpoint": str(checkpoint) if checkpoint else "newest",
+        "ema": ema and run.has_ema,
+        "dataset": reference.dataset,
+        "n_fake": n,
+        "n_real": reference.n_real,
+        "seed": seed,
+        "extractor": _describe(reference.extractor),
+        "metrics": values,
+        "notes": notes,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if write:
+        atomic_write_text(run.path / EVAL_FILE, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _checkpoint_step(run: Run, checkpoint) -> int:
+    if checkpoint is None:
+        return run.step
+    from ganforge.training.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(run.checkpoint_path(checkpoint))
+    return int(meta.get("step", 0))
+
+
+def _describe(extractor: FeatureExtractor) -> dict:
+    info = {"name": extractor.name, "identity": extractor.identity()[:16]}
+    spec = getattr(extractor, "spec", None)
+    if spec is not None:
+        info.update(trained_on=spec.trained_on, test_accuracy=spec.test_accuracy)
+    if hasattr(extractor, "resize"):
+        info["resize"] = extractor.resize
+    return info
+
+
+ROWS = (
+    ("fid", "FID", "lower is better"),
+    ("kid", "KID", "lower is better; unbiased"),
+    ("precision", "precision", "share of samples that look real"),
+    ("recall", "recall", "share of the real variety covered"),
+    ("density", "density", "~1 when samples sit where real data is dense"),
+    ("coverage", "coverage", "share of real neighbourhoods with a sample"),
+    ("classes_found", "classes found", "mode coverage"),
+    ("kl_to_uniform", "class KL to uniform", "0 = balanced classes"),
+    ("confident", "confident", "share classified with p >= 0.9"),
+    ("is", "IS", "higher is better"),
+)
+
+
+def format_table(result: dict) -> str:
+    """The evaluation as a plain-text table with a header saying what was compared."""
+    values = result["metrics"]
+    ex = result["extractor"]
+    lines = [
+        f"{result['run']} at step {result['step']} ({'EMA' if result['ema'] else 'raw'} generator)",
+        f"{result['n_fake']} samples vs {result['n_real']} real images of {result['dataset']}; "
+        f"features: {ex['name']}"
+        + (f" (test accuracy {ex['test_accuracy']:.1%})" if "test_accuracy" in ex else ""),
+        "",
+    ]
+    rows = []
+    for key, label, meaning in ROWS:
+        if key not in values:
+            continue
+        value = values[key]
+        if key == "kid":
+            text = f"{value:.5f} ± {values['kid_std']:.5f}"
+        elif key == "is":
+            text = f"{value:.3f} ± {values['is_std']:.3f}"
+        elif key == "classes_found":
+            text = f"{value} / {values['num_classes']}"
+        else:
+            text = f"{value:.4f}" if key != "fid" else f"{value:.3f}"
+        rows.append((label, text, meaning))
+    width = max((len(r[0]) for r in rows), default=0)
+    value_width = max((len(r[1]) for r in rows), default=0)
+    lines += [f"  {a:<{width}}  {b:>{value_width}}  {c}" for a, b, c in rows]
+    lines += ["", *result["notes"]]
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""In-training evaluation (--eval-every): the answer to GAN training's stopping problem.
+
+The losses of a GAN do not say when its samples are good. Every N steps this measures one
+metric on a fixed budget of samples from the sampling network (the EMA copy when kept), drawn
+from a fixed noise seed; the best value so far decides `checkpoints/best.safetensors`, and
+--early-stop-patience P ends a run that has not improved in P evaluations. Evaluation uses
+its own noise generator and no global RNG, so it never changes the training trajectory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ganforge.config import TrainConfig
+from ganforge.errors import GanforgeError
+from ganforge.evaluate import SCORE_GROUP, SCORES, measure_generator, real_reference
+
+
+@dataclass
+class EvalState:
+    """What survives a resume: the best value, where it was, how long ago it improved."""
+
+    key: str  # metric|extractor identity|n: a changed setting restarts the bookkeeping
+    best: float | None = None
+    best_step: int = 0
+    since_best: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class TrainingEvaluator:
+    def __init__(self, config: TrainConfig, device: torch.device):
+        self.config = config
+        self.metric = config.eval_metric
+        self.lower_is_better = SCORES[self.metric]
+        self.reference = real_reference(
+            config,
+            config.extractor,
+            device=device,
+            progress=config.progress,
+            inception_weights=config.inception_weights,
+        )
+        if self.metric in ("kl_to_uniform", "is") and not self.reference.extractor.num_classes:
+            raise GanforgeError(
+                f"--eval-metric {self.metric}: needs a classifier extractor, and "
+                f"'{self.reference.extractor.name}' has none (try --extractor mnist)"
+            )
+        key = f"{self.metric}|{self.reference.extractor.identity()[:16]}|{config.eval_n}"
+        self.state = EvalState(key)
+
+    def restore(self, saved: dict | None) -> None:
+        """Continue the bookkeeping of a checkpoint, unless it measured something else."""
+        if saved and saved.get("key") == self.state.key:
+            self.state = EvalState(**saved)
+
+    def evaluate(self, family, network: torch.nn.Module, step: int) -> tuple[dict, bool]:
+        """Measure now: (the metrics.jsonl record, whether this is the best so far)."""
+        values = measure_generator(
+            family,
+            network,
+            self.reference,
+            [SCORE_GROUP[self.metric]],
+            n=self.config.eval_n,
+            seed=self.config.seed,
+        )
+        value = float(values[self.metric])
+        state = self.state
+        improved = state.best is None or (
+            value < state.best if self.lower_is_better else value > state.best
+        )
+        if improved:
+            state.best, state.best_step, state.since_best = value, step, 0
+        else:
+            state.since_best += 1
+        record = {"step": step}
+        for key, item in values.items():
+            if isinstance(item, (int, float)):
+                record[f"eval_{key}"] = round(float(item), 6)
+        record["eval_best"] = improved
+        return record, improved
+
+    def should_stop(self) -> bool:
+        patience = self.config.early_stop_patience
+        return patience > 0 and self.state.since_best >= patience
+
+    def stop_message(self, step: int) -> str:
+        s = self.state
+        return (
+            f"early stop at step {step}: {self.metric} has not improved in "
+            f"{s.since_best} evaluations (best {s.best:.4g} at step {s.best_step}, kept in "
+            "checkpoints/best.safetensors)"
+        )
