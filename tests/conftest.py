@@ -37,6 +37,19 @@ TINY_OPTIONS = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Cached real-data features and converted weights go to a temporary folder, never to the
+    user's ~/.cache (ganforge/cache.py)."""
+    old = os.environ.get("GANFORGE_CACHE")
+    os.environ["GANFORGE_CACHE"] = str(tmp_path_factory.mktemp("ganforge-cache"))
+    yield Path(os.environ["GANFORGE_CACHE"])
+    if old is None:
+        os.environ.pop("GANFORGE_CACHE", None)
+    else:
+        os.environ["GANFORGE_CACHE"] = old
+
+
 @pytest.fixture
 def tiny_options() -> dict:
     """Options for a training run of a few steps that takes well under a second."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ganforge.errors import GanforgeError
 from ganforge.metrics.classifier import load_classifier
 from ganforge.metrics.extractor import FeatureExtractor
@@ -38,7 +40,16 @@ def load_extractor(
     inception_weights: str | Path | None = None,
     inception_resize: str = "pytorch-fid",
 ) -> FeatureExtractor:
-    """An extractor in eval mode on `device`, by name, by extractor-file path, or as given."""
+    """An extractor in eval mode on `device`, by name, by extractor-file path, or as given.
+
+    Building the network draws random initial weights (then overwritten): that happens under
+    a forked RNG, so loading an extractor in the middle of training changes nothing there.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _load(name, device, inception_weights, inception_resize)
+
+
+def _load(name, device, inception_weights, inception_resize) -> FeatureExtractor:
     if isinstance(name, FeatureExtractor):
         return name.eval().to(device)
     key = str(name)

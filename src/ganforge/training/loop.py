@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,7 +331,7 @@ class Trainer:
             newest = ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR)
             if not newest or newest[-1][0] != self.step:
                 self._save()
-            tqdm.write(self._early_stop)
+            tqdm.write(self._early_stop, file=sys.stderr)
         self._finish_partial_interval()
         self._save_grid("final.png")
         self._save_curves()
