@@ -6,8 +6,8 @@
 Trains `ganforge.train(model="dcgan", data="mnist-mini", steps=S)` (its defaults: G's
 learning rate 4e-4 against D's 2e-4, label smoothing 0.1, EMA 0.999 of G for sampling, plus
 its checkpoints, grids and curve plots, which count in its wall time) and
-`plain_dcgan_loop.train_plain(S)`, then scores --n-eval samples of each with the digit
-classifier (benchmarks/digit_classifier.py):
+`plain_dcgan_loop.train_plain(S)`, then scores --n-eval samples of each with ganforge's shipped
+digit classifier (`ganforge.metrics`, extractor "mnist"):
 
     recognisable   % of samples the classifier assigns a class with probability >= 0.9
     classes        digits holding >= 2% of the samples (out of 10)
@@ -43,9 +43,31 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import ganforge  # noqa: E402
-from digit_classifier import evaluate_samples, heldout_digits, load_classifier  # noqa: E402
+import ganforge.metrics as gm  # noqa: E402
+from ganforge.data import load_dataset  # noqa: E402
+from ganforge.metrics.train_extractor import stratified_split  # noqa: E402
 from ganforge.report import image_grid  # noqa: E402
 from plain_dcgan_loop import sample_plain, train_plain  # noqa: E402
+
+
+def evaluate_samples(images: np.ndarray, classifier, real: gm.FeatureSet) -> dict:
+    """Confidence, class histogram, classes found, KL to uniform and classifier FID."""
+    fake = gm.extract_features(classifier, images)
+    modes = gm.mode_coverage(fake.logits)
+    return {
+        "n": len(images),
+        "recognisable": modes.confident,
+        "histogram": list(modes.histogram),
+        "classes_present": modes.classes_found,
+        "kl_uniform": modes.kl_to_uniform,
+        "classifier_fid": gm.frechet_distance(real.features, fake.features),
+    }
+
+
+def heldout_digits() -> np.ndarray:
+    """The 1,000 mnist-mini digits the shipped classifier did not train on."""
+    data = load_dataset("mnist-mini")
+    return data.images[stratified_split(data.labels.numpy(), 100, 0)[1]].numpy()
 
 
 def _fmt_row(name: str, seconds: tuple[float, float] | None, scores: dict) -> str:
@@ -68,8 +90,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     S = args.steps
 
-    classifier = load_classifier()
-    print(f"digit classifier held-out accuracy: {classifier.heldout_accuracy:.2%}")
+    classifier = gm.load_extractor("mnist")
+    real = gm.real_features(load_dataset("mnist-mini").images, classifier, label="mnist-mini")
+    print(f"digit classifier held-out accuracy: {classifier.spec.test_accuracy:.2%}")
     print(
         f"torch threads: {torch.get_num_threads()}, load average before: "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
@@ -117,9 +140,9 @@ def main() -> None:
     np.savez_compressed(
         out / f"compare_tutorial_s{S}_samples.npz", **dict(zip(keys, samples.values(), strict=True))
     )
-    results = {name: evaluate_samples(images, classifier) for name, images in samples.items()}
+    results = {name: evaluate_samples(images, classifier, real) for name, images in samples.items()}
     reference_name = "real held-out digits (n=1000)"
-    results[reference_name] = evaluate_samples(heldout_digits(), classifier)
+    results[reference_name] = evaluate_samples(heldout_digits(), classifier, real)
     times[reference_name] = None
 
     header = (
@@ -174,7 +197,7 @@ def main() -> None:
         "steps": S,
         "n_eval": n,
         "seed": args.seed,
-        "classifier_heldout_accuracy": classifier.heldout_accuracy,
+        "classifier_heldout_accuracy": classifier.spec.test_accuracy,
         "wall_seconds": {"ganforge": t_ganforge[0], "plain": t_plain[0]},
         "cpu_seconds": {"ganforge": t_ganforge[1], "plain": t_plain[1]},
         "load_average_end": os.getloadavg(),

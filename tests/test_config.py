@@ -108,14 +108,16 @@ def test_flag_name():
 
 @pytest.mark.parametrize("option", sorted(RESUMABLE_OPTIONS | {"out"}))
 def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
-    base = TrainConfig()
+    base = TrainConfig(eval_every=5)  # so that --early-stop-patience may be set
     value = getattr(base, option)
     if isinstance(value, bool):
         changed = not value
     elif isinstance(value, (int, float)):
         changed = value + 7
     else:
-        changed = {"device": "cpu", "data_cache": "stream"}.get(option, "elsewhere")
+        changed = {"device": "cpu", "data_cache": "stream", "eval_metric": "kid"}.get(
+            option, "elsewhere"
+        )
     assert base.replace(**{option: changed}).trajectory_hash() == base.trajectory_hash()
 
 

@@ -127,6 +127,7 @@ def download_file(
     *,
     md5: str | None = None,
     sha256: str | None = None,
+    sha1: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Download `url` to `dest` through a temporary file, verifying length and checksums.
@@ -138,6 +139,8 @@ def download_file(
     digests = {"MD5": (hashlib.md5(usedforsecurity=False), md5)}
     if sha256:
         digests["SHA-256"] = (hashlib.sha256(), sha256)
+    if sha1:  # the checksum some weights files are published with
+        digests["SHA-1"] = (hashlib.sha1(usedforsecurity=False), sha1)
     try:
         with atomic_path(dest) as tmp:
             received, expected = _stream_to(url, tmp, [d for d, _ in digests.values()], progress)

@@ -36,7 +36,10 @@ def _extractor_for(images, features, device) -> tuple[FeatureExtractor, object]:
         channels = as_uint8_nchw(images[:1]).shape[1]
     else:  # peek at the first batch of a stream, then put it back
         iterator = iter(images)
-        first = as_uint8_nchw(next(iterator))
+        try:
+            first = as_uint8_nchw(next(iterator))
+        except StopIteration:  # else a bare StopIteration escapes the metric call
+            raise GanforgeError("images: the set is empty") from None
         channels = first.shape[1]
         images = _chain(first, iterator)
     return load_extractor(default_extractor(channels), device=device or "cpu"), images
@@ -47,13 +50,16 @@ def _chain(first, rest):
     yield from rest
 
 
-def to_feature_set(x, features=None, *, batch_size: int = 200, device=None) -> FeatureSet:
+def to_feature_set(x, features=None, *, batch_size: int | None = None, device=None) -> FeatureSet:
     """A FeatureSet from images, features or a FeatureSet (see the module docstring)."""
     if isinstance(x, FeatureSet):
         return x
     if _is_feature_array(x):
         array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
-        return FeatureSet(np.asarray(array, dtype=np.float32), None, "given")
+        array = np.asarray(array)
+        if array.dtype not in (np.float32, np.float64):
+            array = array.astype(np.float64)
+        return FeatureSet(array, None, "given")
     extractor, images = _extractor_for(x, features, device)
     return extract_features(extractor, images, batch_size=batch_size, device=device)
 
@@ -82,39 +88,47 @@ def _logits(x, features, batch_size, device, metric: str) -> np.ndarray:
     return found.logits
 
 
-def fid(real, fake, features=None, *, batch_size: int = 200, device=None) -> float:
+def fid(real, fake, features=None, *, batch_size: int | None = None, device=None) -> float:
     """Fréchet distance between the two sets' features (biased upwards at small N)."""
     a, b = _pair(real, fake, features, batch_size, device)
     return frechet.frechet_distance(a.features, b.features)
 
 
 def kid(
-    real, fake, features=None, *, subsets=100, subset_size=1000, seed=0, batch_size=200, device=None
+    real,
+    fake,
+    features=None,
+    *,
+    subsets=100,
+    subset_size=1000,
+    seed=0,
+    batch_size=None,
+    device=None,
 ):
     """Unbiased KID, mean and std over random subsets (a KIDResult)."""
     a, b = _pair(real, fake, features, batch_size, device)
     return kernel_distance.kid_of_features(a.features, b.features, subsets, subset_size, seed)
 
 
-def precision_recall(real, fake, features=None, *, k: int = 3, batch_size=200, device=None):
+def precision_recall(real, fake, features=None, *, k: int = 3, batch_size=None, device=None):
     """Improved precision and recall (Kynkäänniemi et al. 2019), k-NN balls with k=3."""
     a, b = _pair(real, fake, features, batch_size, device)
     return prdc.precision_recall_of_features(a.features, b.features, k)
 
 
-def density_coverage(real, fake, features=None, *, k: int = 5, batch_size=200, device=None):
+def density_coverage(real, fake, features=None, *, k: int = 5, batch_size=None, device=None):
     """Density and coverage (Naeem et al. 2020), k-NN balls around real points with k=5."""
     a, b = _pair(real, fake, features, batch_size, device)
     return prdc.density_coverage_of_features(a.features, b.features, k)
 
 
-def inception_score(fake, features=None, *, splits: int = 10, batch_size=200, device=None):
+def inception_score(fake, features=None, *, splits: int = 10, batch_size=None, device=None):
     """IS from a classifier's predictions on `fake` (images, or logits (N, C))."""
     logits = _logits(fake, features, batch_size, device, "inception score")
     return class_scores.inception_score_of_logits(logits, splits)
 
 
-def mode_coverage(fake, features=None, *, batch_size=200, device=None):
+def mode_coverage(fake, features=None, *, batch_size=None, device=None):
     """Classes found among `fake` and the class histogram's KL to uniform (a ModeCoverage)."""
     logits = _logits(fake, features, batch_size, device, "mode coverage")
     return class_scores.mode_coverage_of_logits(logits)

@@ -145,7 +145,10 @@ def read_spec(path: str | Path) -> ClassifierSpec:
 def load_classifier(path: str | Path) -> DomainClassifier:
     """A domain classifier from its file, in eval mode, float32, frozen."""
     spec = read_spec(path)
-    model = DomainClassifier(spec)
+    try:  # metadata that parses can still describe no buildable network (e.g. widths (4,))
+        model = DomainClassifier(spec)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise GanforgeError(f"{path}: bad extractor metadata ({exc})") from None
     try:
         tensors = load_file(str(path))
         model.load_state_dict({k: v.float() for k, v in tensors.items()})

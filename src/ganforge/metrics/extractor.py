@@ -25,6 +25,7 @@ class FeatureExtractor(nn.Module):
     feature_dim: int = 0
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
+    batch_size: int = 200  # images per forward pass by default (memory, not speed, decides)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) -> the float input the network expects (resize, channels, range)."""

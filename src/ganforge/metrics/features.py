@@ -43,7 +43,7 @@ def extract_features(
     extractor: FeatureExtractor,
     images,
     *,
-    batch_size: int = 200,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
     total: int | None = None,
@@ -52,6 +52,7 @@ def extract_features(
     of such batches."""
     device = torch.device(device) if device is not None else extractor.device
     extractor.eval().to(device)
+    batch_size = batch_size or extractor.batch_size
     if total is None and hasattr(images, "__len__"):
         total = len(images)
     features, logits = [], []

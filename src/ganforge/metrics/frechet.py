@@ -45,7 +45,9 @@ def gaussian_stats(features) -> GaussianStats:
     array = as_features(features)
     if len(array) < 2:
         raise GanforgeError(f"features: need at least 2 vectors for a covariance, got {len(array)}")
-    return GaussianStats(array.mean(axis=0), np.cov(array, rowvar=False), len(array))
+    # np.cov squeezes the (1, 1) covariance of 1-D features to a scalar: keep it a matrix
+    sigma = np.atleast_2d(np.cov(array, rowvar=False))
+    return GaussianStats(array.mean(axis=0), sigma, len(array))
 
 
 def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 
 from ganforge.atomic import atomic_path
 from ganforge.cache import cache_dir
-from ganforge.metrics.extractor import FeatureExtractor
+from ganforge.metrics.extractor import FeatureExtractor, as_uint8_nchw
 from ganforge.metrics.features import FeatureSet, extract_features
 
 
@@ -37,7 +37,7 @@ def cache_file(label: str, extractor: FeatureExtractor, fingerprint: str, root: 
 
 def _read(path: Path, fingerprint: str, identity: str) -> FeatureSet | None:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             if str(data["data"]) != fingerprint or str(data["extractor"]) != identity:
                 return None
             logits = data["logits"] if "logits" in data.files else None
@@ -53,11 +53,12 @@ def real_features(
     label: str = "data",
     use_cache: bool = True,
     root: Path | None = None,
-    batch_size: int = 200,
+    batch_size: int | None = None,
     device=None,
     progress: bool = False,
 ) -> FeatureSet:
     """Features of uint8 `images` under `extractor`, from the cache when it holds them."""
+    images = as_uint8_nchw(images)
     fingerprint = data_fingerprint(images)
     path = cache_file(label, extractor, fingerprint, root or cache_dir("stats"))
     if use_cache and path.is_file():
