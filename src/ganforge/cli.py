@@ -170,6 +170,9 @@ def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
         "--heldout-per-class", type=int, default=100, help="test images per class (default: 100)"
     )
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    train.add_argument(
+        "--resolution", type=int, help="image size (default: the dataset's; folders: 64)"
+    )
     train.add_argument("--data-root", metavar="DIR", help="where dataset files live")
 
 
@@ -321,6 +324,7 @@ def cmd_metrics(args: argparse.Namespace) -> None:
         heldout_per_class=args.heldout_per_class,
         seed=args.seed,
         data_root=args.data_root,
+        resolution=args.resolution,
     )
 
 

@@ -132,7 +132,7 @@ def real_reference(
         trust_pickle=config.trust_pickle,
         progress=progress,
     )
-    chosen = extractor if extractor is not None else default_extractor(data.channels)
+    chosen = extractor if extractor is not None else default_extractor(data.channels, config.data)
     model = load_extractor(chosen, device=str(device), inception_weights=inception_weights)
     features = real_features(
         data.images,

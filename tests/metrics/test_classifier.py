@@ -339,3 +339,35 @@ def test_shrinking_is_antialiased(mnist):
     x = mnist.prepare(stripes)[0, 0, :, 2:-2]  # interior columns
     assert x.mean().item() == pytest.approx(0.0, abs=0.1)
     assert x.std().item() < 0.15
+
+
+def test_train_extractor_on_a_colour_folder_learns_its_classes(tmp_path):
+    """A CIFAR-like (32 px RGB) labelled folder gets a 3-stage colour classifier that tells its
+    classes apart: red discs from blue squares, at random places and sizes."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    for label, colour, shape in (
+        ("disc", (220, 40, 40), "ellipse"),
+        ("square", (40, 60, 220), "rectangle"),
+    ):
+        (tmp_path / "shapes" / label).mkdir(parents=True)
+        for i in range(48):
+            image = Image.new("RGB", (32, 32), tuple(int(v) for v in rng.integers(0, 60, 3)))
+            x, y, r = (int(v) for v in rng.integers(4, 14, 3))
+            getattr(ImageDraw.Draw(image), shape)([x, y, x + r + 6, y + r + 6], fill=colour)
+            image.save(tmp_path / "shapes" / label / f"{i}.png")
+    out, spec = train_extractor(
+        str(tmp_path / "shapes"),
+        tmp_path / "shapes.safetensors",
+        epochs=8,
+        batch_size=16,
+        resolution=32,
+        heldout_per_class=8,
+        log=lambda _: None,
+    )
+    assert (spec.channels, spec.resolution, spec.num_classes) == (3, 32, 2)
+    assert len(spec.widths) == 3 and spec.class_names == ("disc", "square")
+    assert spec.test_accuracy >= 0.9
+    model = load_classifier(out)
+    assert model.spec.test_accuracy == spec.test_accuracy

@@ -16,7 +16,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # name -> (file in WEIGHTS_DIR, what it is for)
 PACKAGED = {
     "mnist": ("mnist.safetensors", "28x28 grayscale digits (trained on mnist-mini)"),
+    "fashion-mnist": ("fashion-mnist.safetensors", "28x28 grayscale clothing (Fashion-MNIST)"),
 }
+# datasets whose own classifier ships: the default extractor when evaluating runs on them
+DATASET_EXTRACTORS = {"fashion-mnist": "fashion-mnist"}
 INCEPTION = "inception"
 
 
@@ -27,9 +30,11 @@ def list_extractors() -> dict[str, str]:
     return described
 
 
-def default_extractor(channels: int) -> str:
-    """The extractor used when none is named: the digit classifier for grayscale data (offline,
-    and it can count modes), Inception for colour images."""
+def default_extractor(channels: int, dataset: str | None = None) -> str:
+    """The extractor used when none is named: the dataset's own shipped classifier, else the
+    digit classifier for grayscale data (offline, and it can count modes), else Inception."""
+    if dataset in DATASET_EXTRACTORS:
+        return DATASET_EXTRACTORS[dataset]
     return "mnist" if channels == 1 else INCEPTION
 
 

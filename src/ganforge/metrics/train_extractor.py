@@ -107,6 +107,7 @@ def train_extractor(
     heldout_per_class: int = 100,
     seed: int = 0,
     widths: tuple[int, ...] | None = None,
+    resolution: int | None = None,
     data_root: str | Path | None = None,
     log=print,
 ) -> tuple[Path, ClassifierSpec]:
@@ -115,7 +116,7 @@ def train_extractor(
     Returns the path and the spec with the measured held-out accuracy (of the saved, float16
     weights — exactly what later loads).
     """
-    dataset: ImageDataset = load_dataset(data, data_root=data_root)
+    dataset: ImageDataset = load_dataset(data, data_root=data_root, resolution=resolution)
     labels = dataset.labels.numpy()
     if dataset.num_classes < 2 or (labels < 0).any():
         raise GanforgeError(f"--data {data}: an extractor needs labelled images of 2+ classes")
