@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="samples.png",
         help="grid.png, or samples.npz: `images` uint8 (N, H, W, C) (default: samples.png)",
     )
-    sample.add_argument("--checkpoint", metavar="FILE", help="a checkpoint (default: the newest)")
+    sample.add_argument(
+        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
+    )
     sample.add_argument(
         "--no-ema",
         action="store_true",

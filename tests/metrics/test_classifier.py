@@ -23,7 +23,7 @@ from ganforge.metrics.classifier import (
     read_spec,
     save_classifier,
 )
-from ganforge.metrics.registry import PACKAGED, WEIGHTS_DIR
+from ganforge.metrics.registry import PACKAGED, WEIGHTS_DIR, default_extractor
 from ganforge.metrics.train_extractor import held_out_accuracy, stratified_split, train_extractor
 
 SHIPPED = WEIGHTS_DIR / PACKAGED["mnist"][0]
@@ -371,3 +371,13 @@ def test_train_extractor_on_a_colour_folder_learns_its_classes(tmp_path):
     assert spec.test_accuracy >= 0.9
     model = load_classifier(out)
     assert model.spec.test_accuracy == spec.test_accuracy
+
+
+def test_every_packaged_extractor_ships_and_records_its_accuracy():
+    for name, (filename, _) in PACKAGED.items():
+        spec = read_spec(WEIGHTS_DIR / filename)
+        assert spec.name == name and spec.num_classes == 10 and spec.test_size >= 1000
+        assert spec.test_accuracy >= 0.85, (name, spec.test_accuracy)
+    assert default_extractor(1, "fashion-mnist") == "fashion-mnist"
+    assert default_extractor(1, "mnist-mini") == "mnist"
+    assert default_extractor(3, "cifar10") == "inception"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -9,6 +12,7 @@ from safetensors.torch import load_file
 
 import ganforge
 import ganforge.training.evaluation as evaluation
+from ganforge.cli import main
 from ganforge.errors import GanforgeError
 from ganforge.run import BEST_CHECKPOINT
 
@@ -20,8 +24,6 @@ def eval_records(run):
 
 
 def checkpoint_meta(path):
-    import json
-
     with safe_open(str(path), framework="pt") as handle:
         return json.loads(handle.metadata()["ganforge"])
 
@@ -97,3 +99,14 @@ def test_resume_continues_the_best_bookkeeping(tiny_train, without_wall_clock):
 def test_bad_eval_options_are_named(tiny_train, options, message):
     with pytest.raises(GanforgeError, match=message):
         tiny_train(**options)
+
+
+def test_cli_samples_the_best_checkpoint(tiny_train, tmp_path):
+    run = tiny_train(steps=10, **EVAL)
+    out = tmp_path / "best.npz"
+    assert (
+        main(["sample", str(run.path), "--checkpoint", "best", "--n", "4", "--out", str(out)]) == 0
+    )
+    best = ganforge.load_run(run.path)
+    best.load("best")
+    assert np.array_equal(np.load(out)["images"], best.sample(4, seed=0))
