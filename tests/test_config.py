@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import time
 
 import pytest
 
 from ganforge import GanforgeError, TrainConfig
-from ganforge.config import RESUMABLE_OPTIONS, flag_name, load_config_file
+from ganforge.config import MAX_LEARNING_RATE, RESUMABLE_OPTIONS, flag_name, load_config_file
 
 
 def test_defaults_are_valid():
@@ -112,6 +114,8 @@ def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
     value = getattr(base, option)
     if isinstance(value, bool):
         changed = not value
+    elif isinstance(value, float) and 0 < value <= 1:  # a fraction (doctor thresholds)
+        changed = value / 2
     elif isinstance(value, (int, float)):
         changed = value + 7
     else:
@@ -132,11 +136,28 @@ def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
         ("data", "digits"),
         ("width", 32),
         ("ema_decay", 0.0),
+        ("loss", "hinge"),
+        ("gp", 10.0),
+        ("r1", 1.0),
+        ("spectral_norm", True),
+        ("instance_noise", 0.1),
+        ("diffaugment", "cutout"),
     ],
 )
 def test_trajectory_hash_changes_with_trajectory_options(option, value):
     base = TrainConfig()
     assert base.replace(**{option: value}).trajectory_hash() != base.trajectory_hash()
+
+
+def test_options_added_later_leave_the_hash_of_existing_runs_alone():
+    """Runs made before an option existed carry these hashes in their checkpoints: an option
+    added since, at its default, must not change them (or the runs could not resume)."""
+    assert TrainConfig().trajectory_hash() == "221d7a5fec54ccdc"
+    tiny = TrainConfig(model="mlp", data="digits", width=8, batch_size=16, z_dim=8)
+    assert tiny.replace(resolution=28, channels=1).trajectory_hash() == "835772930585712a"
+    # ... while a run that uses one is told apart from one that does not, both ways round
+    assert tiny.replace(gp=1.0).trajectory_hash() != tiny.replace(gp=2.0).trajectory_hash()
+    assert tiny.replace(gp=1.0).replace(gp=0.0).trajectory_hash() == tiny.trajectory_hash()
 
 
 def test_every_field_has_help_text():
@@ -225,3 +246,54 @@ def test_non_text_option_names_are_refused(tmp_path):
     path.write_text("1: 2\n")
     with pytest.raises(GanforgeError, match="option names must be text"):
         load_config_file(path)
+
+
+FLOAT_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig) if str(f.type) == "float"]
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize("option", FLOAT_OPTIONS)
+def test_non_finite_numbers_are_refused_for_every_float_option(option, value):
+    assert {"lr_g", "lr_d", "checkpoint_minutes"} <= set(FLOAT_OPTIONS)
+    with pytest.raises(GanforgeError, match=rf"^{flag_name(option)}: .*{value}"):
+        TrainConfig.from_dict({option: value})
+
+
+def test_a_config_with_an_infinite_learning_rate_is_refused(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("lr-g = inf\n")
+    with pytest.raises(GanforgeError, match="^--lr-g: must be a finite number, got inf"):
+        TrainConfig.from_dict(load_config_file(path))
+
+
+def test_yaml_aliases_are_refused_naming_the_file_and_line(tmp_path):
+    """A "billion laughs": nine lines of nested aliases make 10^9 leaves."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    path = tmp_path / "lol.yaml"
+    path.write_text("\n".join(lines) + "\nmodel: *a9\n")
+    started = time.perf_counter()
+    with pytest.raises(GanforgeError, match=r"\(line 2\): aliases \(\*name\) are not allowed") as i:
+        load_config_file(path)
+    assert str(path) in str(i.value) and time.perf_counter() - started < 1
+
+
+def test_a_wrong_type_error_quotes_a_huge_value_briefly():
+    bomb = ["x"] * 9
+    for _ in range(9):
+        bomb = [bomb] * 9  # 10^9 leaves, all shared: a full repr would never finish
+    started = time.perf_counter()
+    for value in (bomb, "9" * 10**6, {"k": bomb}):
+        with pytest.raises(GanforgeError, match="^--steps: expected an integer, got ") as info:
+            TrainConfig.from_dict({"steps": value})
+        assert len(str(info.value)) < 300
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize("option", ["lr_g", "lr_d"])
+def test_a_learning_rate_that_would_overflow_a_step_is_refused(option):
+    """torch's Adam step overflows float32 near lr 1e38 (a RuntimeError mid-training)."""
+    TrainConfig.from_dict({option: MAX_LEARNING_RATE})
+    with pytest.raises(GanforgeError, match=rf"^{flag_name(option)}: .*at most 1000, got 1e\+39"):
+        TrainConfig.from_dict({option: 1e39})

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganforge import losses
-from ganforge.config import G_LOSSES, TrainConfig
+from ganforge.config import G_LOSSES, LOSSES, TrainConfig
 from ganforge.models import build_model
 
 
@@ -103,3 +103,153 @@ def test_family_uses_the_configured_generator_loss(g_loss):
     family = build_model(TrainConfig(model="mlp", width=4, z_dim=4, g_loss=g_loss), 8, 1)
     assert family.g_loss is losses.G_LOSSES[g_loss]
     assert family.real_label == pytest.approx(1 - TrainConfig().label_smoothing)
+
+
+# ---- hinge, Wasserstein, least squares ---------------------------------------------------
+
+REAL = torch.tensor([2.0, -1.0, 0.3, 0.8], dtype=torch.float64)
+FAKE = torch.tensor([-2.5, 0.4, 1.0, -0.2], dtype=torch.float64)
+
+
+def test_loss_table_matches_config_choices():
+    assert tuple(losses.LOSSES) == LOSSES
+    assert losses.LOSSES["bce"] == (losses.d_bce, losses.g_non_saturating)
+    assert losses.SMOOTHED_LOSSES <= set(LOSSES)
+
+
+def test_hinge_values():
+    # relu(1 - [2, -1, .3, .8]) = [0, 2, .7, .2]; relu(1 + [-2.5, .4, 1, -.2]) = [0, 1.4, 2, .8]
+    expected = (0 + 2 + 0.7 + 0.2) / 4 + (0 + 1.4 + 2 + 0.8) / 4
+    assert losses.d_hinge(REAL, FAKE).item() == pytest.approx(expected)
+    assert losses.g_hinge(FAKE).item() == pytest.approx(-(-2.5 + 0.4 + 1.0 - 0.2) / 4)
+    # beyond the margins D is satisfied: zero loss
+    assert losses.d_hinge(REAL.abs() + 1, -FAKE.abs() - 1).item() == 0.0
+
+
+def test_wasserstein_values():
+    assert losses.d_wasserstein(REAL, FAKE).item() == pytest.approx(FAKE.mean() - REAL.mean())
+    assert losses.g_wasserstein(FAKE).item() == pytest.approx(-FAKE.mean().item())
+
+
+def test_least_squares_values():
+    expected = 0.5 * ((REAL - 1) ** 2).mean() + 0.5 * (FAKE**2).mean()
+    assert losses.d_least_squares(REAL, FAKE).item() == pytest.approx(expected.item())
+    smoothed = 0.5 * ((REAL - 0.9) ** 2).mean() + 0.5 * (FAKE**2).mean()
+    assert losses.d_least_squares(REAL, FAKE, real_label=0.9).item() == pytest.approx(
+        smoothed.item()
+    )
+    assert losses.g_least_squares(FAKE).item() == pytest.approx(0.5 * ((FAKE - 1) ** 2).mean())
+    # the optimum: real logits at b = 1, fake logits at a = 0
+    assert losses.d_least_squares(torch.ones(3), torch.zeros(3)).item() == 0.0
+
+
+def d_grads(d_loss, real_value: float, fake_value: float) -> tuple[float, float]:
+    real = torch.tensor([real_value], dtype=torch.float64, requires_grad=True)
+    fake = torch.tensor([fake_value], dtype=torch.float64, requires_grad=True)
+    d_loss(real, fake).backward()
+    return real.grad.item(), fake.grad.item()
+
+
+@pytest.mark.parametrize("name", ["hinge", "wasserstein", "least-squares"])
+def test_every_d_loss_raises_real_logits_and_lowers_fake_ones_and_g_raises_fakes(name):
+    d_loss, g_loss = losses.LOSSES[name]
+    real_grad, fake_grad = d_grads(d_loss, 0.2, 0.5)  # D unsure: fake scored above 0
+    assert real_grad < 0 < fake_grad  # gradient descent: real logit up, fake logit down
+    assert per_element_grad(g_loss, 0.5).max() < 0  # G pushes its fakes' logits up
+
+
+def test_hinge_ignores_confident_logits_wasserstein_never_does():
+    assert d_grads(losses.d_hinge, 1.5, -1.5) == (0.0, 0.0)
+    assert d_grads(losses.d_wasserstein, 1.5, -1.5) == (-1.0, 1.0)  # constant, never saturates
+    assert per_element_grad(losses.g_wasserstein, 50.0).tolist() == [-1.0] * 8
+
+
+def test_least_squares_gradient_grows_with_the_distance_to_the_target():
+    # LSGAN's point: fakes far on the "real" side of the boundary still get a gradient
+    near, far = (
+        per_element_grad(losses.g_least_squares, 0.5),
+        per_element_grad(losses.g_least_squares, -3.0),
+    )
+    assert torch.allclose(near, torch.full((8,), -0.5, dtype=torch.float64))
+    assert torch.allclose(far, torch.full((8,), -4.0, dtype=torch.float64))
+    assert per_element_grad(losses.g_least_squares, 1.0).abs().max() == 0.0
+
+
+# ---- gradient penalties ------------------------------------------------------------------
+
+
+class LinearCritic(torch.nn.Module):
+    """D(x) = <w, x> + b on flattened images: its input gradient is w everywhere."""
+
+    def __init__(self, w: torch.Tensor, bias: float = 0.3):
+        super().__init__()
+        self.w = torch.nn.Parameter(w.clone())
+        self.bias = bias
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1) @ self.w.flatten() + self.bias
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_grows_with_the_norm():
+    torch.manual_seed(0)
+    real, fake = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    direction = torch.randn(1, 4, 4)
+    unit = LinearCritic(direction / direction.norm())
+    assert losses.gradient_penalty(unit, real, fake).item() == pytest.approx(0.0, abs=1e-10)
+    for norm in (0.25, 3.0):
+        critic = LinearCritic(norm * direction / direction.norm())
+        assert losses.gradient_penalty(critic, real, fake).item() == pytest.approx((norm - 1) ** 2)
+
+
+def test_gradient_penalty_trains_the_critic_towards_unit_gradient():
+    torch.manual_seed(0)
+    real, fake = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    direction = torch.randn(1, 4, 4)
+    critic = LinearCritic(3 * direction / direction.norm())
+    penalty = losses.gradient_penalty(critic, real, fake)
+    assert penalty.requires_grad  # create_graph: the penalty is a function of D's weights
+    penalty.backward()
+    # d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w|: along w, shrinking it
+    expected = 2 * (3 - 1) * direction / direction.norm()
+    assert torch.allclose(critic.w.grad, expected, atol=1e-5)
+    # the images themselves are never changed or given gradients
+    assert not real.requires_grad and not fake.requires_grad
+
+
+def test_gradient_penalty_is_taken_between_real_and_fake():
+    torch.manual_seed(0)
+    real, fake = torch.zeros(64, 3), torch.ones(64, 3)
+    seen = []
+
+    def critic(images):
+        seen.append(images.detach())
+        return images.sum(1)
+
+    losses.gradient_penalty(critic, real, fake)
+    (mixed,) = seen
+    assert mixed.shape == real.shape
+    # each interpolate is eps * real + (1 - eps) * fake: all coordinates equal, in [0, 1]
+    assert torch.equal(mixed, mixed[:, :1].expand(-1, 3))
+    assert 0 <= mixed.min() and mixed.max() <= 1 and mixed.std() > 0.2
+
+
+def test_r1_penalty_is_the_mean_squared_input_gradient():
+    torch.manual_seed(0)
+    w = torch.randn(1, 3, 3)
+    critic = LinearCritic(w)
+    real = torch.randn(5, 1, 3, 3, requires_grad=True)
+    penalty = losses.r1_penalty(critic(real), real)
+    assert penalty.item() == pytest.approx(w.pow(2).sum().item(), rel=1e-6)  # |w|^2 each image
+    # a nonlinear D: compare with per-image gradients taken one by one
+    mlp = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(9, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)
+    )
+    penalty = losses.r1_penalty(mlp(real).view(-1), real)
+    by_hand = []
+    for image in real.detach():
+        image = image[None].requires_grad_(True)
+        (grad,) = torch.autograd.grad(mlp(image).sum(), image)
+        by_hand.append(grad.pow(2).sum())
+    assert penalty.item() == pytest.approx(torch.stack(by_hand).mean().item(), rel=1e-5)
+    penalty.backward()  # differentiable in D's weights
+    assert mlp[1].weight.grad is not None and mlp[1].weight.grad.abs().sum() > 0

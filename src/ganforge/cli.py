@@ -42,7 +42,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             )
             continue
         help_text = field.metadata.get("help", "")
-        if default is not None:  # None defaults are described in the help text itself
+        if default not in (None, ""):  # None and "" (off) are described in the help itself
             help_text += f" (default: {default})"
         kind = _type_of(field)
         metavar = {int: "N", float: "X"}.get(kind, "PATH" if field.name in PATH_OPTIONS else "NAME")
@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue RUN from its newest checkpoint (to --steps, if given)",
     )
     _add_train_options(train)
+    train.add_argument(
+        "--ema",
+        dest="ema_decay",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="the same as --ema-decay",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -108,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample the raw generator instead of its weight average",
     )
 
+    report = commands.add_parser(
+        "report",
+        help="write RUN/report.html: curves, events, samples over time, evaluation",
+        description="Write a self-contained HTML page about a run (and samples/progress.gif).",
+    )
+    report.add_argument("run", metavar="RUN", help="a run folder")
+    report.add_argument("--out", metavar="FILE", help="the page (default: RUN/report.html)")
     _add_eval_commands(commands)
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
@@ -330,6 +345,12 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from ganforge.report.html import build_report
+
+    print(f"wrote {build_report(args.run, args.out)}")
+
+
 def cmd_models(_: argparse.Namespace) -> None:
     from ganforge.models import list_models
 
@@ -368,6 +389,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "sample": cmd_sample,
     "eval": cmd_eval,
+    "report": cmd_report,
     "metrics": cmd_metrics,
     "models": cmd_models,
     "datasets": cmd_datasets,

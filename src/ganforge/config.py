@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, brief
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,8 +26,28 @@ else:  # pragma: no cover
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 G_LOSSES = ("non-saturating", "saturating")
+LOSSES = ("bce", "hinge", "wasserstein", "least-squares")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
+MAX_LEARNING_RATE = 1000.0  # no GAN trains near it; ~1e38 overflows float32 mid-step
 EVAL_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "kl_to_uniform", "is")
+DOCTOR_THRESHOLDS = (  # TrainConfig.doctor_<name>
+    "warmup",
+    "patience",
+    "repeat",
+    "window",
+    "explode_factor",
+    "vanish_factor",
+    "vanish_accuracy",
+    "d_accuracy",
+    "g_accuracy",
+    "g_d_fake",
+    "diversity",
+    "collapse_kl",
+    "oscillation_growth",
+    "swing",
+    "stall_evals",
+)
 
 # Options that may change between the first run and a resume without changing the training
 # trajectory itself (so they stay out of the config hash).
@@ -52,10 +73,45 @@ RESUMABLE_OPTIONS = frozenset(
         "early_stop_patience",
         "extractor",
         "inception_weights",
+        # the doctor reads records and never touches the training RNG (training/diagnostics.py);
+        # only a run that would have diverged goes another way with it
+        "doctor",
+        "diagnose_layers",
+        "max_rollbacks",
+        *(f"doctor_{name}" for name in DOCTOR_THRESHOLDS),
     }
 )
 # ...and the run folder's own path, which may move, does not change the trajectory either.
 _UNHASHED_OPTIONS = RESUMABLE_OPTIONS | {"out"}
+# The options that runs have hashed from the start, always, whatever their value. Any option
+# added since is hashed only when it differs from its default, so that adding an option never
+# changes the hash of an existing run (whose checkpoints would then refuse to resume).
+_ALWAYS_HASHED = frozenset(
+    {
+        "model",
+        "data",
+        "data_root",
+        "hflip",
+        "strict",
+        "trust_pickle",
+        "resolution",
+        "channels",
+        "batch_size",
+        "seed",
+        "lr_g",
+        "lr_d",
+        "beta1",
+        "beta2",
+        "optimizer",
+        "d_steps",
+        "g_loss",
+        "z_dim",
+        "width",
+        "label_smoothing",
+        "ema_decay",
+        "n_grid",
+    }
+)
 
 
 @dataclass
@@ -134,6 +190,42 @@ class TrainConfig:
         default=0.999,
         metadata={"help": "EMA of G's weights used for sampling (0 disables)"},
     )
+    # ---- remedies (README: Remedies); all off by default, any combination allowed ----
+    loss: str = field(
+        default="bce",
+        metadata={
+            "help": "bce, hinge, wasserstein or least-squares (--g-loss and --label-smoothing "
+            "apply to bce; smoothing to least-squares too)"
+        },
+    )
+    gp: float = field(
+        default=0.0,
+        metadata={"help": "WGAN-GP gradient penalty weight on real/fake interpolates (0: off)"},
+    )
+    r1: float = field(
+        default=0.0,
+        metadata={
+            "help": "R1 penalty weight gamma on real images: adds gamma/2 E|grad D|^2 (0: off)"
+        },
+    )
+    spectral_norm: bool = field(
+        default=False,
+        metadata={"help": "spectrally normalise D's layers (and drop D's batchnorm)"},
+    )
+    instance_noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "std of Gaussian noise on D's inputs, annealed linearly to 0 over --steps "
+            "(0: off)"
+        },
+    )
+    diffaugment: str = field(
+        default="",
+        metadata={
+            "help": "differentiable augmentations of D's inputs, real and fake: any of "
+            "color,translation,cutout (empty: off)"
+        },
+    )
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
     checkpoint_minutes: float = field(
         default=0.0,
@@ -174,6 +266,81 @@ class TrainConfig:
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:N]"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    # ---- the doctor (README: Diagnosis): signals, detectors, events.jsonl, NaN rollback ----
+    doctor: bool = field(
+        default=True,
+        metadata={
+            "help": "watch training: weight norms and sample diversity in each record, "
+            "named problems in events.jsonl, rollback after a NaN step"
+        },
+    )
+    diagnose_layers: bool = field(
+        default=False,
+        metadata={"help": "log the gradient norm of every parameter tensor in each record"},
+    )
+    nan_lr_factor: float = field(
+        default=0.5,
+        metadata={
+            "help": "after a NaN/infinite step, roll back and multiply both learning rates by this"
+        },
+    )
+    max_rollbacks: int = field(
+        default=3, metadata={"help": "stop with an error after this many NaN rollbacks"}
+    )
+    doctor_warmup: int = field(
+        default=500, metadata={"help": "steps before detectors judge (early training is wild)"}
+    )
+    doctor_patience: int = field(
+        default=5,
+        metadata={"help": "records in a row a d/g-overpowering or mode-collapse sign must hold"},
+    )
+    doctor_repeat: int = field(
+        default=10, metadata={"help": "records between repeats of an event that persists"}
+    )
+    doctor_window: int = field(
+        default=20,
+        metadata={"help": "records in running medians and in the oscillation window"},
+    )
+    doctor_explode_factor: float = field(
+        default=20.0,
+        metadata={
+            "help": "exploding: a gradient norm over this x its running median, or a weight "
+            "norm over this x its initial one"
+        },
+    )
+    doctor_vanish_factor: float = field(
+        default=0.05, metadata={"help": "vanishing: G's gradient norm under this x its median"}
+    )
+    doctor_vanish_accuracy: float = field(
+        default=0.99, metadata={"help": "vanishing: ...while D's accuracy is at least this"}
+    )
+    doctor_d_accuracy: float = field(
+        default=0.98, metadata={"help": "d_overpowering: D's accuracy at least this"}
+    )
+    doctor_g_accuracy: float = field(
+        default=0.5, metadata={"help": "g_overpowering: D's accuracy at most this..."}
+    )
+    doctor_g_d_fake: float = field(
+        default=0.6, metadata={"help": "g_overpowering: ...and mean D(G(z)) at least this"}
+    )
+    doctor_diversity: float = field(
+        default=0.5,
+        metadata={"help": "mode_collapse: sample diversity under this x the real images'"},
+    )
+    doctor_collapse_kl: float = field(
+        default=0.5,
+        metadata={"help": "mode_collapse: evaluated class KL to uniform (nats) at least this"},
+    )
+    doctor_oscillation_growth: float = field(
+        default=2.0,
+        metadata={"help": "oscillation: loss swings this x wider than half a window ago..."},
+    )
+    doctor_swing: float = field(
+        default=0.15, metadata={"help": "oscillation: ...and at least this x the loss itself"}
+    )
+    doctor_stall_evals: int = field(
+        default=5, metadata={"help": "stalled: evaluations without improvement"}
+    )
 
     # ---- conversion ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -192,8 +359,14 @@ class TrainConfig:
         return config
 
     def trajectory_hash(self) -> str:
-        """Hash of the options that decide the training trajectory (not steps, paths, logging)."""
-        values = {k: v for k, v in self.to_dict().items() if k not in _UNHASHED_OPTIONS}
+        """Hash of the options that decide the training trajectory (not steps, paths, logging).
+        Options added after the first release count only when they differ from their default."""
+        defaults = TrainConfig()
+        values = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in _UNHASHED_OPTIONS and (k in _ALWAYS_HASHED or v != getattr(defaults, k))
+        }
         text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -223,8 +396,11 @@ class TrainConfig:
             )
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
-            if not value > 0:
-                raise _option_error(name, f"must be a positive learning rate, got {value}")
+            if not 0 < value <= MAX_LEARNING_RATE:  # beyond it, torch's float32 steps overflow
+                raise _option_error(
+                    name,
+                    f"must be a positive learning rate, at most {MAX_LEARNING_RATE:g}, got {value}",
+                )
         for name in ("beta1", "beta2", "ema_decay"):
             value = getattr(self, name)
             if not 0 <= value < 1:
@@ -239,6 +415,16 @@ class TrainConfig:
             )
         if self.g_loss not in G_LOSSES:
             raise _option_error("g_loss", f"'{self.g_loss}' is not one of {', '.join(G_LOSSES)}")
+        if self.loss not in LOSSES:
+            raise _option_error("loss", f"'{self.loss}' is not one of {', '.join(LOSSES)}")
+        if self.g_loss == "saturating" and self.loss != "bce":
+            raise _option_error(
+                "g_loss", f"'saturating' applies to --loss bce only, not --loss {self.loss}"
+            )
+        for name in ("gp", "r1", "instance_noise"):
+            if getattr(self, name) < 0:
+                raise _option_error(name, f"must be >= 0 (0: off), got {getattr(self, name)}")
+        self.diffaugment = ",".join(diffaugment_policies(self.diffaugment))
         if self.channels is not None and self.channels not in (1, 3):
             raise _option_error("channels", f"must be 1 or 3, got {self.channels}")
         if self.resolution is not None and self.resolution < 4:
@@ -262,6 +448,43 @@ class TrainConfig:
             raise _option_error("data_workers", f"must be 0 or more, got {self.data_workers}")
         if not 0 <= self.seed < 2**32:
             raise _option_error("seed", f"must be in [0, 2^32), got {self.seed}")
+        for name in ("doctor_patience", "doctor_repeat", "doctor_stall_evals"):
+            if getattr(self, name) < 1:
+                raise _option_error(name, f"must be at least 1, got {getattr(self, name)}")
+        for name in ("doctor_warmup", "max_rollbacks"):
+            if getattr(self, name) < 0:
+                raise _option_error(name, f"must be 0 or more, got {getattr(self, name)}")
+        if self.doctor_window < 6:
+            raise _option_error("doctor_window", f"must be at least 6, got {self.doctor_window}")
+        if not 0 < self.nan_lr_factor < 1:
+            raise _option_error("nan_lr_factor", f"must be in (0, 1), got {self.nan_lr_factor}")
+        for name in ("doctor_vanish_accuracy", "doctor_d_accuracy", "doctor_g_accuracy"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise _option_error(name, f"must be in [0, 1], got {getattr(self, name)}")
+        for name in ("doctor_g_d_fake", "doctor_diversity", "doctor_vanish_factor"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise _option_error(name, f"must be in [0, 1], got {getattr(self, name)}")
+        for name in ("doctor_explode_factor", "doctor_oscillation_growth"):
+            if not getattr(self, name) > 1:
+                raise _option_error(name, f"must be more than 1, got {getattr(self, name)}")
+        for name in ("doctor_collapse_kl", "doctor_swing"):
+            if not getattr(self, name) >= 0:
+                raise _option_error(name, f"must be 0 or more, got {getattr(self, name)}")
+
+
+def diffaugment_policies(text: str) -> tuple[str, ...]:
+    """The policies named in a --diffaugment value ("color, translation" -> ("color",
+    "translation")), in the given order; empty for "" (off). Unknown or repeated names are
+    errors naming the flag."""
+    policies = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in policies:
+        if name not in DIFFAUGMENT_POLICIES:
+            raise _option_error(
+                "diffaugment", f"unknown policy '{name}' ({', '.join(DIFFAUGMENT_POLICIES)})"
+            )
+    if len(set(policies)) < len(policies):
+        raise _option_error("diffaugment", f"a policy is named twice in '{text}'")
+    return policies
 
 
 def normalise_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -270,7 +493,7 @@ def normalise_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key, value in values.items():
         if not isinstance(key, str):
-            raise GanforgeError(f"{source}: option names must be text, got {key!r}")
+            raise GanforgeError(f"{source}: option names must be text, got {brief(key)}")
         name = key.replace("-", "_")
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -298,16 +521,18 @@ def _check_types(config: TrainConfig) -> None:
             continue
         if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
             if abs(value) > 2**1023:
-                raise _option_error(f.name, f"{value} is too large a number")
+                raise _option_error(f.name, f"{brief(value)} is too large a number")
             setattr(config, f.name, float(value))
         elif kind.startswith("float") and not isinstance(value, float):
-            raise _option_error(f.name, f"expected a number, got {value!r}")
+            raise _option_error(f.name, f"expected a number, got {brief(value)}")
+        elif kind.startswith("float") and not math.isfinite(value):
+            raise _option_error(f.name, f"must be a finite number, got {value}")
         elif kind.startswith("int") and (not isinstance(value, int) or isinstance(value, bool)):
-            raise _option_error(f.name, f"expected an integer, got {value!r}")
+            raise _option_error(f.name, f"expected an integer, got {brief(value)}")
         elif kind.startswith("str") and not isinstance(value, str):
-            raise _option_error(f.name, f"expected a string, got {value!r}")
+            raise _option_error(f.name, f"expected a string, got {brief(value)}")
         elif kind == "bool" and not isinstance(value, bool):
-            raise _option_error(f.name, f"expected true or false, got {value!r}")
+            raise _option_error(f.name, f"expected true or false, got {brief(value)}")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -326,7 +551,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         elif suffix == ".json":
             values = json.loads(text)
         else:
-            values = yaml.safe_load(text)  # plain data only: no tags that build objects
+            values = yaml.load(text, Loader=_ConfigLoader)  # plain data: no tags, no aliases
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
         raise GanforgeError(
@@ -345,3 +570,19 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise GanforgeError(f"--config: '{path}' must hold a table of options")
     return normalise_keys(values, f"--config '{path}'")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader (plain data only: no tags that build objects) that also refuses
+    aliases: a config has no use for them, and ten lines of nested aliases (a "billion laughs")
+    make a value whose every traversal (printing, hashing, JSON) takes forever."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "aliases (*name) are not allowed in a config file",
+                self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)

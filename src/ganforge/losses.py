@@ -1,10 +1,14 @@
 """GAN objectives as pure functions of discriminator logits: no state, no optimisers.
 
 Binary cross-entropy is computed on logits (log-sum-exp form), never on sigmoid outputs,
-so it stays finite when D is very confident (Goodfellow et al. 2014).
+so it stays finite when D is very confident (Goodfellow et al. 2014). The hinge, Wasserstein
+and least-squares losses read the same raw outputs as critic scores. Each loss is a mean over
+the batch. The two gradient penalties take the images too and differentiate through D.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,3 +35,70 @@ def g_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 G_LOSSES = {"non-saturating": g_non_saturating, "saturating": g_saturating}
+
+
+def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss (Lim & Ye 2017; SN-GAN, Miyato et al. 2018): relu(1 - D(x)) + relu(1 + D(G(z))).
+    Real logits above 1 and fake ones below -1 cost nothing, so D stops pushing them apart."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def g_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator side of the hinge loss: -D(G(z)), raise the critic's score of the fakes."""
+    return -fake_logits.mean()
+
+
+def d_wasserstein(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """WGAN critic loss (Arjovsky et al. 2017): D(G(z)) - D(x), minus the Wasserstein estimate.
+    Meaningful only for a (roughly) 1-Lipschitz critic: use it with --gp or --spectral-norm."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def g_wasserstein(fake_logits: torch.Tensor) -> torch.Tensor:
+    """WGAN generator loss: -D(G(z))."""
+    return -fake_logits.mean()
+
+
+def d_least_squares(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """LSGAN (Mao et al. 2017), a = 0, b = c = 1: ½(D(x) - b)² + ½D(G(z))², on raw outputs.
+    `real_label` is b: 1, or 1 - smoothing."""
+    return 0.5 * ((real_logits - real_label) ** 2).mean() + 0.5 * (fake_logits**2).mean()
+
+
+def g_least_squares(fake_logits: torch.Tensor) -> torch.Tensor:
+    """LSGAN generator loss with c = 1: ½(D(G(z)) - 1)²."""
+    return 0.5 * ((fake_logits - 1.0) ** 2).mean()
+
+
+# --loss NAME -> (discriminator loss, generator loss). bce's generator loss is chosen by --g-loss.
+LOSSES = {
+    "bce": (d_bce, g_non_saturating),
+    "hinge": (d_hinge, g_hinge),
+    "wasserstein": (d_wasserstein, g_wasserstein),
+    "least-squares": (d_least_squares, g_least_squares),
+}
+# The losses whose D loss has a target for real images, which label smoothing lowers.
+SMOOTHED_LOSSES = frozenset({"bce", "least-squares"})
+
+
+def gradient_penalty(
+    discriminator: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(‖∇D(x̂)‖₂ - 1)²] on x̂ = εx + (1 - ε)G(z), with one
+    ε ~ U(0, 1) per image, so that D is pushed to unit gradient norm between the two
+    distributions. Differentiable (create_graph) so that it trains D; images NCHW (or N...)."""
+    epsilon = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+    mixed = (epsilon * real.detach() + (1 - epsilon) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(mixed).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E‖∇ₓD(x)‖² on real images only, which keeps D flat on the
+    data so that the game converges. `real` must require grad and `real_logits` come from it."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(dim=1).mean()

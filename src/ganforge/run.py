@@ -2,6 +2,7 @@
 
 RUN/config.json          the full resolved config
 RUN/metrics.jsonl        one JSON record every --log-every steps
+RUN/events.jsonl         problems the doctor found (training/diagnostics.py), one per line
 RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints), and
                          best.safetensors (the best by --eval-metric, with --eval-every)
 RUN/eval.json            the last `ganforge eval` result
@@ -29,10 +30,11 @@ from ganforge.training.checkpoint import (
     load_newest_valid,
     unpack_module,
 )
-from ganforge.training.logbook import parse_record
+from ganforge.training.logbook import read_records
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+EVENTS_FILE = "events.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 CURVES_FILE = "loss_curves.png"
@@ -54,7 +56,13 @@ class Run:
             raise GanforgeError(f"'{config_file}' is not valid JSON: {exc}") from None
         if not isinstance(values, dict):
             raise GanforgeError(f"'{config_file}' must hold a JSON object of options")
-        self.config = TrainConfig.from_dict(values, source=str(config_file))
+        try:
+            self.config = TrainConfig.from_dict(values, source=str(config_file))
+        except GanforgeError as exc:  # "--lr-g: ..." alone would not say where it came from
+            message = str(exc)
+            raise GanforgeError(
+                message if str(config_file) in message else f"'{config_file}': {message}"
+            ) from None
         self._family: ModelFamily | None = None
 
     def __repr__(self) -> str:
@@ -71,11 +79,12 @@ class Run:
         return found[-1][0] if found else 0
 
     def metrics(self) -> list[dict]:
-        path = self.path / METRICS_FILE
-        if not path.is_file():
-            return []
-        records = (parse_record(line) for line in path.read_text().splitlines() if line.strip())
-        return [record for record in records if record is not None]
+        """The records of metrics.jsonl; lines torn by a crash or garbled on disk are left out."""
+        return read_records(self.path / METRICS_FILE)
+
+    def events(self) -> list[dict]:
+        """The doctor's events (README: Diagnosis): step, event, evidence, remedies."""
+        return read_records(self.path / EVENTS_FILE)
 
     def checkpoint_path(self, checkpoint: str | Path) -> Path:
         """A checkpoint file: "best", "newest", a file name in RUN/checkpoints/, or a path."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganforge import GanforgeError
-from ganforge.data import load_dataset
+from ganforge.data import cifar, load_dataset
 from ganforge.data.cifar import CIFAR10_CLASSES
 
 
@@ -96,3 +96,42 @@ def test_the_pickled_version_with_trust_pickle(pickled_cifar10):
 def test_the_binary_version_wins_over_the_pickled_one(pickled_cifar10, data_root, write_cifar):
     images, _ = write_cifar(data_root / "cifar10")
     assert np.array_equal(load_dataset("cifar10").images.numpy(), images)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an archive at all" * 40])
+def test_an_empty_or_foreign_archive_is_one_short_error(data_root, data):
+    folder = data_root / "cifar10"
+    folder.mkdir(parents=True)
+    archive = folder / "cifar-10-binary.tar.gz"
+    archive.write_bytes(data)
+    with pytest.raises(GanforgeError) as info:
+        load_dataset("cifar10")
+    assert str(info.value) == f"'{archive}' is not a readable tar archive"
+
+
+def test_a_truncated_archive_is_named(data_root, write_cifar):
+    write_cifar(data_root / "cifar10")
+    archive = data_root / "cifar10" / "cifar-10-binary.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:-200])
+    with pytest.raises(GanforgeError, match="is a damaged tar archive") as info:
+        load_dataset("cifar10")
+    assert str(archive) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_class_names_that_are_not_utf8_are_decoded_with_replacement(data_root, write_cifar):
+    write_cifar(data_root / "cifar10", archive=False)
+    names = data_root / "cifar10" / "cifar-10-batches-bin" / "batches.meta.txt"
+    names.write_bytes(b"\xffirplane" + names.read_bytes()[len(b"airplane") :])
+    dataset = load_dataset("cifar10")
+    assert dataset.class_names[0] == "\ufffdirplane"
+    assert dataset.class_names[1:] == list(CIFAR10_CLASSES[1:])
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_a_member_larger_than_any_batch_is_refused_before_reading(
+    data_root, write_cifar, monkeypatch, archive
+):
+    write_cifar(data_root / "cifar10", archive=archive)
+    monkeypatch.setattr(cifar, "MAX_BATCH_BYTES", 1000)  # the batches here are 4 x 3073 bytes
+    with pytest.raises(GanforgeError, match="data_batch_1.bin' is 12292 bytes, larger than any"):
+        load_dataset("cifar10")

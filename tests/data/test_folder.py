@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 
 import numpy as np
@@ -218,3 +219,31 @@ def test_a_truncated_image_found_while_streaming_is_an_error_naming_it(tmp_path)
     assert len(folder) == 2
     with pytest.raises(GanforgeError, match="b.png.*--data-cache cpu"):
         folder.images_at(torch.tensor([1]))
+
+
+def dds_texture(path):
+    """A DirectDraw Surface header with no pixel format flags: Pillow recognises the file but
+    raises NotImplementedError ("Unknown pixel format flags 0"), not an OSError."""
+    header = struct.pack("<7I", 124, 0, 4, 4, 0, 0, 0) + bytes(120 - 24)
+    path.write_bytes(b"DDS " + header)
+    return path
+
+
+def test_a_file_pillow_cannot_decode_in_any_way_is_skipped_in_both_paths(tmp_path):
+    write_image(tmp_path / "a.png")
+    texture = dds_texture(tmp_path / "texture.png")
+    for read in (load_image_folder, open_image_folder):
+        with pytest.warns(UserWarning) as caught:
+            dataset = read(tmp_path, 8, 1)
+        assert f"skipping '{texture}': Unknown pixel format flags 0" in str(caught[0].message)
+        assert len(dataset) == 1 and dataset.skipped == [f"{texture}: Unknown pixel format flags 0"]
+        with pytest.raises(GanforgeError, match="texture.png.*--strict"):
+            read(tmp_path, 8, 1, strict=True)
+
+
+def test_a_file_pillow_cannot_decode_found_while_streaming_is_an_error_naming_it(tmp_path):
+    write_image(tmp_path / "a.png")
+    folder = open_image_folder(tmp_path, 8)
+    dds_texture(tmp_path / "a.png")  # replaced after the scan
+    with pytest.raises(GanforgeError, match="a.png': Unknown pixel format"):
+        folder.images_at(torch.tensor([0]))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ganforge import GanforgeError
-from ganforge.data import load_dataset, roots
+from ganforge.data import idx, load_dataset, roots
 from ganforge.data.idx import parse_idx, read_idx, write_idx
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -111,6 +111,50 @@ def test_labels_outside_the_classes_are_an_error(data_root, write_mnist):
     write_idx(data_root / "mnist" / "train-labels-idx1-ubyte.gz", np.full(10, 12, np.uint8))
     with pytest.raises(GanforgeError, match="label 12"):
         load_dataset("mnist")
+
+
+def test_negative_labels_are_an_error(data_root, write_mnist):
+    write_mnist(data_root / "mnist", n=10)
+    write_idx(data_root / "mnist" / "train-labels-idx1-ubyte.gz", np.full(10, -1, np.int8))
+    with pytest.raises(GanforgeError, match="label -1 is outside the 10 classes"):
+        load_dataset("mnist")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 3.0])
+def test_float_labels_are_an_error_naming_the_file(data_root, write_mnist, value):
+    write_mnist(data_root / "mnist", n=10)
+    labels = data_root / "mnist" / "train-labels-idx1-ubyte.gz"
+    write_idx(labels, np.full(10, value, np.float32))
+    with pytest.raises(GanforgeError, match="expected integer labels, got float32") as info:
+        load_dataset("mnist")
+    assert str(labels) in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 0), (1, 0, 28), (0, 28, 28), (2, 3, 40)])
+def test_empty_or_oblong_images_are_an_error_naming_the_file(data_root, write_mnist, shape):
+    write_mnist(data_root / "mnist", n=shape[0])
+    images = data_root / "mnist" / "train-images-idx3-ubyte.gz"
+    write_idx(images, np.zeros(shape, np.uint8))
+    with pytest.raises(GanforgeError, match="expected one or more square images") as info:
+        load_dataset("mnist", resolution=16)
+    assert str(images) in str(info.value)
+
+
+def test_huge_declared_sizes_are_refused_without_allocating():
+    dims = (0xFFFFFFFF,) * 3  # the product overflows int64: compared as a Python int
+    raw = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in dims) + b"\0" * 8
+    with pytest.raises(GanforgeError, match="needs .* bytes, the file has 24") as info:
+        parse_idx(raw, "some-file")
+    assert "some-file" in str(info.value)
+
+
+def test_a_gzip_bomb_is_read_only_up_to_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(idx, "MAX_IDX_BYTES", 1 << 16)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 1, 0, 0]) + b"\0" * (1 << 20)))
+    with pytest.raises(GanforgeError, match="over 0 GiB of IDX data") as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
 
 
 @pytest.mark.skipif(

@@ -118,3 +118,19 @@ def test_plot_nothing_to_plot(tmp_path):
     assert plot_training_curves([], tmp_path / "a.png") is None
     assert plot_training_curves([{"step": 1, "other": 2.0}], tmp_path / "b.png") is None
     assert not list(tmp_path.iterdir())
+
+
+def test_plot_skips_values_that_are_not_finite_numbers(tmp_path):
+    """metrics.jsonl edited by hand or damaged on disk: strings, nulls, huge or infinite
+    numbers are left out of the curves instead of stopping the run that draws them."""
+    records = [
+        {"step": 1, "loss_d": 1.0, "loss_g": "0.5"},
+        {"step": 2, "loss_d": None, "loss_g": [1]},
+        {"step": 3, "loss_d": math.inf, "loss_g": 10**400},
+        {"step": 4, "loss_d": True, "loss_g": {"x": 1}},
+        {"step": 10**400, "loss_d": 0.5},
+    ]
+    path = plot_training_curves(records, tmp_path / "curves.png")
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+    assert plot_training_curves(records[1:], tmp_path / "none.png") is None

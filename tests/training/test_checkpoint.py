@@ -4,7 +4,10 @@ and clear errors for files that are not ganforge checkpoints."""
 from __future__ import annotations
 
 import json
+import math
 import pickle
+import shutil
+import warnings
 
 import pytest
 import safetensors.torch
@@ -305,3 +308,153 @@ def test_edited_metadata_fails_the_checksum(tmp_path):
     path.write_bytes(data.replace(b'"step\\": 10', b'"step\\": 99'))
     with pytest.raises(GanforgeError, match="fails its checksum"):
         ckpt.load_checkpoint(path)
+
+
+# ---- tampered checkpoints: whole files (a recomputed checksum) holding wrong metadata ----------
+
+
+def _tamper(path, edit_metadata=None, edit_tensors=None):
+    """Rewrite a checkpoint as someone who edits it and recomputes its checksum would."""
+    tensors, metadata = ckpt.load_checkpoint(path)
+    metadata = {k: v for k, v in metadata.items() if k not in ("format", "sha256")}
+    if edit_metadata is not None:
+        edit_metadata(metadata)
+    if edit_tensors is not None:
+        edit_tensors(tensors)
+    ckpt.save_checkpoint(path, tensors, metadata)
+
+
+@pytest.fixture
+def one_checkpoint_run(trained_run, tmp_path):
+    """A copy of the shared finished run that keeps only its newest checkpoint."""
+    path = shutil.copytree(trained_run.path, tmp_path / "run")
+    for _, older in ganforge.load_run(path).checkpoints[:-1]:
+        older.unlink()
+    return ganforge.load_run(path)
+
+
+def _set(*keys, value=None, delete=False):
+    def edit(metadata):
+        *parents, last = keys
+        for key in parents:
+            metadata = metadata[key]
+        if delete:
+            del metadata[last]
+        else:
+            metadata[last] = value
+
+    return edit
+
+
+BAD_METADATA = [
+    (_set("step", delete=True), "lacks step"),
+    (_set("step", value=None), "step must be a whole number"),
+    (_set("step", value=4.0), "step must be a whole number"),
+    (_set("step", value=-1), "step must be a whole number"),
+    (_set("step", value=math.nan), "step must be a whole number"),
+    (_set("step", value=-math.inf), "step must be a whole number"),
+    (_set("step", value=10**30), "step must be a whole number"),
+    (_set("step", value=True), "step must be a whole number"),
+    (_set("config_hash", value=7), "config_hash must be text"),
+    (_set("optimizers", value=None), "optimizers must be an object"),
+    (_set("optimizers", value={}), "lacks optimizers."),
+    (_set("optimizers", "generator", "param_groups", value=None), "param_groups must be a list"),
+    (_set("optimizers", "generator", "param_groups", value=[]), "0 parameter groups"),
+    (_set("optimizers", "generator", "plain_state", delete=True), "lacks optimizers.generator"),
+    (_set("optimizers", "generator", "plain_state", value={"x": {}}), "keyed by an index"),
+    (_set("optimizers", "generator", "plain_state", value={"99": {}}), "names no parameter"),
+    (lambda m: m["optimizers"]["generator"]["param_groups"][0].update(lr=math.nan), ".lr must"),
+    (lambda m: m["optimizers"]["generator"]["param_groups"][0].update(betas=[2, 0]), "betas"),
+    (lambda m: m["optimizers"]["generator"]["param_groups"][0].update(params=[0]), "parameters"),
+    (lambda m: m["optimizers"]["generator"]["param_groups"][0].update(amsgrad=1.5), "amsgrad"),
+    (lambda m: m["optimizers"]["generator"]["param_groups"][0].update(eps=3e38), ".eps must"),
+    (lambda m: m["optimizers"]["generator"]["param_groups"][0].update(foreach=1e7), "foreach"),
+    (_set("data_position", value=[0, 0]), "data_position must be an object"),
+    (_set("data_position", "epoch", value=1.5), "data_position.epoch must be a whole number"),
+    (_set("data_position", "batch", value=math.inf), "data_position.batch must be a whole"),
+    (_set("data_position", "epoch", value=2**64), "data_position.epoch must be a whole number"),
+    (_set("logbook", value=None), "logbook must be an object"),
+    (_set("logbook", "counts", value={"loss_d": 0}), "logbook.counts.loss_d must be a count"),
+    (_set("logbook", "counts", value={"loss_d": 2}), "pending sums"),
+    (_set("logbook", "images", value="many"), "logbook.images must be a whole number"),
+    (_set("evaluation", value={"key": "x"}), "evaluation must be an object"),
+]
+
+
+@pytest.mark.parametrize(("edit", "words"), BAD_METADATA)
+def test_resume_validates_the_metadata_of_a_checksummed_checkpoint(
+    one_checkpoint_run, tree_snapshot, edit, words
+):
+    path = one_checkpoint_run.checkpoints[-1][1]
+    _tamper(path, edit)
+    before = tree_snapshot(one_checkpoint_run.path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "skipping checkpoint ...": then no valid one is left
+        with pytest.raises(GanforgeError) as info:
+            ganforge.train(resume=one_checkpoint_run.path, steps=20)
+    message = str(info.value)
+    assert str(path) in message and words in message, message
+    assert tree_snapshot(one_checkpoint_run.path) == before  # metrics.jsonl and all kept
+
+
+def _replace_tensor(name, value):
+    def edit(tensors):
+        tensors[name] = value(tensors[name]) if callable(value) else value
+
+    return edit
+
+
+BAD_TENSORS = [
+    (_replace_tensor("rng.torch", torch.zeros(5056, dtype=torch.uint8)), "random generator"),
+    (lambda t: t.pop("rng.torch"), "random generator"),
+    (_replace_tensor("optimizers.generator.state.0.exp_avg", torch.zeros(3)), "does not fit"),
+    (_replace_tensor("optimizers.generator.state.0.step", torch.zeros(2)), "does not fit"),
+    (_replace_tensor("optimizers.generator.state.x.exp_avg", torch.zeros(1)), "names no param"),
+    (_replace_tensor("optimizers.generator.state.99.exp_avg", torch.zeros(1)), "names no param"),
+    (_replace_tensor("networks.generator.net.0.weight", torch.zeros(1)), "does not match"),
+    (lambda t: t.pop("optimizers.generator.state.1.exp_avg_sq"), "differ in kind"),
+]
+
+
+@pytest.mark.parametrize(("edit", "words"), BAD_TENSORS)
+def test_resume_checks_that_a_checkpoints_tensors_fit_the_run(
+    one_checkpoint_run, tree_snapshot, edit, words
+):
+    path = one_checkpoint_run.checkpoints[-1][1]
+    _tamper(path, edit_tensors=edit)
+    before = tree_snapshot(one_checkpoint_run.path)
+    with pytest.raises(GanforgeError) as info:
+        ganforge.train(resume=one_checkpoint_run.path, steps=20)
+    message = str(info.value)
+    assert message.startswith("--resume: ") and str(path) in message and words in message, message
+    assert tree_snapshot(one_checkpoint_run.path) == before
+
+
+def test_resume_checks_the_logbooks_pending_sums(one_checkpoint_run):
+    path = one_checkpoint_run.checkpoints[-1][1]
+    _tamper(
+        path,
+        _set("logbook", "counts", value={"loss_d": 2}),
+        _replace_tensor("logbook.loss_d", torch.zeros(2)),
+    )
+    with pytest.raises(GanforgeError, match="tensor 'logbook.loss_d' is not one number"):
+        ganforge.train(resume=one_checkpoint_run.path, steps=20)
+
+
+def test_resume_skips_a_tampered_newest_checkpoint_for_an_older_valid_one(trained_run, tmp_path):
+    run = ganforge.load_run(shutil.copytree(trained_run.path, tmp_path / "run"))
+    (older_step, _), (_, newest) = run.checkpoints
+    _tamper(newest, _set("optimizers", value=None))
+    with pytest.warns(UserWarning, match="optimizers must be an object"):
+        resumed = ganforge.train(resume=run.path, steps=trained_run.step + 2)
+    assert resumed.step == trained_run.step + 2
+    assert [r["step"] for r in resumed.metrics()][-1] == trained_run.step + 2
+
+
+@pytest.mark.parametrize("step", [math.nan, math.inf, "4", 2.5])
+def test_loading_any_checkpoint_checks_the_fields_it_holds(tmp_path, step):
+    path = tmp_path / "c.safetensors"
+    ckpt.save_checkpoint(path, {"w": torch.ones(2)}, {"step": step})
+    with pytest.raises(GanforgeError, match="is invalid: step must be a whole number") as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)

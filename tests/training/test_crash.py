@@ -122,3 +122,28 @@ def test_checkpoint_minutes_saves_between_step_checkpoints(tiny_train, monkeypat
     monkeypatch.setattr(GANFamily, "phase_loss", slow_phase)
     run = tiny_train(steps=6, checkpoint_every=100, checkpoint_minutes=1.0, keep_checkpoints=10)
     assert [step for step, _ in run.checkpoints] == [2, 4, 6]
+
+
+def test_a_metrics_line_garbled_on_disk_is_dropped_and_the_others_kept(tiny_train, tree_snapshot):
+    run = tiny_train("garbled", steps=6, log_every=2, checkpoint_every=2)
+    path = run.path / "metrics.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"\xff" + lines[0][1:] + b"".join(lines[1:]))  # step 2's record is damaged
+    assert [r["step"] for r in ganforge.load_run(run.path).metrics()] == [4, 6]
+    resumed = ganforge.train(resume=run.path, steps=8)
+    assert [r["step"] for r in resumed.metrics()] == [4, 6, 8]
+    assert path.read_bytes().startswith(b"".join(lines[1:]))  # the good records, untouched
+
+
+@pytest.mark.parametrize("config", [b"[]", b"\xff{}", b'{"lr_g": Infinity}'])
+def test_a_damaged_config_json_is_a_clear_error_and_nothing_is_touched(
+    tiny_train, tree_snapshot, config
+):
+    run = tiny_train("damaged", steps=2)
+    (run.path / "config.json").write_bytes(config)
+    before = tree_snapshot(run.path)
+    for call in (lambda: ganforge.load_run(run.path), lambda: ganforge.train(resume=run.path)):
+        with pytest.raises(GanforgeError) as info:
+            call()
+        assert str(run.path / "config.json") in str(info.value)
+    assert tree_snapshot(run.path) == before

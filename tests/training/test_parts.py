@@ -12,7 +12,7 @@ from ganforge import GanforgeError, TrainConfig
 from ganforge.atomic import atomic_path, atomic_write_text
 from ganforge.run import torch_device
 from ganforge.training.ema import WeightAverage
-from ganforge.training.logbook import WALL_CLOCK_FIELDS, Logbook, truncate_records
+from ganforge.training.logbook import WALL_CLOCK_FIELDS, Logbook, parse_record, truncate_records
 from ganforge.training.optim import learning_rate
 
 # ---- EMA --------------------------------------------------------------------------------
@@ -123,3 +123,43 @@ def test_atomic_path_failure_keeps_the_old_file(tmp_path):
             raise RuntimeError("crash")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_truncate_records_drops_garbled_lines_and_keeps_the_good_ones_byte_for_byte(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    good = [json.dumps({"step": s, "x": s / 3}).encode() for s in (2, 4, 6)]
+    garbled = b'\xff{"step": 3}'  # a byte that is not UTF-8: a disk error, not a torn write
+    path.write_bytes(good[0] + b"\n" + garbled + b"\n" + good[1] + b"\n" + good[2] + b"\n")
+    truncate_records(path, 4)
+    assert path.read_bytes() == good[0] + b"\n" + good[1] + b"\n"
+
+
+def test_truncate_records_ends_the_file_with_a_newline(tmp_path):
+    """A record appended after a last line without its newline would be glued to it, lost."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 2}\n{"step": 4}')
+    truncate_records(path, 4)
+    assert path.read_bytes() == b'{"step": 2}\n{"step": 4}\n'
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'\xff{"step": 2}',
+        b'{"step": true}',
+        b'{"step": -1}',
+        b'{"step": 2.0}',
+        b'{"step": 1e400}',
+        b'{"step": ' + b"9" * 5000 + b"}",
+        b"[" * 100_000,
+        b"[]",
+        b"",
+    ],
+)
+def test_parse_record_refuses_what_is_not_a_record(line):
+    assert parse_record(line) is None
+
+
+def test_a_record_read_back_keeps_its_values():
+    assert parse_record(b'{"step": 2, "loss_d": 0.5}') == {"step": 2, "loss_d": 0.5}
+    assert parse_record('{"step": 2}') == {"step": 2}

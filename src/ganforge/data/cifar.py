@@ -13,6 +13,7 @@ it is read only when the user passes --trust-pickle.
 from __future__ import annotations
 
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ganforge.data.roots import dataset_dirs
 from ganforge.errors import GanforgeError
 
 PIXELS = 3 * 32 * 32
+MAX_BATCH_BYTES = 256 << 20  # CIFAR-100's train.bin, the largest batch file, is 154 MB
 CIFAR10_CLASSES = (
     "airplane",
     "automobile",
@@ -150,17 +152,36 @@ def read_cifar_binary(spec: CifarDataset, path: Path, split: str = "train") -> I
 def _read_members(path: Path, folder: str, wanted: list[str]) -> dict[str, bytes]:
     """The bytes of the `wanted` files of an archive (read in one pass) or extracted folder."""
     if path.is_dir():
-        return {name: (path / name).read_bytes() for name in wanted if (path / name).is_file()}
+        files = [(name, path / name) for name in wanted if (path / name).is_file()]
+        for name, file in files:
+            _check_member_size(file.stat().st_size, f"{path}:{name}")
+        return {name: file.read_bytes() for name, file in files}
+    try:
+        archive = tarfile.open(path, "r:*")
+    except (OSError, EOFError, zlib.error, tarfile.TarError):
+        raise GanforgeError(f"'{path}' is not a readable tar archive") from None
     members: dict[str, bytes] = {}
     try:
-        with tarfile.open(path, "r:*") as archive:
+        with archive:
             for member in archive:
                 name = member.name.removeprefix(f"{folder}/")
                 if member.isfile() and name in wanted:
+                    _check_member_size(member.size, f"{path}:{name}")
                     members[name] = archive.extractfile(member).read()  # type: ignore[union-attr]
-    except (OSError, EOFError, tarfile.TarError) as exc:
-        raise GanforgeError(f"cannot read archive '{path}': {exc}") from None
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GanforgeError(f"'{path}' is a damaged tar archive: {reason}") from None
     return members
+
+
+def _check_member_size(size: int, name: str) -> None:
+    """Refuse a file far larger than any CIFAR batch before reading it into memory (a small
+    compressed archive can declare, and hold, gigabytes of zeros)."""
+    if size > MAX_BATCH_BYTES:
+        raise GanforgeError(
+            f"'{name}' is {size} bytes, larger than any CIFAR batch file "
+            f"({MAX_BATCH_BYTES >> 20} MiB at most)"
+        )
 
 
 def _parse_records(raw: bytes, spec: CifarDataset, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +198,9 @@ def _parse_records(raw: bytes, spec: CifarDataset, name: str) -> tuple[np.ndarra
 
 
 def _class_names(raw: bytes | None, spec: CifarDataset) -> list[str]:
-    names = [line.strip() for line in (raw or b"").decode().splitlines() if line.strip()]
+    # only display names: a damaged byte shows as U+FFFD rather than stopping the load
+    text = (raw or b"").decode("utf-8", errors="replace")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) == spec.num_classes:
         return names
     if spec.num_classes == len(CIFAR10_CLASSES):
@@ -221,9 +244,14 @@ def _read_pickle_version(spec: CifarDataset, path: Path, split: str) -> ImageDat
             batch = pickle.loads(members[name], encoding="bytes")
             images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[spec.pickle_labels.encode()], dtype=np.int64))
+            if labels[-1].shape != images[-1].shape[:1]:
+                raise ValueError(f"{name}: {labels[-1].size} labels for {len(images[-1])} images")
         meta = pickle.loads(members[meta_file], encoding="bytes") if meta_file in members else {}
-    except (KeyError, ValueError, pickle.UnpicklingError) as exc:
+        names = [n.decode("utf-8", errors="replace") for n in meta.get(names_key.encode(), [])]
+    except Exception as exc:  # a damaged pickle can raise any type at all
         raise GanforgeError(f"'{path}': not the CIFAR python version ({exc!r})") from None
-    names = [n.decode() for n in meta.get(names_key.encode(), [])]
+    all_labels = np.concatenate(labels)
+    if all_labels.size and not 0 <= all_labels.min() <= all_labels.max() < spec.num_classes:
+        raise GanforgeError(f"'{path}': a label is outside {spec.num_classes} classes")
     names = names if len(names) == spec.num_classes else _class_names(None, spec)
-    return _dataset(spec, np.concatenate(images), np.concatenate(labels), names, path)
+    return _dataset(spec, np.concatenate(images), all_labels, names, path)

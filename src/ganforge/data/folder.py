@@ -11,6 +11,7 @@ DataLoader in pipeline.py).
 
 from __future__ import annotations
 
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,22 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 IGNORED_NAMES = {"Thumbs.db", "desktop.ini"}  # clutter file managers leave, never data
 DEFAULT_RESOLUTION = 64
 NAMED_WARNINGS = 20  # skipped files named one warning each; the summary counts them all
-# What PIL raises for files it cannot decode (a truncated PNG: OSError; some plugins: SyntaxError).
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+# What Pillow raises for files it cannot decode: a truncated PNG, OSError; a DDS texture in a
+# pixel format it lacks, NotImplementedError; its plugins' header parsers, SyntaxError,
+# struct.error, EOFError, IndexError, ... (Pillow's own fuzzers expect several of these).
+DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    NotImplementedError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    Image.DecompressionBombError,
+)
 
 
 @dataclass
@@ -65,12 +80,18 @@ class ImageFolder:
             return read_square(file, self.resolution, self.channels)
         except DECODE_ERRORS as exc:
             raise GanforgeError(
-                f"--data: cannot read image '{file}': {exc} (found while streaming: delete it, "
-                "or use --data-cache cpu to skip unreadable images when loading)"
+                f"--data: cannot read image '{file}': {decode_failure(exc)} (found while "
+                "streaming: delete it, or use --data-cache cpu to skip unreadable images when "
+                "loading)"
             ) from None
 
     def images_at(self, indices: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.stack([self.decode(int(i)) for i in indices]))
+
+
+def decode_failure(exc: Exception) -> str:
+    """Why a file did not decode, in a few words (some of Pillow's errors carry no message)."""
+    return str(exc) or type(exc).__name__
 
 
 def read_square(file: Path, resolution: int, channels: int) -> np.ndarray:
@@ -143,7 +164,7 @@ def open_image_folder(
             with Image.open(file):
                 kept.append(index)
         except DECODE_ERRORS as exc:
-            bad.append((file, str(exc)))
+            bad.append((file, decode_failure(exc)))
     report_skipped(folder.root, sorted(bad), total, strict)
     return _keep(folder, kept, bad)
 
@@ -164,7 +185,7 @@ def load_image_folder(
             arrays.append(read_square(file, folder.resolution, folder.channels))
             kept.append(index)
         except DECODE_ERRORS as exc:
-            bad.append((file, str(exc)))
+            bad.append((file, decode_failure(exc)))
             if strict:
                 report_skipped(folder.root, bad, total, strict)
     report_skipped(folder.root, sorted(bad), total, strict)

@@ -7,6 +7,7 @@ dimensions, then each dimension as a big-endian uint32, then the values, big-end
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -25,17 +26,26 @@ IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 1 << 30  # the largest MNIST-like file, 60,000 28x28 images, is 47 MB
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """The array stored in an IDX file; a `.gz` file (by its magic bytes) is decompressed."""
+    """The array stored in an IDX file; a `.gz` file (by its magic bytes) is decompressed.
+    At most MAX_IDX_BYTES are read, so a small gzip "bomb" cannot fill the memory."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == GZIP_MAGIC:
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as handle:
+            compressed = handle.read(2) == GZIP_MAGIC
+            handle.seek(0)
+            stream = gzip.GzipFile(fileobj=handle) if compressed else handle
+            raw = stream.read(MAX_IDX_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise GanforgeError(f"cannot read IDX file '{path}': {exc}") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise GanforgeError(
+            f"'{path}' holds over {MAX_IDX_BYTES >> 30} GiB of IDX data: not an MNIST-like "
+            "dataset file"
+        )
     return parse_idx(raw, str(path))
 
 
@@ -47,7 +57,7 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     if len(raw) < header:
         raise GanforgeError(f"'{name}': IDX header is cut short")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(raw) != expected:
         raise GanforgeError(
             f"'{name}': IDX shape {shape} needs {expected} bytes, the file has {len(raw)}"

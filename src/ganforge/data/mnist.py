@@ -117,14 +117,23 @@ def idx_pair_dataset(
         raise GanforgeError(
             f"'{images_file}': expected uint8 images (N, H, W), got {images.dtype} {images.shape}"
         )
+    count, height, width = images.shape
+    if count == 0 or height == 0 or height != width:
+        raise GanforgeError(
+            f"'{images_file}': expected one or more square images, got {count} of "
+            f"{height}x{width} pixels"
+        )
     if labels.shape != images.shape[:1]:
         raise GanforgeError(
             f"'{labels_file}': {labels.shape[0] if labels.ndim else 0} labels for "
             f"{images.shape[0]} images in '{images_file}'"
         )
-    if labels.size and int(labels.max()) >= len(class_names):
+    if labels.dtype.kind not in "iu":
+        raise GanforgeError(f"'{labels_file}': expected integer labels, got {labels.dtype}")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= len(class_names):
         raise GanforgeError(
-            f"'{labels_file}': label {int(labels.max())} is outside the "
+            f"'{labels_file}': label {low if low < 0 else high} is outside the "
             f"{len(class_names)} classes of {name}"
         )
     return ImageDataset(

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from ganforge.config import TrainConfig
+from torch import nn
+
+from ganforge.config import TrainConfig, diffaugment_policies
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.family import Batch, ModelFamily, Phase
-from ganforge.models.gan import GANFamily
+from ganforge.models.gan import GANFamily, Remedies
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
+from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.models.registry import build_model, list_models, register_model
+
+
+def configure_discriminator(discriminator: nn.Module, config: TrainConfig) -> nn.Module:
+    """The layer options every discriminator gets: --spectral-norm, and no batchnorm with
+    --spectral-norm or --gp (README: Remedies)."""
+    if config.spectral_norm or config.gp > 0:
+        remove_batchnorm(discriminator)
+    if config.spectral_norm:
+        spectral_normalize(discriminator)
+    return discriminator
+
+
+def gan_remedies(config: TrainConfig) -> Remedies:
+    return Remedies(
+        loss=config.loss,
+        gp=config.gp,
+        r1=config.r1,
+        instance_noise=config.instance_noise,
+        diffaugment=diffaugment_policies(config.diffaugment),
+    )
 
 
 def _gan_builder(generator_cls, discriminator_cls):
@@ -19,10 +42,11 @@ def _gan_builder(generator_cls, discriminator_cls):
         }
         return GANFamily(
             generator_cls(z_dim=config.z_dim, **common),
-            discriminator_cls(**common),
+            configure_discriminator(discriminator_cls(**common), config),
             z_dim=config.z_dim,
             g_loss=config.g_loss,
             label_smoothing=config.label_smoothing,
+            remedies=gan_remedies(config),
         )
 
     return build
@@ -36,6 +60,7 @@ __all__ = [
     "GANFamily",
     "ModelFamily",
     "Phase",
+    "Remedies",
     "build_model",
     "list_models",
     "register_model",

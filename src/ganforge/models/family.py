@@ -41,6 +41,11 @@ class ModelFamily(Protocol):
         """The loss to minimise in `phase`, and detached scalar statistics to log."""
         ...
 
+    def set_progress(self, step: int, total: int) -> None:
+        """Told before each iteration how far the run is (`step` of `total` iterations done),
+        for schedules inside the family (e.g. annealed instance noise); may do nothing."""
+        ...
+
     def sample_latent(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
     ) -> torch.Tensor:

@@ -1,12 +1,17 @@
 """The classic two-player family (mlp, dcgan): D learns real=1 / fake=0, then G learns
-through a frozen D with its fakes labelled 1."""
+through a frozen D with its fakes labelled 1 — with the remedies of README: Remedies (another
+loss, gradient penalties, DiffAugment, instance noise) as options, all off by default."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from ganforge import losses
+from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import Batch, Phase
 
 GAN_PHASES = (
@@ -15,8 +20,31 @@ GAN_PHASES = (
 )
 
 
+@dataclass(frozen=True)
+class Remedies:
+    """How D's objective and inputs differ from the plain recipe (the defaults: none).
+
+    `loss`: a key of losses.LOSSES; `gp`, `r1`: penalty weights (0: off); `instance_noise`:
+    the starting std of noise added to D's inputs, annealed linearly to 0 over the run;
+    `diffaugment`: augmentation names applied to D's inputs (models/diffaugment.py).
+    """
+
+    loss: str = "bce"
+    gp: float = 0.0
+    r1: float = 0.0
+    instance_noise: float = 0.0
+    diffaugment: tuple[str, ...] = ()
+
+
 class GANFamily:
-    """A generator and a discriminator trained with binary cross-entropy on logits."""
+    """A generator and a discriminator trained on D's logits with one of losses.LOSSES.
+
+    Logged statistics: loss_d (the adversarial loss, without penalties), d_real / d_fake (the
+    mean of sigmoid(logit) for every loss: D's probability for bce, a squashed critic score
+    otherwise), d_accuracy (the share of logits on the right side of 0), and with a loss other
+    than bce also d_real_logit / d_fake_logit (raw mean critic scores); gp and r1 (unweighted)
+    when on; loss_g and d_fake_g in the generator phase.
+    """
 
     phases = GAN_PHASES
     sampler = "generator"
@@ -28,11 +56,18 @@ class GANFamily:
         z_dim: int,
         g_loss: str = "non-saturating",
         label_smoothing: float = 0.0,
+        remedies: Remedies | None = None,
     ):
         self.networks = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
         self.z_dim = z_dim
-        self.g_loss = losses.G_LOSSES[g_loss]
+        self.remedies = remedies = remedies or Remedies()
         self.real_label = 1.0 - label_smoothing
+        d_loss, g_default = losses.LOSSES[remedies.loss]
+        if remedies.loss in losses.SMOOTHED_LOSSES:
+            d_loss = partial(d_loss, real_label=self.real_label)
+        self.d_loss = d_loss
+        self.g_loss = losses.G_LOSSES[g_loss] if remedies.loss == "bce" else g_default
+        self.noise_std = remedies.instance_noise
 
     @property
     def generator(self) -> nn.Module:
@@ -47,30 +82,63 @@ class GANFamily:
     ) -> torch.Tensor:
         return torch.randn(n, self.z_dim, generator=generator, device=device)
 
+    def set_progress(self, step: int, total: int) -> None:
+        """Called by the loop before each iteration (`step` iterations done of `total`): anneals
+        the instance noise linearly from its starting std at step 0 towards 0 at `total`."""
+        self.noise_std = self.remedies.instance_noise * max(0.0, 1.0 - step / max(total, 1))
+
+    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
+        """D's logits for images as D sees them in training: DiffAugment, then instance noise
+        (both off by default: then exactly D(images))."""
+        images = diff_augment(images, self.remedies.diffaugment)
+        if self.noise_std > 0:
+            images = images + self.noise_std * torch.randn_like(images)
+        return self.discriminator(images)
+
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = batch["images"]
         z = self.sample_latent(real.shape[0], device=real.device)
         if phase == "discriminator":
             with torch.no_grad():
                 fake = self.generator(z)
-            real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake)
-            loss = losses.d_bce(real_logits, fake_logits, self.real_label)
-            stats = {
-                "loss_d": loss.detach(),
-                "d_real": torch.sigmoid(real_logits).mean().detach(),
-                "d_fake": torch.sigmoid(fake_logits).mean().detach(),
-                "d_accuracy": (
-                    (real_logits > 0).float().mean() + (fake_logits < 0).float().mean()
-                ).detach()
-                / 2,
-            }
-            return loss, stats
+            return self._discriminator_loss(real, fake)
         if phase == "generator":
-            fake_logits = self.discriminator(self.generator(z))
+            fake_logits = self.discriminate(self.generator(z))
             loss = self.g_loss(fake_logits)
             return loss, {
                 "loss_g": loss.detach(),
                 "d_fake_g": torch.sigmoid(fake_logits).mean().detach(),
             }
         raise ValueError(f"GANFamily has no phase '{phase}'")
+
+    def _discriminator_loss(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        remedies = self.remedies
+        if remedies.r1 > 0:  # R1 differentiates D's real logits by the real images
+            real = real.detach().requires_grad_(True)
+        real_logits = self.discriminate(real)
+        fake_logits = self.discriminate(fake)
+        adversarial = self.d_loss(real_logits, fake_logits)
+        stats = {
+            "loss_d": adversarial.detach(),
+            "d_real": torch.sigmoid(real_logits).mean().detach(),
+            "d_fake": torch.sigmoid(fake_logits).mean().detach(),
+            "d_accuracy": (
+                (real_logits > 0).float().mean() + (fake_logits < 0).float().mean()
+            ).detach()
+            / 2,
+        }
+        if remedies.loss != "bce":
+            stats["d_real_logit"] = real_logits.mean().detach()
+            stats["d_fake_logit"] = fake_logits.mean().detach()
+        loss = adversarial
+        if remedies.gp > 0:
+            penalty = losses.gradient_penalty(self.discriminate, real, fake)
+            loss = loss + remedies.gp * penalty
+            stats["gp"] = penalty.detach()
+        if remedies.r1 > 0:
+            penalty = losses.r1_penalty(real_logits, real)
+            loss = loss + remedies.r1 / 2 * penalty
+            stats["r1"] = penalty.detach()
+        return loss, stats

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -29,15 +30,15 @@ PANELS = (
 
 def plot_training_curves(records: list[dict], path: str | Path, title: str = "") -> Path | None:
     """One panel per group of logged series; series absent from the records are left out."""
-    panels = [(name, [k for k in keys if any(k in r for r in records)]) for name, keys in PANELS]
+    series = {key: _points(records, key) for _, keys in PANELS for key in keys}
+    panels = [(name, [k for k in keys if series[k]]) for name, keys in PANELS]
     panels = [(name, keys) for name, keys in panels if keys]
     if not records or not panels:
         return None
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for axis, (name, keys) in zip(axes[0], panels):
         for key in keys:
-            points = [(r["step"], r[key]) for r in records if key in r]
-            axis.plot(*zip(*points), label=key, linewidth=1.4)
+            axis.plot(*zip(*series[key]), label=key, linewidth=1.4)
         axis.set_title(name)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
@@ -51,3 +52,23 @@ def plot_training_curves(records: list[dict], path: str | Path, title: str = "")
         figure.savefig(tmp, format="png", dpi=110)
     plt.close(figure)
     return Path(path)
+
+
+def _points(records: list[dict], key: str) -> list[tuple[float, float]]:
+    """(step, value) of the records holding a finite number under `key`: a metrics.jsonl
+    edited by hand or damaged on disk may hold anything there."""
+    points = []
+    for record in records:
+        step, value = record.get("step"), record.get(key)
+        if _finite(step) and _finite(value):
+            points.append((float(step), float(value)))
+    return points
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        return False

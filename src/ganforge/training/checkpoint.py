@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import warnings
 from pathlib import Path
@@ -15,10 +16,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ganforge.atomic import atomic_path
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, brief
 
 FORMAT = "ganforge-checkpoint/1"
 _STEP_FILE = re.compile(r"^step_(\d+)\.safetensors$")
+_INDEX = re.compile(r"[0-9]{1,9}")  # an optimiser's parameter index, as it appears in names
+MAX_COUNT = 2**53  # JSON-safe whole numbers; far above any real step, epoch, batch or count
 
 
 def checkpoint_name(step: int) -> str:
@@ -29,8 +32,15 @@ def save_checkpoint(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
 ) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoints untouched. The
-    header carries a SHA-256 of every tensor's bytes, checked on load."""
+    header carries a SHA-256 of every tensor's bytes, checked on load. A diverged state (a
+    NaN or infinity in any float tensor) is refused: it is worth nothing to resume from."""
     ready = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    for name, tensor in ready.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise GanforgeError(
+                f"not writing checkpoint '{path}': tensor '{name}' holds NaN or infinity "
+                "(training diverged); the previous checkpoints are kept"
+            )
     document = {"format": FORMAT, **metadata}
     document["sha256"] = checkpoint_digest(ready, document)
     header = {"ganforge": json.dumps(document, sort_keys=True)}
@@ -68,22 +78,29 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise GanforgeError(f"cannot read checkpoint '{path}': {exc}") from None
     try:
         metadata = json.loads(header["ganforge"])
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, ValueError, RecursionError):  # ValueError: bad JSON, a 5,000-digit number
         raise GanforgeError(
             f"'{path}' is not a ganforge checkpoint (no ganforge metadata)"
         ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else None
-        raise GanforgeError(f"'{path}': unsupported checkpoint format {found!r}")
-    if metadata.get("sha256") != checkpoint_digest(tensors, metadata):
+        raise GanforgeError(f"'{path}': unsupported checkpoint format {brief(found)}")
+    try:
+        whole = metadata.get("sha256") == checkpoint_digest(tensors, metadata)
+    except (ValueError, RecursionError):
+        whole = False
+    if not whole:
         raise GanforgeError(f"checkpoint '{path}' is damaged: it fails its checksum")
+    check_metadata(metadata, path)
     return tensors, metadata
 
 
-def load_newest_valid(folder: str | Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
-    """The newest checkpoint in `folder` that loads and verifies; damaged newer ones are
-    skipped with a warning naming them (a crash can only leave an older one behind, but a
-    disk can damage anything)."""
+def load_newest_valid(
+    folder: str | Path, complete: bool = False
+) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+    """The newest checkpoint in `folder` that loads and verifies (and, with `complete`, holds
+    everything a resume needs); damaged newer ones are skipped with a warning naming them (a
+    crash can only leave an older one behind, but a disk can damage anything)."""
     found = list_checkpoints(folder)
     if not found:
         raise GanforgeError(f"'{folder}' holds no checkpoint")
@@ -91,12 +108,153 @@ def load_newest_valid(folder: str | Path) -> tuple[Path, dict[str, torch.Tensor]
     for _, path in reversed(found):
         try:
             tensors, metadata = load_checkpoint(path)
+            if complete:
+                check_metadata(metadata, path, complete=True)
         except GanforgeError as exc:
             problems.append(str(exc))
             warnings.warn(f"skipping {exc}", stacklevel=2)
             continue
         return path, tensors, metadata
     raise GanforgeError(f"no valid checkpoint in '{folder}': {problems[0]}")
+
+
+# ---- the metadata's schema ----------------------------------------------------------------
+
+
+def check_metadata(metadata: dict[str, Any], path: str | Path, complete: bool = False) -> None:
+    """Check the type and range of every field of a checkpoint's JSON metadata that ganforge
+    reads (with `complete`, every field a resume needs must be there too); a wrong one is a
+    GanforgeError naming the file and the field. The checksum proves that a file is whole, not
+    that ganforge wrote it: an edited file can carry a recomputed checksum.
+
+    Fields: step, data_position.{epoch,batch}: whole numbers in [0, 2^53]; config_hash: text;
+    logbook: {counts: {stat: count >= 1}, images: count}; optimizers: {network: {param_groups:
+    [{params: [index], lr: number >= 0, ...}], plain_state: {index: {key: number}}}};
+    evaluation (optional): {key, best, best_step, since_best}.
+    """
+    fields = _Fields(path, complete)
+    fields.count(metadata, "step")
+    fields.get(metadata, "config_hash", str, "text")
+    position = fields.get(metadata, "data_position", dict, "an object")
+    if position is not None:
+        for name in ("epoch", "batch"):
+            fields.count(position, name, "data_position.")
+    logbook = fields.get(metadata, "logbook", dict, "an object")
+    if logbook is not None:
+        counts = fields.get(logbook, "counts", dict, "an object", "logbook.")
+        for name, count in (counts or {}).items():
+            fields.require(_whole(count, low=1), f"logbook.counts.{name}", "a count >= 1", count)
+        fields.count(logbook, "images", "logbook.")
+    optimizers = fields.get(metadata, "optimizers", dict, "an object")
+    for network, state in (optimizers or {}).items():
+        _check_optimizer_meta(fields, state, f"optimizers.{network}")
+    if metadata.get("evaluation") is not None:
+        _check_evaluation_meta(fields, metadata["evaluation"])
+
+
+_NOT_NEGATIVE = ("lr", "eps", "weight_decay")  # optimiser settings that must be >= 0
+# No real learning rate, momentum or decay comes near this; torch's float32 arithmetic
+# overflows (a RuntimeError, mid-step) on settings near 1e38.
+MAX_SETTING = 1e6
+
+
+def _check_optimizer_meta(fields: _Fields, state: object, where: str) -> None:
+    fields.require(isinstance(state, dict), where, "an object", state)
+    groups = fields.get(state, "param_groups", list, "a list", where + ".", required=True)
+    for i, group in enumerate(groups):
+        at = f"{where}.param_groups[{i}]"
+        fields.require(isinstance(group, dict), at, "an object", group)
+        params = fields.get(group, "params", list, "a list", at + ".", required=True)
+        for index in params:
+            fields.require(_whole(index), f"{at}.params", "a list of indices", index)
+        for key, value in group.items():
+            if key == "params":
+                continue
+            if key == "betas":
+                ok = isinstance(value, list) and all(_number(b, 0.0, 1.0) for b in value)
+                fields.require(ok, f"{at}.betas", "numbers in [0, 1)", value)
+            elif key in _NOT_NEGATIVE:
+                ok = _number(value, 0.0, MAX_SETTING)
+                fields.require(ok, f"{at}.{key}", f"a number in [0, {MAX_SETTING:g})", value)
+            else:
+                ok = _plain(value, MAX_SETTING)
+                expected = f"a number in (-{MAX_SETTING:g}, {MAX_SETTING:g}), true/false or null"
+                fields.require(ok, f"{at}.{key}", expected, value)
+    plain = fields.get(state, "plain_state", dict, "an object", where + ".", required=True)
+    for index, entries in plain.items():
+        at = f"{where}.plain_state.{index}"
+        fields.require(_INDEX.fullmatch(index) is not None, at, "keyed by an index", index)
+        fields.require(isinstance(entries, dict), at, "an object", entries)
+        for key, value in entries.items():
+            fields.require(_plain(value), f"{at}.{key}", "a number, true/false or null", value)
+
+
+def _check_evaluation_meta(fields: _Fields, state: object) -> None:
+    keys = {"key", "best", "best_step", "since_best"}
+    ok = isinstance(state, dict) and set(state) == keys
+    fields.require(ok, "evaluation", f"an object with {', '.join(sorted(keys))}", state)
+    fields.get(state, "key", str, "text", "evaluation.")
+    best = state["best"]
+    fields.require(best is None or _number(best), "evaluation.best", "a number or null", best)
+    fields.count(state, "best_step", "evaluation.")
+    fields.count(state, "since_best", "evaluation.")
+
+
+class _Fields:
+    """Checks one checkpoint's fields; the first wrong one is a GanforgeError naming it."""
+
+    def __init__(self, path: str | Path, complete: bool):
+        self.path, self.complete = path, complete
+
+    def require(self, ok: bool, field: str, expected: str, value: object) -> None:
+        if not ok:
+            raise GanforgeError(
+                f"checkpoint '{self.path}' is invalid: {field} must be {expected}, "
+                f"got {brief(value)}"
+            )
+
+    def get(
+        self,
+        document: dict,
+        name: str,
+        kind: type,
+        expected: str,
+        prefix: str = "",
+        required: bool = False,
+    ) -> Any:
+        """`document[name]` if it is a `kind`; None if it is absent and not required."""
+        if name not in document:
+            if required or self.complete:
+                raise GanforgeError(f"checkpoint '{self.path}' is invalid: it lacks {prefix}{name}")
+            return None
+        value = document[name]
+        self.require(isinstance(value, kind), prefix + name, expected, value)
+        return value
+
+    def count(self, document: dict, name: str, prefix: str = "") -> None:
+        if name in document or self.complete:
+            value = self.get(document, name, object, "", prefix)
+            self.require(_whole(value), prefix + name, f"a whole number in [0, {MAX_COUNT}]", value)
+
+
+def _whole(value: object, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_COUNT
+
+
+def _number(value: object, low: float | None = None, high: float | None = None) -> bool:
+    """A finite JSON number (not true/false), in [low, high) where given."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int) and abs(value) > MAX_COUNT:  # beyond float range, or near it
+        return False
+    if not math.isfinite(value):
+        return False
+    return (low is None or value >= low) and (high is None or value < high)
+
+
+def _plain(value: object, limit: float = MAX_COUNT) -> bool:
+    """null, true/false, or a finite number in (-limit, limit)."""
+    return value is None or isinstance(value, bool) or (_number(value) and abs(value) < limit)
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
@@ -134,7 +292,11 @@ def pack_module(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]
 def unpack_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     start = prefix + "."
     state = {name[len(start) :]: value for name, value in tensors.items() if name.startswith(start)}
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        reason = str(exc).split("\n\t")[-1]
+        raise GanforgeError(f"checkpoint does not match network '{prefix}': {reason}") from None
     if missing or unexpected:
         raise GanforgeError(
             f"checkpoint does not match network '{prefix}': missing {missing[:3]}, "
@@ -161,21 +323,64 @@ def pack_optimizer(
 def unpack_optimizer(
     prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
 ) -> None:
+    """Load what pack_optimizer wrote (`meta` already passed check_metadata) into `optimizer`,
+    after checking it fits: the same parameter groups, one state tensor of each parameter's
+    shape. A setting the checkpoint lacks keeps the optimiser's own value."""
+    live_groups = optimizer.state_dict()["param_groups"]
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    if len(meta["param_groups"]) != len(live_groups):
+        raise GanforgeError(
+            f"{prefix}: {len(meta['param_groups'])} parameter groups for an optimiser with "
+            f"{len(live_groups)}"
+        )
+    groups = []
+    for i, (saved, live) in enumerate(zip(meta["param_groups"], live_groups)):
+        if saved["params"] != live["params"]:
+            raise GanforgeError(f"{prefix}.param_groups[{i}]: its parameters do not match")
+        group = {**live, **saved}
+        for key, value in live.items():
+            if not _same_kind(group[key], value):
+                raise GanforgeError(
+                    f"{prefix}.param_groups[{i}].{key}: expected a value like {brief(value)}, "
+                    f"got {brief(group[key])}"
+                )
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
     state: dict[int, dict[str, Any]] = {}
     start = prefix + ".state."
     for name, value in tensors.items():
         if name.startswith(start):
-            index, key = name[len(start) :].split(".", 1)
+            index, _, key = name[len(start) :].partition(".")
+            if not _INDEX.fullmatch(index) or int(index) >= len(params) or not key:
+                raise GanforgeError(f"tensor '{name}' names no parameter of {prefix}")
+            shape = params[int(index)].shape
+            fits = value.shape == shape or (key == "step" and value.dim() == 0)
+            if not fits or not value.is_floating_point():
+                raise GanforgeError(
+                    f"tensor '{name}': {value.dtype} {tuple(value.shape)} does not fit a "
+                    f"parameter of shape {tuple(shape)}"
+                )
             state.setdefault(int(index), {})[key] = value
     for index, entries in meta["plain_state"].items():
+        if int(index) >= len(params):
+            raise GanforgeError(f"{prefix}.plain_state.{index} names no parameter")
         state.setdefault(int(index), {}).update(entries)
-    groups = []
-    for group in meta["param_groups"]:
-        group = dict(group)
-        if isinstance(group.get("betas"), list):
-            group["betas"] = tuple(group["betas"])
-        groups.append(group)
+    if len({frozenset(entries) for entries in state.values()}) > 1:
+        raise GanforgeError(f"{prefix}: the saved states of its parameters differ in kind")
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _same_kind(saved: object, live: object) -> bool:
+    """Whether a saved optimiser setting can stand in for the live one: a flag for a flag
+    (or unset), a number for a number, a list of as many numbers for a tuple."""
+    if live is None or isinstance(live, bool):
+        return saved is None or isinstance(saved, bool)
+    if isinstance(live, (int, float)):
+        return isinstance(saved, (int, float)) and not isinstance(saved, bool)
+    if isinstance(live, (tuple, list)):
+        return isinstance(saved, (tuple, list)) and len(saved) == len(live)
+    return type(saved) is type(live)
 
 
 def pack_rng() -> dict[str, torch.Tensor]:
@@ -187,7 +392,10 @@ def pack_rng() -> dict[str, torch.Tensor]:
 
 
 def unpack_rng(tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states)
+    try:
+        torch.set_rng_state(tensors["rng.torch"])
+        if cuda_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_states)
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise GanforgeError(f"checkpoint holds no valid random generator state ({exc})") from None

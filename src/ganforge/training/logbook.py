@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ganforge.atomic import atomic_write_text
+from ganforge.atomic import atomic_path
+from ganforge.errors import GanforgeError
+from ganforge.training.checkpoint import MAX_COUNT
 
 WALL_CLOCK_FIELDS = ("images_per_s", "elapsed_s")  # the only fields that differ between reruns
 _PENDING_PREFIX = "logbook."
@@ -70,33 +72,75 @@ class Logbook:
         return tensors, {"counts": self._counts, "images": self._images}
 
     def restore_pending(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        self._sums = {
+        """Continue an interval from a checkpoint (`meta` passed checkpoint.check_metadata)."""
+        sums = {
             name[len(_PENDING_PREFIX) :]: value.clone()
             for name, value in tensors.items()
             if name.startswith(_PENDING_PREFIX)
         }
+        if set(sums) != set(meta["counts"]):
+            raise GanforgeError(
+                f"the logbook's pending sums ({', '.join(sorted(sums)) or 'none'}) and counts "
+                f"({', '.join(sorted(meta['counts'])) or 'none'}) do not match"
+            )
+        for key, total in sums.items():
+            if total.dim() != 0 or not total.is_floating_point():
+                raise GanforgeError(f"tensor '{_PENDING_PREFIX}{key}' is not one number")
+        self._sums = sums
         self._counts = dict(meta["counts"])
         self._images = meta["images"]
 
 
-def parse_record(line: str) -> dict | None:
-    """One metrics.jsonl line, or None for a line torn by a crash mid-write."""
+def read_metrics_file(path: Path) -> bytes:
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
+        return path.read_bytes()
+    except OSError as exc:
+        raise GanforgeError(f"cannot read '{path}': {exc.strerror or exc}") from None
+
+
+def record_lines(data: bytes) -> list[bytes]:
+    """The non-blank lines of a metrics.jsonl file, as bytes: a file damaged on disk may hold
+    bytes that are not UTF-8, and such a line is dropped like a torn one, not the whole file."""
+    return [line for line in data.split(b"\n") if line.strip()]
+
+
+def parse_record(line: str | bytes) -> dict | None:
+    """One metrics.jsonl line, or None for a line torn by a crash mid-write or garbled on disk
+    (not UTF-8, not JSON, not an object with a whole-number `step`)."""
+    try:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        record = json.loads(text)
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5,000-digit number, [[[[...
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
+    if not isinstance(record, dict):
+        return None
+    step = record.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_COUNT:
+        return None
+    return record
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl file that parse, in order (none if there is no file)."""
+    if not path.is_file():
+        return []
+    records = map(parse_record, record_lines(read_metrics_file(path)))
+    return [record for record in records if record is not None]
 
 
 def truncate_records(path: Path, last_step: int) -> None:
-    """Keep the complete records up to `last_step`: the resumed run rewrites the rest."""
+    """Keep the complete records up to `last_step`: the resumed run rewrites the rest. Lines
+    that do not parse are dropped; the records kept are kept byte for byte."""
     if not path.is_file():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [
-        line
-        for line, record in zip(lines, map(parse_record, lines))
-        if record is not None and record["step"] <= last_step and not record.get("partial")
-    ]
-    if len(kept) != len(lines):
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    data = read_metrics_file(path)
+    lines = record_lines(data)
+    kept = []
+    for line in lines:
+        record = parse_record(line)
+        if record is not None and record["step"] <= last_step and not record.get("partial"):
+            kept.append(line)
+    # rewrite also when the last line lacks its newline: the next record must start a new line
+    if len(kept) != len(lines) or (data and not data.endswith(b"\n")):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"".join(line + b"\n" for line in kept))

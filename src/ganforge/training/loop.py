@@ -30,6 +30,7 @@ from ganforge.run import (
     CONFIG_FILE,
     CURVES_FILE,
     EMA_SUFFIX,
+    EVENTS_FILE,
     METRICS_FILE,
     SAMPLES_DIR,
     Run,
@@ -38,6 +39,7 @@ from ganforge.run import (
 from ganforge.sampling import generate
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.batches import EpochBatches
+from ganforge.training.diagnostics import Doctor, gradient_norms
 from ganforge.training.ema import WeightAverage
 from ganforge.training.evaluation import TrainingEvaluator
 from ganforge.training.interrupt import GracefulInterrupt
@@ -107,11 +109,6 @@ def only_trainable(networks: nn.ModuleDict, name: str) -> Iterator[nn.Module]:
             network.requires_grad_(True)
 
 
-def gradient_norm(network: nn.Module) -> torch.Tensor:
-    grads = [p.grad.detach().norm() for p in network.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(())
-
-
 class Trainer:
     """One run's training state and its steps. Built by `train`; users call `train`."""
 
@@ -160,6 +157,11 @@ class Trainer:
         self._grad_norms: dict[str, torch.Tensor] = {}
         self.logbook = Logbook(run_dir / METRICS_FILE)
         self.evaluator = TrainingEvaluator(config, self.device) if config.eval_every else None
+        self.doctor = (
+            Doctor(config, self.family, dataset, run_dir / EVENTS_FILE, self.device)
+            if config.doctor
+            else None
+        )
         self._early_stop: str | None = None
         if resuming:
             self._restore()
@@ -209,6 +211,8 @@ class Trainer:
         }
         if self.evaluator is not None:
             metadata["evaluation"] = self.evaluator.state.to_dict()
+        if self.doctor is not None:
+            metadata["doctor"] = self.doctor.state_dict()
         return tensors, metadata
 
     def _save(self) -> None:
@@ -219,37 +223,19 @@ class Trainer:
         self._saved_at = time.monotonic()
 
     def _restore(self) -> None:
-        if not ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR):
+        folder = self.run_dir / CHECKPOINT_DIR
+        if not ckpt.list_checkpoints(folder):
             raise GanforgeError(f"--resume: run '{self.run_dir}' has no checkpoint to resume from")
-        ckpt.remove_stale_temporaries(self.run_dir / CHECKPOINT_DIR)
-        path, tensors, meta = ckpt.load_newest_valid(self.run_dir / CHECKPOINT_DIR)
+        ckpt.remove_stale_temporaries(folder)
+        path, tensors, meta = ckpt.load_newest_valid(folder, complete=True)
         if meta["config_hash"] != self.config.trajectory_hash():
             raise GanforgeError(
                 f"--resume: checkpoint '{path}' was written with a different config"
             )
-        for name, network in self.family.networks.items():
-            ckpt.unpack_module(f"networks.{name}", network, tensors)
-        if self.ema is not None:
-            ckpt.unpack_module(
-                f"networks.{self.family.sampler}{EMA_SUFFIX}", self.ema.network, tensors
-            )
-        for name, optimizer in self.optimizers.items():
-            ckpt.unpack_optimizer(
-                f"optimizers.{name}", optimizer, tensors, meta["optimizers"][name]
-            )
-        ckpt.unpack_rng(tensors)
-        position = meta["data_position"]
-        self.batches = EpochBatches(
-            len(self.real_batches),
-            self.config.batch_size,
-            self.config.seed,
-            epoch=position["epoch"],
-            batch=position["batch"],
-        )
-        self.real_batches.restart(self.batches)
-        self.logbook.restore_pending(tensors, meta["logbook"])
-        if self.evaluator is not None:
-            self.evaluator.restore(meta.get("evaluation"))
+        try:
+            self._load_state(tensors, meta)
+        except GanforgeError as exc:  # the file is whole, but it is not this run's state
+            raise GanforgeError(f"--resume: checkpoint '{path}': {exc}") from None
         self.step = meta["step"]
         if self.config.steps < self.step:
             raise GanforgeError(
@@ -257,7 +243,42 @@ class Trainer:
                 f"give --steps {self.step} or more"
             )
         truncate_records(self.run_dir / METRICS_FILE, self.step)
+        truncate_records(self.run_dir / EVENTS_FILE, self.step)
         self._write_config()  # records the new --steps and intervals
+
+    def _load_state(
+        self, tensors: dict[str, torch.Tensor], meta: dict, position: bool = True
+    ) -> None:
+        """Networks, EMA, optimisers, RNG, data position, logbook, evaluation and doctor state
+        from a checkpoint whose metadata passed checkpoint.check_metadata(complete=True); with
+        `position` False (a rollback), the RNG and the data order go on where they are."""
+        for name, network in self.family.networks.items():
+            ckpt.unpack_module(f"networks.{name}", network, tensors)
+        if self.ema is not None:
+            ckpt.unpack_module(
+                f"networks.{self.family.sampler}{EMA_SUFFIX}", self.ema.network, tensors
+            )
+        for name, optimizer in self.optimizers.items():
+            if name not in meta["optimizers"]:
+                raise GanforgeError(f"it lacks optimizers.{name}")
+            ckpt.unpack_optimizer(
+                f"optimizers.{name}", optimizer, tensors, meta["optimizers"][name]
+            )
+        if position:
+            ckpt.unpack_rng(tensors)
+            self.batches = EpochBatches(
+                len(self.real_batches),
+                self.config.batch_size,
+                self.config.seed,
+                epoch=meta["data_position"]["epoch"],
+                batch=meta["data_position"]["batch"],
+            )
+            self.real_batches.restart(self.batches)
+        self.logbook.restore_pending(tensors, meta["logbook"])
+        if self.evaluator is not None:
+            self.evaluator.restore(meta.get("evaluation"))
+        if self.doctor is not None:
+            self.doctor.load_state_dict(meta.get("doctor"))
 
     # ---- one iteration ---------------------------------------------------------------
     def _next_batch(self) -> dict[str, torch.Tensor]:
@@ -269,6 +290,7 @@ class Trainer:
         self._mid_iteration = True  # until the step counter moves, the state is half-updated
         grad_norms: dict[str, torch.Tensor] = {}
         batch = None
+        self.family.set_progress(self.step, self.config.steps)
         for phase in self.family.phases:
             repeats = getattr(self.config, phase.repeats) if phase.repeats else 1
             optimizer = self.optimizers[phase.network]
@@ -281,9 +303,12 @@ class Trainer:
                     loss, stats = self.family.phase_loss(phase.name, batch)
                     loss.backward()
                     if log_now:
-                        grad_norms[f"grad_norm_{phase.network}"] = gradient_norm(network)
+                        layers = self.config.diagnose_layers
+                        grad_norms.update(gradient_norms(phase.network, network, layers))
                     optimizer.step()
                 self.logbook.add(stats)
+                if self.doctor is not None:
+                    self.doctor.watch(phase.name, loss, self.step + 1)
         if self.ema is not None:
             self.ema.update(self.family.networks[self.family.sampler], self.step)
         return grad_norms
@@ -315,6 +340,8 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
+        if self.doctor is not None:  # the state to return to if the first steps go non-finite
+            self.doctor.snapshot(*self._checkpoint_contents())
         with bar, GracefulInterrupt() as interrupt, contextlib.closing(self.real_batches):
             try:
                 while self.step < config.steps and not interrupt.requested and not self._early_stop:
@@ -324,6 +351,7 @@ class Trainer:
                     raise self._interrupted_error(saved=False) from None
                 interrupt.requested = True
         if self.step < config.steps and not self._early_stop:  # Ctrl-C between iterations
+            self._recovered()  # a non-finite state is never saved
             self._save()
             self._finish_partial_interval()
             raise self._interrupted_error(saved=True)
@@ -345,23 +373,59 @@ class Trainer:
         self.step += 1
         self._mid_iteration = False
         bar.update(1)
-        if record_now:
-            record = self.logbook.flush(self.step, self._grad_norms)
-            bar.set_postfix({k: record[k] for k in ("loss_d", "loss_g") if k in record})
-        if self.step % config.sample_every == 0:
-            self._save_grid(f"step_{self.step:07d}.png")
-        if self.evaluator is not None and self.step % config.eval_every == 0:
-            self._evaluate(bar)
+        sample_now = self.step % config.sample_every == 0
+        evaluate_now = self.evaluator is not None and self.step % config.eval_every == 0
         minutes = config.checkpoint_minutes
         overdue = minutes > 0 and time.monotonic() - self._saved_at >= 60 * minutes
-        if self.step % config.checkpoint_every == 0 or self.step == config.steps or overdue:
+        save_now = self.step % config.checkpoint_every == 0 or self.step == config.steps or overdue
+        if not (record_now or sample_now or evaluate_now or save_now):
+            return
+        if self._recovered():  # nothing non-finite is logged, evaluated or saved
+            bar.n = self.step
+            bar.refresh()
+            return
+        if record_now:
+            self._record(bar)
+        if sample_now:
+            self._save_grid(f"step_{self.step:07d}.png")
+        if evaluate_now:
+            self._evaluate(bar)
+        if save_now:
             self._save()
             self._save_curves()
+        if self.doctor is not None:  # the state to return to if a later step goes non-finite
+            self.doctor.snapshot(*self._checkpoint_contents())
+
+    def _record(self, bar: tqdm) -> None:
+        """Write this step's record (with the doctor's signals) and let the doctor read it."""
+        extra = dict(self._grad_norms)
+        if self.doctor is not None:
+            extra.update(self.doctor.signals(self.family.networks, self.sampling_network()))
+        record = self.logbook.flush(self.step, extra)
+        postfix = {k: record[k] for k in ("loss_d", "loss_g") if k in record}
+        if self.doctor is not None:
+            self.doctor.observe(record)
+            if self.doctor.firing:
+                postfix["doctor"] = ",".join(self.doctor.firing)
+        bar.set_postfix(postfix)
+
+    def _recovered(self) -> bool:
+        """Check the steps since the last check (one host sync); after a NaN or infinity, go
+        back to the doctor's snapshot with smaller learning rates and say so (True)."""
+        problem = self.doctor.check(self.family.networks) if self.doctor is not None else None
+        if problem is None:
+            return False
+        tensors, meta = self.doctor.roll_back(problem, self.step)
+        self._load_state(tensors, meta, position=False)  # the bad batches are skipped
+        self.step = meta["step"]
+        return True
 
     def _evaluate(self, bar: tqdm) -> None:
         """Measure the metric, log it, keep the best checkpoint, and maybe stop early."""
         record, improved = self.evaluator.evaluate(self.family, self.sampling_network(), self.step)
         self.logbook.append(record)
+        if self.doctor is not None:
+            self.doctor.observe(record)
         if improved:
             tensors, metadata = self._checkpoint_contents()
             metadata["eval"] = record

@@ -1,0 +1,233 @@
+"""`ganforge report RUN`: one self-contained HTML page about a run, to open in a browser.
+
+Everything is inside the file (figures and images as base64 data URIs), so it can be mailed or
+archived alone. It shows: the losses and D's outputs with the diagnosis events on the same
+timeline, gradient norms, sample diversity, the evaluation metric, the fixed-noise sample grid
+over training (and a GIF of it), the events with their evidence and remedies, the last
+`ganforge eval` and the config.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ganforge.atomic import atomic_write_text  # noqa: E402
+from ganforge.report.gif import grids_to_gif  # noqa: E402
+from ganforge.report.plots import _points  # noqa: E402
+from ganforge.run import SAMPLES_DIR, Run  # noqa: E402
+
+REPORT_FILE = "report.html"
+EVENTS_FILE = "events.jsonl"
+GIF_FILE = "progress.gif"
+FIGURES = (
+    ("Losses", ("loss_d", "loss_g"), False),
+    ("Discriminator outputs and accuracy", ("d_real", "d_fake", "d_accuracy"), False),
+    ("Gradient norms", ("grad_norm_discriminator", "grad_norm_generator"), True),
+    ("Sample diversity (fixed noise) vs real data", ("diversity", "diversity_real"), False),
+    (
+        "Evaluation (--eval-every)",
+        tuple(
+            f"eval_{m}"
+            for m in ("fid", "kid", "precision", "recall", "density", "coverage", "kl_to_uniform")
+        )
+        + ("eval_is",),
+        False,
+    ),
+)
+EVENT_COLOURS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def read_events(run_dir: Path) -> list[dict]:
+    """events.jsonl records (step, event, evidence, remedies); unreadable lines are skipped."""
+    path = run_dir / EVENTS_FILE
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record.get("event"):
+            events.append(record)
+    return events
+
+
+def _figure_png(title: str, series: dict, log_scale: bool, events: list[dict]) -> str:
+    figure, axis = plt.subplots(figsize=(7.0, 3.0))
+    for key, points in series.items():
+        axis.plot(*zip(*points), label=key, linewidth=1.4)
+    kinds = sorted({e["event"] for e in events})
+    for event in events:
+        colour = EVENT_COLOURS[kinds.index(event["event"]) % len(EVENT_COLOURS)]
+        axis.axvline(event["step"], color=colour, alpha=0.5, linewidth=1, linestyle="--")
+    for kind in kinds:  # one legend entry per event kind
+        colour = EVENT_COLOURS[kinds.index(kind) % len(EVENT_COLOURS)]
+        axis.plot([], [], color=colour, linestyle="--", label=f"event: {kind}")
+    axis.set_title(title, fontsize=11)
+    axis.set_xlabel("step")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="best")
+    if log_scale:
+        axis.set_yscale("log")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return _data_uri(buffer.getvalue(), "image/png")
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _evidence_text(evidence) -> str:
+    if not isinstance(evidence, dict):
+        return html.escape(str(evidence))
+    words = [str(evidence[k]) for k in ("explanation", "summary", "why") if k in evidence]
+    numbers = [
+        f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+        for k, v in evidence.items()
+        if k not in ("explanation", "summary", "why")
+    ]
+    return html.escape(" ".join(words) + (f" ({', '.join(numbers)})" if numbers else ""))
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
+    grids = []
+    for path in sorted((run_dir / SAMPLES_DIR).glob("step_*.png")):
+        try:
+            grids.append((int(path.stem.split("_")[1]), path))
+        except (IndexError, ValueError):
+            continue
+    return sorted(grids)
+
+
+def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
+    """Write RUN/report.html (and RUN/samples/progress.gif); returns the report's path."""
+    run = run if isinstance(run, Run) else Run(run)
+    run_dir = run.path
+    records, events = run.metrics(), read_events(run_dir)
+    config = run.config
+    sections = []
+
+    figures = []
+    for title, keys, log_scale in FIGURES:
+        series = {k: p for k in keys if (p := _points(records, k))}
+        if series:
+            figures.append(
+                f'<img class="fig" alt="{html.escape(title)}" '
+                f'src="{_figure_png(title, series, log_scale, events)}">'
+            )
+    sections.append(
+        "<h2>Training curves</h2>"
+        + ("".join(figures) if figures else "<p>No metrics recorded yet.</p>")
+        + "<p class=note>The losses of a GAN do not say when its samples are good: judge by "
+        "the evaluation metric and the samples below.</p>"
+    )
+
+    grids = _sample_grids(run_dir)
+    if grids:
+        gif = grids_to_gif([p for _, p in grids], run_dir / SAMPLES_DIR / GIF_FILE)
+        cells = "".join(
+            f'<figure><img class="grid" src="{_data_uri(p.read_bytes(), "image/png")}">'
+            f"<figcaption>step {step}</figcaption></figure>"
+            for step, p in grids
+        )
+        animation = (
+            f'<figure><img class="gif" src="{_data_uri(gif.read_bytes(), "image/gif")}">'
+            f"<figcaption>the same noise across training "
+            f"({html.escape(str(gif.relative_to(run_dir)))})</figcaption></figure>"
+            if gif
+            else ""
+        )
+        sections.append(
+            f"<h2>Samples over training (fixed noise)</h2>{animation}"
+            f'<div class="grids">{cells}</div>'
+        )
+
+    if events:
+        rows = [
+            (
+                str(e["step"]),
+                f"<b>{html.escape(str(e['event']))}</b>",
+                _evidence_text(e.get("evidence", {})),
+                html.escape(", ".join(map(str, e.get("remedies", []) or []))),
+            )
+            for e in events
+        ]
+        sections.append(
+            f"<h2>Diagnosis: {len(events)} event(s)</h2>"
+            + _table(rows, ("step", "event", "evidence", "remedies"))
+        )
+    else:
+        sections.append("<h2>Diagnosis</h2><p>No events were recorded.</p>")
+
+    eval_file = run_dir / "eval.json"
+    if eval_file.is_file():
+        try:
+            result = json.loads(eval_file.read_text(encoding="utf-8"))
+            values = result.get("metrics", {})
+            rows = [
+                (html.escape(k), html.escape(f"{v:.5g}" if isinstance(v, float) else str(v)))
+                for k, v in values.items()
+                if not isinstance(v, list)
+            ]
+            sections.append(
+                f"<h2>Last evaluation (step {html.escape(str(result.get('step')))}, "
+                f"{html.escape(str(result.get('n_fake')))} samples, extractor "
+                f"{html.escape(str(result.get('extractor', {}).get('name')))})</h2>"
+                + _table(rows, ("metric", "value"))
+                + "".join(f"<p class=note>{html.escape(n)}</p>" for n in result.get("notes", []))
+            )
+        except (ValueError, AttributeError, TypeError):
+            sections.append("<h2>Last evaluation</h2><p>eval.json is unreadable.</p>")
+
+    rows = [(html.escape(k), html.escape(json.dumps(v))) for k, v in config.to_dict().items()]
+    sections.append(
+        "<details><summary>Config</summary>" + _table(rows, ("option", "value")) + "</details>"
+    )
+
+    title = f"{config.model} on {config.data} — step {run.step}"
+    page = PAGE.format(
+        title=html.escape(title), run=html.escape(str(run_dir)), body="\n".join(sections)
+    )
+    path = Path(out) if out else run_dir / REPORT_FILE
+    atomic_write_text(path, page)
+    return path
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>ganforge report: {title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.15rem; margin-top: 2rem; }}
+.fig {{ width: 49%; min-width: 420px; }}
+.grids {{ display: flex; flex-wrap: wrap; gap: .5rem; }}
+.grids figure {{ margin: 0; }} .grid {{ width: 160px; image-rendering: pixelated; }}
+.gif {{ width: 320px; image-rendering: pixelated; }}
+figcaption {{ font-size: .8rem; color: #555; text-align: center; }}
+table {{ border-collapse: collapse; font-size: .9rem; }}
+td, th {{ border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }}
+.note {{ color: #555; font-size: .9rem; }}
+</style></head>
+<body><h1>{title}</h1><p class=note>{run}</p>
+{body}
+<p class=note>Written by ganforge report.</p></body></html>
+"""

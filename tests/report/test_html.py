@@ -1,0 +1,71 @@
+"""`ganforge report`: the self-contained page and the progress GIF."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from ganforge import evaluate_run
+from ganforge.cli import main
+from ganforge.report.gif import grids_to_gif
+from ganforge.report.html import build_report, read_events
+
+
+def test_report_holds_curves_samples_gif_events_and_evaluation(tiny_train):
+    run = tiny_train(steps=12, sample_every=4, eval_every=6, eval_n=64)
+    events = [
+        {
+            "step": 6,
+            "event": "mode_collapse",
+            "evidence": {"diversity": 0.01, "explanation": "samples look alike"},
+            "remedies": ["--diffaugment color"],
+        },
+        {"step": 9, "event": "<script>alert(1)</script>", "evidence": {}, "remedies": []},
+    ]
+    lines = [json.dumps(e) for e in events] + ["{torn", "\xff garbage"]
+    (run.path / "events.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    evaluate_run(run, n=50, metrics="fid")
+
+    page = build_report(run).read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') >= 3 + 3  # figures + 3 grids (4, 8, 12)
+    assert "data:image/gif;base64," in page
+    for text in (
+        "Losses",
+        "Evaluation",
+        "mode_collapse",
+        "samples look alike",
+        "--diffaugment color",
+        "2 event(s)",
+        "Last evaluation",
+        "step 12",
+    ):
+        assert text in page, text
+    assert "<script>" not in page and "&lt;script&gt;" in page  # event text is escaped
+    with Image.open(run.path / "samples" / "progress.gif") as gif:
+        assert gif.n_frames == 3
+
+
+def test_read_events_skips_damaged_lines(tmp_path):
+    (tmp_path / "events.jsonl").write_bytes(
+        b'{"step": 1, "event": "exploding", "evidence": {}, "remedies": []}\n\xff\xfe\n[1]\n'
+        b'{"step": "x", "event": "y"}\n'
+    )
+    assert [e["event"] for e in read_events(tmp_path)] == ["exploding"]
+
+
+def test_gif_of_nothing_is_none(tmp_path):
+    assert grids_to_gif([], tmp_path / "x.gif") is None
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_cli_report(trained_run, capsys, tmp_path):
+    out = tmp_path / "page.html"
+    assert main(["report", str(trained_run.path), "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert "No events were recorded" in out.read_text(encoding="utf-8")
+
+
+def test_cli_report_of_a_non_run_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a ganforge run" in capsys.readouterr().err
