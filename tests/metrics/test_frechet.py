@@ -11,15 +11,12 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics import (
     GaussianStats,
     extract_features,
     frechet_distance,
     gaussian_stats,
-    load_extractor,
-    real_features,
     sqrtm_psd,
 )
 from ganforge.metrics.frechet import trace_sqrt_product
@@ -183,16 +180,6 @@ def test_frechet_distance_errors():
 
 
 # -- FID on real digits ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def digits_setup():
-    data = load_dataset("mnist-mini")
-    extractor = load_extractor("mnist")
-    # the session's private cache: the first metrics module extracts, the others read the file
-    features = real_features(data.images, extractor, label="mnist-mini").features
-    perm = np.random.default_rng(0).permutation(len(features))
-    return data, extractor, features, perm[: len(perm) // 2], perm[len(perm) // 2 :]
 
 
 def add_noise(images: torch.Tensor, sigma: float) -> torch.Tensor:

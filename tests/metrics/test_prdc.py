@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
-from ganforge.metrics import extract_features, load_extractor, prdc, real_features
+from ganforge.metrics import extract_features, prdc
 from ganforge.metrics.prdc import (
     density_coverage_of_features,
     knn_radii,
@@ -134,15 +133,6 @@ def test_too_few_points_for_k_is_an_error():
 
 
 # -- mode collapse on real digits ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def digits_setup():
-    data = load_dataset("mnist-mini")
-    extractor = load_extractor("mnist")
-    features = real_features(data.images, extractor, label="mnist-mini").features
-    perm = np.random.default_rng(0).permutation(len(features))
-    return data, extractor, features, perm[: len(perm) // 2], perm[len(perm) // 2 :]
 
 
 def test_real_vs_real_split_scores_high(digits_setup):

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ganforge.atomic import atomic_write_text  # noqa: E402
 from ganforge.report.gif import grids_to_gif  # noqa: E402
-from ganforge.report.plots import _points  # noqa: E402
+from ganforge.report.plots import finite_points  # noqa: E402
 from ganforge.run import SAMPLES_DIR, Run  # noqa: E402
 
 REPORT_FILE = "report.html"
@@ -128,7 +128,7 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
 
     figures = []
     for title, keys, log_scale in FIGURES:
-        series = {k: p for k in keys if (p := _points(records, k))}
+        series = {k: p for k in keys if (p := finite_points(records, k))}
         if series:
             figures.append(
                 f'<img class="fig" alt="{html.escape(title)}" '

@@ -30,7 +30,7 @@ PANELS = (
 
 def plot_training_curves(records: list[dict], path: str | Path, title: str = "") -> Path | None:
     """One panel per group of logged series; series absent from the records are left out."""
-    series = {key: _points(records, key) for _, keys in PANELS for key in keys}
+    series = {key: finite_points(records, key) for _, keys in PANELS for key in keys}
     panels = [(name, [k for k in keys if series[k]]) for name, keys in PANELS]
     panels = [(name, keys) for name, keys in panels if keys]
     if not records or not panels:
@@ -54,7 +54,7 @@ def plot_training_curves(records: list[dict], path: str | Path, title: str = "")
     return Path(path)
 
 
-def _points(records: list[dict], key: str) -> list[tuple[float, float]]:
+def finite_points(records: list[dict], key: str) -> list[tuple[float, float]]:
     """(step, value) of the records holding a finite number under `key`: a metrics.jsonl
     edited by hand or damaged on disk may hold anything there."""
     points = []
