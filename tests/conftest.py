@@ -7,6 +7,7 @@ suite stays fast on a 2-core CPU machine.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 
@@ -127,3 +128,28 @@ def _during_generator_phase(call: int, action):
 @pytest.fixture
 def during_generator_phase():
     return _during_generator_phase
+
+
+@pytest.fixture
+def nan_generator_loss(monkeypatch):
+    """`nan_generator_loss({7})` makes the GAN family's generator loss NaN on the 7th
+    generator phase from now on ("all": on every one), until the test ends or
+    `monkeypatch.undo()`; each call starts counting afresh."""
+    from ganforge.models.gan import GANFamily
+
+    original = GANFamily.phase_loss
+
+    def inject(calls) -> None:
+        count = {"generator": 0}
+
+        def phase_loss(self, phase, batch):
+            loss, stats = original(self, phase, batch)
+            if phase == "generator":
+                count["generator"] += 1
+                if calls == "all" or count["generator"] in calls:
+                    loss = loss * math.nan
+            return loss, stats
+
+        monkeypatch.setattr(GANFamily, "phase_loss", phase_loss)
+
+    return inject

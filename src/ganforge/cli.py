@@ -29,6 +29,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, defaulting to None so that only given flags override."""
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
+        if field.metadata.get("cli") is False:  # recorded by the trainer, not chosen by users
+            continue
         default = getattr(defaults, field.name)
         if isinstance(default, bool):  # an on/off switch: --NAME, or --no-NAME when on by default
             on = field.name.replace("_", "-")
@@ -100,12 +102,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write samples as a PNG grid or a uint8 NPZ.",
     )
     sample.add_argument("run", metavar="RUN", help="a run folder")
-    sample.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    sample.add_argument(
+        "--n",
+        type=int,
+        help="number of samples (default: 64); with --classes, samples per class (default: 8)",
+    )
+    sample.add_argument(
+        "--class",
+        dest="class_",
+        metavar="NAME|INDEX",
+        help="conditional runs: draw this class (a name or an index)",
+    )
+    sample.add_argument(
+        "--classes",
+        metavar="all|A,B,...",
+        help="conditional runs: one row per class (all, or the listed ones)",
+    )
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     sample.add_argument(
         "--out",
         default="samples.png",
-        help="grid.png, or samples.npz: `images` uint8 (N, H, W, C) (default: samples.png)",
+        help="grid.png, or samples.npz: `images` uint8 (N, H, W, C), and `labels` for a "
+        "conditional run (default: samples.png)",
     )
     sample.add_argument(
         "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
@@ -123,6 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run", metavar="RUN", help="a run folder")
     report.add_argument("--out", metavar="FILE", help="the page (default: RUN/report.html)")
+    translate = commands.add_parser(
+        "translate",
+        help="translate images with a pix2pix run",
+        description="Translate an image, or every image in a folder, with a pix2pix run: one "
+        "PNG per input in --out, with the same relative name.",
+    )
+    translate.add_argument("run", metavar="RUN", help="a pix2pix run folder")
+    translate.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
+    translate.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
+    translate.add_argument(
+        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
+    )
+    translate.add_argument(
+        "--no-ema", action="store_true", help="use the raw generator, not its weight average"
+    )
+    translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
     _add_eval_commands(commands)
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
@@ -143,8 +177,8 @@ def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--n", type=int, default=10000, help="samples (default: 10000)")
     evaluate.add_argument(
         "--metrics",
-        default=",".join(METRICS),
-        help=f"comma-separated, from {','.join(METRICS)} (default: all)",
+        help=f"comma-separated, from {','.join(METRICS)} (default: all that apply; cond: "
+        "class accuracy and intra-class FID of a class-conditional run)",
     )
     evaluate.add_argument(
         "--extractor",
@@ -163,6 +197,12 @@ def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
     evaluate.add_argument("--no-cache", action="store_true", help="recompute real features")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.add_argument(
+        "--pairs",
+        metavar="FOLDER",
+        help="pix2pix: held-out image pairs to measure L1/PSNR/SSIM on (default: the test "
+        "split of the run's paired dataset)",
+    )
 
     metrics = commands.add_parser(
         "metrics",
@@ -233,7 +273,9 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
 
 def _train_options(args: argparse.Namespace) -> dict:
     names = [f.name for f in dataclasses.fields(TrainConfig)]
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {
+        name: getattr(args, name, None) for name in names if getattr(args, name, None) is not None
+    }
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -291,14 +333,37 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
     from ganforge import load_run
     from ganforge.report import save_images
+    from ganforge.sampling import balanced_labels
 
     run = load_run(args.run)
     if args.checkpoint:
         run.load(args.checkpoint)
-    images = run.sample(args.n, seed=args.seed, ema=not args.no_ema)
-    path = save_images(images, args.out)
+    if args.class_ is not None and args.classes is not None:
+        raise GanforgeError("--class: give --class or --classes, not both")
+    columns = None
+    if args.classes is not None:
+        per_class = 8 if args.n is None else args.n
+        images, labels = run.class_grid(per_class, seed=args.seed, ema=not args.no_ema)
+        if args.classes != "all":
+            keep = run.class_labels(args.classes.split(","))
+            rows = torch.cat([torch.nonzero(labels == c).flatten() for c in keep])
+            images, labels = images[rows.numpy()], labels[rows]
+        columns = per_class
+    else:
+        n = 64 if args.n is None else args.n
+        images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=args.class_)
+        labels = None
+        if args.class_ is not None:
+            labels = run.class_labels(args.class_, n)
+        elif run.config.num_classes:  # run.sample drew every class in turn
+            labels = balanced_labels(n, run.config.num_classes)
+    path = save_images(
+        images, args.out, labels=None if labels is None else labels.numpy(), columns=columns
+    )
     print(f"wrote {len(images)} samples to {path}")
 
 
@@ -317,6 +382,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
         use_cache=not args.no_cache,
         inception_weights=args.inception_weights,
+        pairs=args.pairs,
     )
     print(format_table(result))
     print(f"wrote {result['run']}/eval.json ({result['seconds']:.0f} s)")
@@ -357,10 +423,27 @@ def cmd_models(_: argparse.Namespace) -> None:
     print("\n".join(list_models()))
 
 
+def cmd_translate(args: argparse.Namespace) -> None:
+    from ganforge.translate import translate_files
+
+    written = translate_files(
+        args.run,
+        args.input,
+        args.out,
+        checkpoint=args.checkpoint,
+        ema=not args.no_ema,
+        device=args.device,
+    )
+    print(f"wrote {len(written)} translated images to {args.out}")
+
+
 def cmd_datasets(_: argparse.Namespace) -> None:
     from ganforge.data import list_datasets
 
-    print("\n".join(list_datasets()) + "\nPATH (a folder of images)")
+    paired = set(list_datasets(paired=True))
+    for name in list_datasets():
+        print(f"{name} (image pairs, for pix2pix)" if name in paired else name)
+    print("PATH (a folder of images; for pix2pix, of image pairs: A|B side by side, or A/ B/)")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -390,6 +473,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "eval": cmd_eval,
     "report": cmd_report,
+    "translate": cmd_translate,
     "metrics": cmd_metrics,
     "models": cmd_models,
     "datasets": cmd_datasets,

@@ -29,8 +29,24 @@ G_LOSSES = ("non-saturating", "saturating")
 LOSSES = ("bce", "hinge", "wasserstein", "least-squares")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
+CONDITIONINGS = ("concat", "projection")  # how cgan's D takes the label
+NORMS = ("batch", "instance")  # pix2pix's normalisation layers
 MAX_LEARNING_RATE = 1000.0  # no GAN trains near it; ~1e38 overflows float32 mid-step
-EVAL_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "kl_to_uniform", "is")
+EVAL_METRICS = (
+    "fid",
+    "kid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "kl_to_uniform",
+    "is",
+    "class_accuracy",
+    "intra_fid",
+    "l1",  # a translator's (pix2pix): on held-out pairs
+    "psnr",
+    "ssim",
+)
 DOCTOR_THRESHOLDS = (  # TrainConfig.doctor_<name>
     "warmup",
     "patience",
@@ -78,6 +94,8 @@ RESUMABLE_OPTIONS = frozenset(
         "doctor",
         "diagnose_layers",
         "max_rollbacks",
+        # TensorBoard files are one more view of the records (training/tensorboard_log.py)
+        "tensorboard",
         *(f"doctor_{name}" for name in DOCTOR_THRESHOLDS),
     }
 )
@@ -190,6 +208,31 @@ class TrainConfig:
         default=0.999,
         metadata={"help": "EMA of G's weights used for sampling (0 disables)"},
     )
+    # ---- conditional models (README: Conditional models) ----
+    num_classes: int = field(
+        default=0,
+        metadata={"help": "classes of a class-conditional model (0: the dataset's own)"},
+    )
+    class_names: list[str] = field(
+        default_factory=list,
+        metadata={"help": "the class names a conditional run was trained on", "cli": False},
+    )
+    cond: str = field(
+        default="concat",
+        metadata={
+            "help": "cgan: how D sees the label: concat (label maps joined to its input) or "
+            "projection (Miyato & Koyama 2018)"
+        },
+    )
+    aux_weight: float = field(
+        default=1.0, metadata={"help": "acgan: weight of the auxiliary classification loss"}
+    )
+    l1_weight: float = field(
+        default=100.0, metadata={"help": "pix2pix: weight lambda of the L1 loss to the target"}
+    )
+    norm: str = field(
+        default="batch", metadata={"help": "pix2pix: batch or instance normalisation"}
+    )
     # ---- remedies (README: Remedies); all off by default, any combination allowed ----
     loss: str = field(
         default="bce",
@@ -246,7 +289,7 @@ class TrainConfig:
         default="fid",
         metadata={
             "help": "what --eval-every measures: fid, kid, precision, recall, density, "
-            "coverage, kl_to_uniform (mode collapse) or is"
+            "coverage, kl_to_uniform (mode collapse) or is; pix2pix: l1, psnr or ssim"
         },
     )
     eval_n: int = field(default=2000, metadata={"help": "samples per in-training evaluation"})
@@ -266,6 +309,13 @@ class TrainConfig:
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:N]"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    tensorboard: bool = field(
+        default=False,
+        metadata={
+            "help": "also write TensorBoard files to RUN/tensorboard: the records' numbers, "
+            "sample grids, weight and gradient histograms (pip install 'ganforge[tensorboard]')"
+        },
+    )
     # ---- the doctor (README: Diagnosis): signals, detectors, events.jsonl, NaN rollback ----
     doctor: bool = field(
         default=True,
@@ -425,6 +475,19 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise _option_error(name, f"must be >= 0 (0: off), got {getattr(self, name)}")
         self.diffaugment = ",".join(diffaugment_policies(self.diffaugment))
+        if self.num_classes < 0:
+            raise _option_error(
+                "num_classes", f"must be 0 (the dataset's) or more, got {self.num_classes}"
+            )
+        if not all(isinstance(name, str) for name in self.class_names):
+            raise _option_error("class_names", "must be a list of strings")
+        if self.cond not in CONDITIONINGS:
+            raise _option_error("cond", f"'{self.cond}' is not one of {', '.join(CONDITIONINGS)}")
+        if self.norm not in NORMS:
+            raise _option_error("norm", f"'{self.norm}' is not one of {', '.join(NORMS)}")
+        for name in ("aux_weight", "l1_weight"):
+            if getattr(self, name) < 0:
+                raise _option_error(name, f"must be >= 0, got {getattr(self, name)}")
         if self.channels is not None and self.channels not in (1, 3):
             raise _option_error("channels", f"must be 1 or 3, got {self.channels}")
         if self.resolution is not None and self.resolution < 4:
@@ -533,6 +596,8 @@ def _check_types(config: TrainConfig) -> None:
             raise _option_error(f.name, f"expected a string, got {brief(value)}")
         elif kind == "bool" and not isinstance(value, bool):
             raise _option_error(f.name, f"expected true or false, got {brief(value)}")
+        elif kind.startswith("list") and not isinstance(value, list):
+            raise _option_error(f.name, f"expected a list, got {brief(value)}")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganforge.atomic import atomic_write_text
@@ -20,17 +21,20 @@ from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics import FeatureExtractor, FeatureSet, load_extractor, real_features
 from ganforge.metrics.class_scores import inception_score_of_logits, mode_coverage_of_logits
+from ganforge.metrics.conditional import class_accuracy, intra_class_fid
 from ganforge.metrics.features import extract_features
 from ganforge.metrics.frechet import frechet_distance
 from ganforge.metrics.kernel_distance import kid_of_features
 from ganforge.metrics.prdc import density_coverage_of_features, precision_recall_of_features
 from ganforge.metrics.registry import default_extractor
+from ganforge.models import model_condition
 from ganforge.run import Run
-from ganforge.sampling import sample_batches
+from ganforge.sampling import balanced_labels, sample_batches
 
 EVAL_FILE = "eval.json"
-METRICS = ("fid", "kid", "pr", "dc", "modes", "is")
+METRICS = ("fid", "kid", "pr", "dc", "modes", "is", "cond")
 NEEDS_CLASSIFIER = ("modes", "is")
+CONDITIONAL_ONLY = ("cond",)  # class accuracy and intra-class FID of class-conditional runs
 # The scalars --eval-metric may pick, and whether lower is better
 SCORES = {  # keys: config.EVAL_METRICS
     "fid": True,
@@ -41,6 +45,11 @@ SCORES = {  # keys: config.EVAL_METRICS
     "coverage": False,
     "kl_to_uniform": True,
     "is": False,
+    "class_accuracy": False,
+    "intra_fid": True,
+    "l1": True,  # a translator's, on held-out pairs (translate.py)
+    "psnr": False,
+    "ssim": False,
 }
 SCORE_GROUP = {
     "fid": "fid",
@@ -51,6 +60,8 @@ SCORE_GROUP = {
     "coverage": "dc",
     "kl_to_uniform": "modes",
     "is": "is",
+    "class_accuracy": "cond",
+    "intra_fid": "cond",
 }
 BIAS_NOTE = (
     "FID is biased upwards at small sample sizes: compare values only at the same N and with the "
@@ -112,6 +123,8 @@ class RealReference:
     features: FeatureSet
     dataset: str
     n_real: int
+    labels: np.ndarray  # the real images' class labels (-1: unknown)
+    class_names: list[str]
 
 
 def real_reference(
@@ -142,7 +155,9 @@ def real_reference(
         device=device,
         progress=progress,
     )
-    return RealReference(model, features, config.data, len(data.images))
+    return RealReference(
+        model, features, config.data, len(data.images), data.labels.numpy(), data.class_names
+    )
 
 
 def measure_generator(
@@ -155,15 +170,51 @@ def measure_generator(
     seed: int = 0,
     batch_size: int = 250,
     progress: bool = False,
+    class_names: Sequence[str] = (),
 ) -> dict:
-    """Sample `n` images from `network` (seeded) and compute `metrics` against `reference`."""
+    """Sample `n` images from `network` (seeded) and compute `metrics` against `reference`.
+    A class-conditional generator is asked for every class (`class_names`) equally often."""
+    labels = None
+    if family.condition == "class":
+        labels = balanced_labels(n, family.num_classes)
     fake = extract_features(
         reference.extractor,
-        sample_batches(family, network, n, seed, batch_size),
+        sample_batches(family, network, n, seed, batch_size, labels),
         total=n,
         progress=progress,
     )
-    return compute_metrics(reference.features, fake, metrics, seed=seed)
+    values = compute_metrics(reference.features, fake, metrics, seed=seed)
+    if "cond" in metrics:
+        values.update(conditional_metrics(reference, fake, labels.numpy(), class_names))
+    return values
+
+
+def conditional_metrics(
+    reference: RealReference, fake: FeatureSet, asked: np.ndarray, class_names: Sequence[str]
+) -> dict:
+    """Intra-class FID over the classes the real data has, and, when the extractor classifies
+    the same class names, the accuracy of the samples asked for as each class."""
+    real_classes = sorted(c for c in set(reference.labels.tolist()) if c >= 0)
+    mean, per_class = intra_class_fid(
+        reference.features.features,
+        reference.labels,
+        fake.features,
+        asked,
+        real_classes,
+    )
+    out: dict = {"intra_fid": mean, "intra_fid_per_class": list(per_class)}
+    names = list(getattr(reference.extractor, "class_names", ()))
+    if fake.logits is not None and all(name in names for name in class_names):
+        # the extractor's index of each asked class, by name
+        asked_as = np.array([names.index(class_names[a]) for a in asked])
+        accuracy = class_accuracy(fake.logits, asked_as, len(names))
+        per_class = [accuracy.per_class[names.index(name)] for name in class_names]
+        out.update(
+            class_accuracy=accuracy.overall,
+            worst_class_accuracy=min(per_class),
+            class_accuracy_per_class=per_class,
+        )
+    return out
 
 
 def evaluate_run(
@@ -180,14 +231,33 @@ def evaluate_run(
     progress: bool = False,
     use_cache: bool = True,
     inception_weights: str | Path | None = None,
+    pairs: str | Path | None = None,
 ) -> dict:
-    """Evaluate a run's generator; returns the result and (with `write`) saves RUN/eval.json."""
+    """Evaluate a run's generator; returns the result and (with `write`) saves RUN/eval.json.
+    A translator (pix2pix) is measured on held-out pairs instead (translate.py; `pairs`: a
+    folder of them, needed when the run's data has no test split)."""
     run = run if isinstance(run, Run) else Run(run)
+    if model_condition(run.config.model) == "image":
+        from ganforge.translate import evaluate_translation
+
+        if metrics is not None:
+            raise GanforgeError("--metrics: a translator is measured by L1, PSNR and SSIM only")
+        return evaluate_translation(
+            run, pairs=pairs, n=n, checkpoint=checkpoint, ema=ema, device=device, write=write
+        )
     if n < 2:
         raise GanforgeError(f"--n: need at least 2 samples, got {n}")
     started = time.perf_counter()
     chosen = parse_metrics(metrics) if metrics is not None else METRICS
     family = run.load(checkpoint)
+    if family.condition != "class":
+        asked = [m for m in chosen if m in CONDITIONAL_ONLY]
+        if asked and metrics is not None:
+            raise GanforgeError(
+                f"--metrics: {','.join(asked)} needs a class-conditional run (cgan, acgan), "
+                f"not {run.config.model}"
+            )
+        chosen = tuple(m for m in chosen if m not in CONDITIONAL_ONLY)
     step = _checkpoint_step(run, checkpoint)
     reference = real_reference(
         run.config,
@@ -210,7 +280,14 @@ def evaluate_run(
             notes.append(f"skipped {','.join(skipped)}: the extractor has no classifier head")
     network = run.generator(ema).to(device)
     values = measure_generator(
-        family, network, reference, chosen, n=n, seed=seed, progress=progress
+        family,
+        network,
+        reference,
+        chosen,
+        n=n,
+        seed=seed,
+        progress=progress,
+        class_names=run.config.class_names,
     )
     result = {
         "run": str(run.path),
@@ -261,11 +338,18 @@ ROWS = (
     ("kl_to_uniform", "class KL to uniform", "0 = balanced classes"),
     ("confident", "confident", "share classified with p >= 0.9"),
     ("is", "IS", "higher is better"),
+    ("class_accuracy", "class accuracy", "samples recognised as the class asked for"),
+    ("worst_class_accuracy", "worst class", "the lowest per-class accuracy"),
+    ("intra_fid", "intra-class FID", "mean FID within each class; lower is better"),
 )
 
 
 def format_table(result: dict) -> str:
     """The evaluation as a plain-text table with a header saying what was compared."""
+    if result.get("task") == "translation":
+        from ganforge.translate import format_translation_table
+
+        return format_translation_table(result)
     values = result["metrics"]
     ex = result["extractor"]
     lines = [
@@ -287,10 +371,13 @@ def format_table(result: dict) -> str:
         elif key == "classes_found":
             text = f"{value} / {values['num_classes']}"
         else:
-            text = f"{value:.4f}" if key != "fid" else f"{value:.3f}"
+            text = f"{value:.3f}" if key in ("fid", "intra_fid") else f"{value:.4f}"
         rows.append((label, text, meaning))
     width = max((len(r[0]) for r in rows), default=0)
     value_width = max((len(r[1]) for r in rows), default=0)
     lines += [f"  {a:<{width}}  {b:>{value_width}}  {c}" for a, b, c in rows]
+    if "class_accuracy_per_class" in values:
+        shares = ", ".join(f"{v:.0%}" for v in values["class_accuracy_per_class"])
+        lines.append(f"  accuracy by class asked for: {shares}")
     lines += ["", *result["notes"]]
     return "\n".join(lines)

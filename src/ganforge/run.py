@@ -7,7 +7,9 @@ RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpo
                          best.safetensors (the best by --eval-metric, with --eval-every)
 RUN/eval.json            the last `ganforge eval` result
 RUN/samples/             step_0000250.png ... grids of the same fixed noise; final.png
-RUN/loss_curves.png      losses, D outputs, gradient norms, D accuracy
+RUN/loss_curves.png      losses, D outputs, gradient norms, D accuracy, diversity, gp/r1, metric
+RUN/tensorboard/         with --tensorboard: TensorBoard event files (records' numbers, sample
+                         grids, weight and gradient histograms)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
-from ganforge.sampling import generate
+from ganforge.sampling import class_rows, generate
 from ganforge.training.checkpoint import (
     list_checkpoints,
     load_checkpoint,
@@ -38,6 +40,7 @@ EVENTS_FILE = "events.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 CURVES_FILE = "loss_curves.png"
+TENSORBOARD_DIR = "tensorboard"
 EMA_SUFFIX = "_ema"
 BEST_CHECKPOINT = "best.safetensors"
 
@@ -138,12 +141,51 @@ class Run:
         )
         return network.eval()
 
-    def sample(self, n: int = 64, seed: int = 0, ema: bool = True) -> np.ndarray:
-        """`n` images as uint8 (N, H, W, C); the same seed gives the same images."""
+    def sample(self, n: int = 64, seed: int = 0, ema: bool = True, labels=None) -> np.ndarray:
+        """`n` images as uint8 (N, H, W, C); the same seed gives the same images. A
+        class-conditional run draws `labels` (one class for all, or one per sample; names or
+        indices; default: every class in turn)."""
         if n < 1:
             raise GanforgeError(f"--n: must be at least 1, got {n}")
         family = self._family or self.load()
-        return generate(family, self.generator(ema), n, seed)
+        if labels is not None:
+            labels = self.class_labels(labels, n)
+        return generate(family, self.generator(ema), n, seed, labels=labels)
+
+    def class_labels(self, classes, n: int | None = None) -> torch.Tensor:
+        """Class indices for class names or indices (a single one repeated `n` times)."""
+        names = self.config.class_names
+        if not names:
+            raise GanforgeError(
+                f"--class: run '{self.path}' ({self.config.model}) is not class-conditional"
+            )
+        items = [classes] if isinstance(classes, (str, int)) else list(classes)
+        indices = [self._class_index(item, names) for item in items]
+        if n is not None and len(indices) == 1:
+            indices = indices * n
+        return torch.tensor(indices, dtype=torch.int64)
+
+    @staticmethod
+    def _class_index(item, names: list[str]) -> int:
+        if str(item) in names:
+            return names.index(str(item))
+        if isinstance(item, int) or str(item).isdigit():
+            if 0 <= int(item) < len(names):
+                return int(item)
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise GanforgeError(f"--class: '{item}' is not a class of this run ({shown})")
+
+    def class_grid(self, per_class: int = 8, seed: int = 0, ema: bool = True):
+        """One row per class, `per_class` samples each, column j from the same noise in every
+        row: uint8 images (C * per_class, H, W, C) and their labels."""
+        if per_class < 1:
+            raise GanforgeError(f"--n: must be at least 1, got {per_class}")
+        family = self._family or self.load()
+        if family.condition != "class":
+            raise GanforgeError(
+                f"--classes: run '{self.path}' ({self.config.model}) is not class-conditional"
+            )
+        return class_rows(family, self.generator(ema), per_class, seed)
 
 
 def load_run(path: str | Path) -> Run:

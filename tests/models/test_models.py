@@ -9,17 +9,34 @@ from torch import nn
 
 from ganforge import GanforgeError, TrainConfig
 from ganforge.data import load_dataset, to_model_range
-from ganforge.models import GANFamily, build_model, list_models, register_model, registry
+from ganforge.models import (
+    GANFamily,
+    build_model,
+    list_models,
+    model_condition,
+    register_model,
+    registry,
+)
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, base_size
+from ganforge.sampling import balanced_labels, sampler_output
 
 MODELS = list_models()
+# Models that turn noise into images (translators have tests of their own: test_pix2pix.py)
+NOISE_MODELS = [m for m in MODELS if model_condition(m) != "image"]
 
 
 def tiny_family(
     model: str, resolution: int = 28, channels: int = 1, width: int = 8, z_dim: int = 8, **options
 ):
+    if model in registry._MODELS and model_condition(model) == "class":
+        options.setdefault("num_classes", 10)
     config = TrainConfig(model=model, width=width, z_dim=z_dim, **options)
     return build_model(config, resolution, channels)
+
+
+def some_labels(family, n: int) -> torch.Tensor | None:
+    """Labels for a class-conditional family (None for others)."""
+    return balanced_labels(n, family.num_classes) if family.condition == "class" else None
 
 
 def test_builtin_models_are_registered():
@@ -29,15 +46,16 @@ def test_builtin_models_are_registered():
 
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("resolution", [28, 32, 64])
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NOISE_MODELS)
 def test_shapes_and_ranges(model, resolution, channels):
     torch.manual_seed(0)
     family = tiny_family(model, resolution, channels)
-    generator, discriminator = family.networks["generator"], family.networks["discriminator"]
+    generator = family.networks["generator"]
     z = family.sample_latent(5)
     assert z.shape == (5, family.z_dim)
+    labels = some_labels(family, 5)
 
-    images = generator(z)
+    images = sampler_output(family, generator, z, labels)
     assert images.shape == (5, channels, resolution, resolution)
     assert images.dtype == torch.float32
     assert images.min() >= -1.0 and images.max() <= 1.0
@@ -45,16 +63,16 @@ def test_shapes_and_ranges(model, resolution, channels):
 
     # also in eval mode (as used for sampling), and for the extremes of the tanh range
     generator.eval()
-    assert generator(z * 50).abs().max() <= 1.0
+    assert sampler_output(family, generator, z * 50, labels).abs().max() <= 1.0
 
-    logits = discriminator(images.detach())
-    assert logits.shape == (5,)  # exactly one logit per image
+    logits, _ = family.critic(images.detach(), labels)
+    assert logits.shape == (5,)  # exactly one real/fake logit per image
     assert torch.isfinite(logits).all()
     real = torch.rand(3, channels, resolution, resolution) * 2 - 1
-    assert discriminator(real).shape == (3,)
+    assert family.critic(real, some_labels(family, 3))[0].shape == (3,)
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NOISE_MODELS)
 def test_family_protocol(model):
     family = tiny_family(model)
     assert family.sampler in family.networks
@@ -75,7 +93,7 @@ def test_gan_phases_d_then_g():
     assert d_phase.fresh_batch and not g_phase.fresh_batch
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NOISE_MODELS)
 def test_phase_losses_and_stats(model, digits):
     torch.manual_seed(0)
     family = tiny_family(model)
@@ -93,7 +111,7 @@ def test_phase_losses_and_stats(model, digits):
         family.phase_loss("encoder", batch)
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NOISE_MODELS)
 def test_same_seed_same_weights_different_seed_different(model):
     def weights(seed):
         torch.manual_seed(seed)
@@ -106,7 +124,7 @@ def test_same_seed_same_weights_different_seed_different(model):
     assert any(not torch.equal(first[k], other[k]) for k in float_keys)
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NOISE_MODELS)
 def test_sample_latent_is_seeded_and_gaussian(model):
     family = tiny_family(model, z_dim=16)
     a = family.sample_latent(2000, generator=torch.Generator().manual_seed(1))
@@ -205,7 +223,7 @@ def test_register_model_adds_a_family(monkeypatch):
 
     def builder(config, resolution, channels):
         calls.append((config.model, resolution, channels))
-        return registry._MODELS["mlp"](config, resolution, channels)
+        return build_model(config.replace(model="mlp"), resolution, channels)
 
     register_model("tiny-mlp", builder)
     assert "tiny-mlp" in list_models()

@@ -11,6 +11,7 @@ from PIL import Image
 from ganforge import GanforgeError
 from ganforge.report import image_grid, plot_training_curves, save_images
 from ganforge.report.grid import MIN_CELL_PIXELS
+from ganforge.report.plots import curve_panels
 
 
 def random_images(n, size, channels, seed=0):
@@ -112,6 +113,34 @@ def test_plot_training_curves(tmp_path):
     narrow = plot_training_curves([{"step": 1, "loss_d": 1.0}], tmp_path / "one.png")
     with Image.open(narrow) as picture:
         assert picture.size[0] < width
+
+
+def test_diversity_and_penalty_panels_only_when_their_keys_are_logged(tmp_path):
+    plain = [{"step": s, "loss_d": 1.0, "loss_g": 0.7, "d_accuracy": 0.6} for s in range(1, 6)]
+    titles = [name for name, _ in curve_panels(plain)]
+    assert titles == ["Losses", "Discriminator accuracy"]
+    doctor = [{**r, "diversity": 0.5 + r["step"], "diversity_real": 6.0} for r in plain]
+    with_r1 = [{**r, "r1": 0.01, "gp": "n/a"} for r in doctor]  # gp not a number: left out
+    panels = dict(curve_panels(with_r1))
+    assert list(panels) == [
+        "Losses",
+        "Discriminator accuracy",
+        "Diversity (doctor)",
+        "Penalties (--gp, --r1)",
+    ]
+    assert list(panels["Diversity (doctor)"]) == ["diversity", "diversity_real"]
+    assert panels["Diversity (doctor)"]["diversity"][0] == (1.0, 1.5)
+    assert list(panels["Penalties (--gp, --r1)"]) == ["r1"]
+    both = [{**r, "gp": 0.3} for r in with_r1]
+    assert list(dict(curve_panels(both))["Penalties (--gp, --r1)"]) == ["gp", "r1"]
+    # in the picture: four panels make one row, five two rows of three and two
+    with Image.open(plot_training_curves(with_r1, tmp_path / "four.png")) as picture:
+        four = picture.size
+    with_eval = [*both, {"step": 5, "eval_fid": 40.0, "eval_best": True}]
+    with Image.open(plot_training_curves(with_eval, tmp_path / "five.png")) as picture:
+        five = picture.size
+    assert five[0] == pytest.approx(0.75 * four[0], rel=0.02)
+    assert five[1] == pytest.approx(2 * four[1], rel=0.05)
 
 
 def test_plot_nothing_to_plot(tmp_path):

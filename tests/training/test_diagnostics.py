@@ -14,7 +14,6 @@ import ganforge
 from ganforge import GanforgeError, TrainConfig
 from ganforge.cli import build_parser
 from ganforge.models import build_model
-from ganforge.models.gan import GANFamily
 from ganforge.models.mlp import MLPGenerator
 from ganforge.training import diagnostics as dx
 from ganforge.training.checkpoint import save_checkpoint
@@ -47,22 +46,6 @@ def doctor(tmp_path, digits):
         return dx.Doctor(config, family, digits, tmp_path / "events.jsonl", torch.device("cpu"))
 
     return _doctor
-
-
-def nan_at_generator_calls(calls):
-    """Patch the GAN family so that its generator loss is NaN on the given call numbers."""
-    original = GANFamily.phase_loss
-    count = {"generator": 0}
-
-    def phase_loss(self, phase, batch):
-        loss, stats = original(self, phase, batch)
-        if phase == "generator":
-            count["generator"] += 1
-            if calls == "all" or count["generator"] in calls:
-                loss = loss * math.nan
-        return loss, stats
-
-    return phase_loss
 
 
 # ---- detectors on synthetic records ------------------------------------------------------------
@@ -366,8 +349,24 @@ def test_a_generator_that_ignores_its_noise_is_mode_collapse(tiny_train, monkeyp
     assert event["step"] == 25 and event["evidence"]["ratio"] == 0
 
 
-def test_a_nan_step_is_rolled_back_with_smaller_learning_rates(tiny_train, monkeypatch):
-    monkeypatch.setattr(GANFamily, "phase_loss", nan_at_generator_calls({7}))
+def test_a_metric_that_stops_improving_is_stalled(tiny_train):
+    """A generator whose learning rate is too small to move any float32 weight gives the same
+    FID at every evaluation: the first is the best, and after --doctor-stall-evals more the run
+    is stalled. A detector on real evaluations, deterministic by construction."""
+    run = tiny_train(steps=20, lr_g=1e-30, eval_every=5, eval_n=64, doctor_stall_evals=2)
+    evaluations = [r for r in run.metrics() if "eval_fid" in r]
+    assert [r["eval_best"] for r in evaluations] == [True, False, False, False]
+    assert len({r["eval_fid"] for r in evaluations}) == 1
+    (event,) = run.events()  # at 20 it is still firing, and repeats only every 10 records
+    assert (event["step"], event["event"]) == (15, "stalled")
+    evidence = event["evidence"]
+    assert evidence["evaluations_without_improvement"] == 2 and evidence["best_step"] == 5
+    assert evidence["eval_fid"] == evaluations[-1]["eval_fid"]
+    assert "--early-stop-patience 2" in event["remedies"]
+
+
+def test_a_nan_step_is_rolled_back_with_smaller_learning_rates(tiny_train, nan_generator_loss):
+    nan_generator_loss({7})
     run = tiny_train(steps=20, log_every=5, checkpoint_every=10)
     (event,) = run.events()
     assert event["event"] == "rollback" and event["step"] == 10  # found at the step-10 record
@@ -387,8 +386,10 @@ def test_a_nan_step_is_rolled_back_with_smaller_learning_rates(tiny_train, monke
     assert meta["doctor"]["rollbacks"] == 1
 
 
-def test_rollbacks_stop_after_max_rollbacks_with_a_clear_error(tiny_train, monkeypatch, tmp_path):
-    monkeypatch.setattr(GANFamily, "phase_loss", nan_at_generator_calls("all"))
+def test_rollbacks_stop_after_max_rollbacks_with_a_clear_error(
+    tiny_train, nan_generator_loss, tmp_path
+):
+    nan_generator_loss("all")
     with pytest.raises(GanforgeError, match=r"training diverged: .* after 2 rollbacks"):
         tiny_train(steps=20, max_rollbacks=2, checkpoint_every=5)
     run = ganforge.Run(tmp_path / "run")
@@ -397,8 +398,8 @@ def test_rollbacks_stop_after_max_rollbacks_with_a_clear_error(tiny_train, monke
     assert run.checkpoints == []  # no NaN model was written
 
 
-def test_without_the_doctor_a_nan_model_is_never_saved(tiny_train, monkeypatch, tmp_path):
-    monkeypatch.setattr(GANFamily, "phase_loss", nan_at_generator_calls({3}))
+def test_without_the_doctor_a_nan_model_is_never_saved(tiny_train, nan_generator_loss, tmp_path):
+    nan_generator_loss({3})
     with pytest.raises(GanforgeError, match="not writing checkpoint .* NaN or infinity"):
         tiny_train(steps=10, doctor=False, checkpoint_every=5)
     assert ganforge.Run(tmp_path / "run").checkpoints == []

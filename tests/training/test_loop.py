@@ -13,14 +13,15 @@ from safetensors.torch import load_file
 import ganforge
 from ganforge import GanforgeError, TrainConfig, losses
 from ganforge.data import to_model_range
-from ganforge.models import build_model, list_models
+from ganforge.models import build_model, list_models, model_condition
 from ganforge.training.loop import Trainer, only_trainable
 from ganforge.training.optim import learning_rate, make_optimizer
 
 
 def tiny_family(model: str, seed: int = 0):
     torch.manual_seed(seed)
-    config = TrainConfig(model=model, width=8, z_dim=8, data="digits")
+    classes = 10 if model_condition(model) == "class" else 0
+    config = TrainConfig(model=model, width=8, z_dim=8, data="digits", num_classes=classes)
     family = build_model(config, 28, 1)
     family.networks.train()
     return config, family

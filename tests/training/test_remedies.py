@@ -305,11 +305,11 @@ def measure_instance_noise(monkeypatch) -> list[float]:
     original = GANFamily.discriminate
     noise: list[float] = []
 
-    def measured(self, images):
+    def measured(self, images, labels=None):
         seen = []
         hook = self.discriminator.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
         try:
-            return original(self, images)
+            return original(self, images, labels)
         finally:
             hook.remove()
             noise.append((seen[0] - images).std().item())

@@ -1,7 +1,9 @@
 """Datasets by name (a registry: bundled, MNIST-family IDX files, CIFAR) or a folder path.
 
 Named datasets and small folders are decoded once into an ImageDataset (one uint8 tensor);
-folders too large for memory open as an ImageFolder that is decoded batch by batch.
+folders too large for memory open as an ImageFolder that is decoded batch by batch. Paired
+data for image-to-image translation (registered paired datasets, folders of pairs) is an
+ImageDataset with `sources`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from ganforge.data.bundled import load_digits, load_mnist_mini
 from ganforge.data.cifar import CIFAR_DATASETS, load_cifar
 from ganforge.data.dataset import ImageDataset, to_model_range, to_uint8
+from ganforge.data.digit_pairs import TASKS as DIGIT_PAIR_TASKS
+from ganforge.data.digit_pairs import load_digit_pairs
 from ganforge.data.folder import (
     ImageFolder,
     load_image_folder,
@@ -42,15 +46,21 @@ class LoadOptions:
 
 Loader = Callable[[LoadOptions], ImageDataset]
 _DATASETS: dict[str, Loader] = {}
+_PAIRED: set[str] = set()
 
 
-def register_dataset(name: str, loader: Loader) -> None:
-    """Make `--data NAME` load `loader(options)`: uint8 images in the dataset's own shape."""
+def register_dataset(name: str, loader: Loader, paired: bool = False) -> None:
+    """Make `--data NAME` load `loader(options)`: uint8 images in the dataset's own shape;
+    with `paired`, images with their aligned `sources` (a translator's data)."""
     _DATASETS[name] = loader
+    _PAIRED.discard(name)
+    if paired:
+        _PAIRED.add(name)
 
 
-def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+def list_datasets(paired: bool | None = None) -> list[str]:
+    """Registered names: all, or only the paired (True) or unpaired (False) ones."""
+    return sorted(n for n in _DATASETS if paired is None or (n in _PAIRED) == paired)
 
 
 def load_dataset(
@@ -82,11 +92,15 @@ def open_dataset(
     strict: bool = False,
     options: LoadOptions = LoadOptions(),
     cache: str = "auto",
+    paired: bool = False,
 ) -> ImageDataset | ImageFolder:
     """Like load_dataset, but a folder is only scanned (an ImageFolder) when `cache` is
-    "stream", or "auto" and its decoded images would exceed MEMORY_BUDGET_BYTES."""
+    "stream", or "auto" and its decoded images would exceed MEMORY_BUDGET_BYTES. With `paired`,
+    image pairs (an ImageDataset with `sources`): a paired dataset, or a folder of pairs."""
     if cache not in CACHES:
         raise GanforgeError(f"--data-cache: '{cache}' is not one of {', '.join(CACHES)}")
+    if paired:
+        return _open_pairs(name, resolution, channels, strict, options, cache)
     if name in _DATASETS:
         return _DATASETS[name](options).to_shape(resolution, channels)
     path = Path(name).expanduser()
@@ -99,6 +113,38 @@ def open_dataset(
     raise GanforgeError(
         f"--data: unknown dataset '{name}': choose one of {', '.join(list_datasets())}, "
         "or give an existing folder of images"
+    )
+
+
+def _open_pairs(
+    name: str,
+    resolution: int | None,
+    channels: int | None,
+    strict: bool,
+    options: LoadOptions,
+    cache: str,
+) -> ImageDataset:
+    if cache == "stream":
+        raise GanforgeError(
+            "--data-cache: stream decodes single images batch by batch; image pairs are "
+            "decoded once into memory (use auto, cpu or device)"
+        )
+    path = Path(name).expanduser()
+    if name in _PAIRED:
+        return _DATASETS[name](options).to_shape(resolution, channels)
+    if name not in _DATASETS and path.is_dir():
+        pairs = load_paired_folder(path, resolution, channels, strict=strict)
+        return pairs.as_translation()
+    if name in _DATASETS or path.exists():
+        what = "holds single images" if name in _DATASETS else "is a file"
+        raise GanforgeError(
+            f"--data: '{name}' {what}, not image pairs: give a paired dataset "
+            f"({', '.join(list_datasets(paired=True))}) or a folder of pairs (A|B side by "
+            "side, or A/ and B/ folders)"
+        )
+    raise GanforgeError(
+        f"--data: unknown dataset '{name}': choose a paired dataset "
+        f"({', '.join(list_datasets(paired=True))}), or give a folder of image pairs"
     )
 
 
@@ -126,6 +172,10 @@ def _cifar_loader(name: str) -> Loader:
 
 register_dataset("mnist-mini", lambda _: load_mnist_mini())
 register_dataset("digits", lambda _: load_digits())
+for _task in DIGIT_PAIR_TASKS:
+    register_dataset(
+        f"mnist-mini-{_task}", lambda o, task=_task: load_digit_pairs(task, o.split), paired=True
+    )
 for _name in IDX_DATASETS:
     register_dataset(_name, _idx_loader(_name))
 for _name in CIFAR_DATASETS:

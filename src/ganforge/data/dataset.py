@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 @dataclass
 class ImageDataset:
-    """Images as uint8 NCHW (0-255) with integer labels (-1 where unknown).
+    """Images as uint8 NCHW (0-255) with integer labels (-1 where unknown), and for paired data
+    (image-to-image translation) the aligned `sources`: uint8 NCHW, sources[i] maps to images[i].
 
     Small datasets are held as one tensor: batches are index lookups, with no worker processes.
     """
@@ -21,6 +22,7 @@ class ImageDataset:
     class_names: list[str]
     location: str = ""  # the file or folder the images were read from
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each file left out
+    sources: torch.Tensor | None = None  # uint8 (N, C, H, W): the input of each pair, or None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -41,23 +43,39 @@ class ImageDataset:
         """uint8 images at `indices` (the same call a streamed folder answers by decoding)."""
         return self.images[indices.to(self.images.device)]
 
+    @property
+    def paired(self) -> bool:
+        return self.sources is not None
+
+    def sources_at(self, indices: torch.Tensor) -> torch.Tensor:
+        """uint8 source images at `indices` (paired data only)."""
+        if self.sources is None:
+            raise ValueError(f"dataset '{self.name}' has no source images")
+        return self.sources[indices.to(self.sources.device)]
+
     def to_shape(self, resolution: int | None, channels: int | None) -> ImageDataset:
-        """Resize (antialiased) and convert channels; returns self when nothing changes."""
-        images = self.images
-        if channels is not None and channels != images.shape[1]:
-            images = _convert_channels(images, channels)
-        if resolution is not None and resolution != images.shape[-1]:
-            resized = F.interpolate(
-                images.float(),
-                size=(resolution, resolution),
-                mode="bilinear",
-                antialias=True,
-                align_corners=False,
-            )
-            images = resized.round().clamp(0, 255).to(torch.uint8)
+        """Resize (antialiased) and convert channels, the sources with the images; returns self
+        when nothing changes."""
+        images = _reshape(self.images, resolution, channels)
         if images is self.images:
             return self
-        return replace(self, images=images)
+        sources = None if self.sources is None else _reshape(self.sources, resolution, channels)
+        return replace(self, images=images, sources=sources)
+
+
+def _reshape(images: torch.Tensor, resolution: int | None, channels: int | None) -> torch.Tensor:
+    if channels is not None and channels != images.shape[1]:
+        images = _convert_channels(images, channels)
+    if resolution is not None and resolution != images.shape[-1]:
+        resized = F.interpolate(
+            images.float(),
+            size=(resolution, resolution),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )
+        images = resized.round().clamp(0, 255).to(torch.uint8)
+    return images
 
 
 def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

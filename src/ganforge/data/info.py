@@ -48,8 +48,11 @@ def dataset_info(
             name, resolution=resolution, channels=channels, strict=strict, options=options
         )
     chosen = _sample_indices(len(dataset), n)
-    images = dataset.images_at(chosen).permute(0, 2, 3, 1).numpy()
-    save_images(np.ascontiguousarray(images), out)
+    images = dataset.images_at(chosen)
+    pairs = isinstance(dataset, ImageDataset) and dataset.paired
+    if pairs:  # a translator's data: each source left of its image
+        images = torch.cat([dataset.sources_at(chosen), images], dim=-1)
+    save_images(np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy()), out)
     held = "in memory (decoded once)" if isinstance(dataset, ImageDataset) else "streamed"
     lines = [
         f"dataset   {dataset.name}",
@@ -58,7 +61,7 @@ def dataset_info(
         f"classes   {_classes(dataset)}",
         f"held      {held}",
         *_skipped(dataset.skipped),
-        f"grid      {out} ({len(chosen)} images)",
+        f"grid      {out} ({len(chosen)} {'pairs, source left of image' if pairs else 'images'})",
     ]
     return "\n".join(lines)
 

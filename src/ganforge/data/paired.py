@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganforge.data.dataset import ImageDataset
 from ganforge.data.folder import (
     DECODE_ERRORS,
     DEFAULT_RESOLUTION,
@@ -42,6 +43,19 @@ class PairedDataset:
 
     def __len__(self) -> int:
         return self.images_a.shape[0]
+
+    def as_translation(self) -> ImageDataset:
+        """The pairs as a translator's data: A is the source, B the image to produce
+        (pix2pix's A -> B direction); no class labels."""
+        return ImageDataset(
+            self.images_b,
+            torch.full((len(self),), -1, dtype=torch.int64),
+            self.name,
+            [],
+            location=self.name,
+            skipped=self.skipped,
+            sources=self.images_a,
+        )
 
 
 def load_paired_folder(

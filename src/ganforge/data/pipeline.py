@@ -39,7 +39,8 @@ class IndexOrder(Protocol):
 
 class RealBatches:
     """Batches of real images as the model sees them: float [-1, 1] NCHW on `device`, with
-    int64 labels; optionally mirrored (`hflip`) by decisions drawn from (seed, epoch)."""
+    int64 labels; optionally mirrored (`hflip`) by decisions drawn from (seed, epoch). Paired
+    data (an ImageDataset with `sources`) adds "sources", mirrored with their images."""
 
     def __init__(
         self,
@@ -63,6 +64,7 @@ class RealBatches:
         self.workers, self.hflip, self.seed = workers, hflip, seed
         self.folder = images if isinstance(images, ImageFolder) else None
         self.labels = images.labels
+        self.sources: torch.Tensor | None = None
         if isinstance(images, ImageDataset):
             if cache == "stream":
                 raise GanforgeError(
@@ -72,8 +74,12 @@ class RealBatches:
             on_device = cache in ("auto", "device")
             self.images = images.images.to(self.device if on_device else "cpu")
             self.labels = self.labels.to(self.images.device)
+            if images.sources is not None:
+                self.sources = images.sources.to(self.images.device)
             if self.images.device.type == "cpu" and self.device.type == "cuda":
                 self.images = self.images.pin_memory()
+                if self.sources is not None:
+                    self.sources = self.sources.pin_memory()
         self._stream: Iterator | None = None
         self._flips: tuple[int, torch.Tensor] | None = None
 
@@ -98,11 +104,17 @@ class RealBatches:
         else:
             images = self.images[indices.to(self.images.device)]
         labels = self.labels[indices.to(self.labels.device)]
+        sources = None if self.sources is None else self.sources[indices.to(self.sources.device)]
         if self.hflip:
             flip = self._flip_decisions(self.order.epoch)[indices]
             images = hflip_(images, flip)  # a fresh tensor: flipped in place
+            if sources is not None:  # a pair is mirrored as a whole
+                sources = hflip_(sources, flip)
         images = images.to(self.device, non_blocking=True)
-        return {"images": to_model_range(images), "labels": labels.to(self.device)}
+        batch = {"images": to_model_range(images), "labels": labels.to(self.device)}
+        if sources is not None:
+            batch["sources"] = to_model_range(sources.to(self.device, non_blocking=True))
+        return batch
 
     def close(self) -> None:
         """Stop the decoding workers (a later `next` starts new ones where the order stands)."""

@@ -5,12 +5,20 @@ from __future__ import annotations
 from torch import nn
 
 from ganforge.config import TrainConfig, diffaugment_policies
+from ganforge.errors import GanforgeError
+from ganforge.models.conditional import (
+    ConcatDiscriminator,
+    ConditionalGenerator,
+    ProjectionDiscriminator,
+    auxiliary_classifier_discriminator,
+)
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganforge.models.family import Batch, ModelFamily, Phase
+from ganforge.models.family import CONDITIONS, Batch, ModelFamily, Phase
 from ganforge.models.gan import GANFamily, Remedies
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
-from ganforge.models.registry import build_model, list_models, register_model
+from ganforge.models.pix2pix import PatchDiscriminator, Pix2PixFamily, UNetGenerator
+from ganforge.models.registry import build_model, list_models, model_condition, register_model
 
 
 def configure_discriminator(discriminator: nn.Module, config: TrainConfig) -> nn.Module:
@@ -33,6 +41,23 @@ def gan_remedies(config: TrainConfig) -> Remedies:
     )
 
 
+def _build_pix2pix(config: TrainConfig, img_resolution: int, img_channels: int) -> Pix2PixFamily:
+    common = {
+        "img_resolution": img_resolution,
+        "img_channels": img_channels,
+        "width": config.width,
+        "norm": config.norm,
+    }
+    return Pix2PixFamily(
+        UNetGenerator(**common),
+        configure_discriminator(PatchDiscriminator(**common), config),
+        l1_weight=config.l1_weight,
+        g_loss=config.g_loss,
+        label_smoothing=config.label_smoothing,
+        remedies=gan_remedies(config),
+    )
+
+
 def _gan_builder(generator_cls, discriminator_cls):
     def build(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
         common = {
@@ -52,10 +77,45 @@ def _gan_builder(generator_cls, discriminator_cls):
     return build
 
 
+def _conditional_builder(acgan: bool):
+    def build(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
+        classes = config.num_classes
+        if classes < 2:
+            raise GanforgeError(f"--num-classes: {config.model} needs 2 or more classes")
+        common = {
+            "img_resolution": img_resolution,
+            "img_channels": img_channels,
+            "width": config.width,
+        }
+        if acgan:
+            discriminator = auxiliary_classifier_discriminator(classes, **common)
+        elif config.cond == "projection":
+            discriminator = ProjectionDiscriminator(classes, **common)
+        else:
+            discriminator = ConcatDiscriminator(classes, **common)
+        return GANFamily(
+            ConditionalGenerator(config.z_dim, classes, **common),
+            configure_discriminator(discriminator, config),
+            z_dim=config.z_dim,
+            g_loss=config.g_loss,
+            label_smoothing=config.label_smoothing,
+            remedies=gan_remedies(config),
+            num_classes=classes,
+            d_takes_labels=not acgan,
+            aux_weight=config.aux_weight if acgan else 0.0,
+        )
+
+    return build
+
+
 register_model("mlp", _gan_builder(MLPGenerator, MLPDiscriminator))
 register_model("dcgan", _gan_builder(DCGANGenerator, DCGANDiscriminator))
+register_model("pix2pix", _build_pix2pix, condition="image")
+register_model("cgan", _conditional_builder(acgan=False), condition="class")
+register_model("acgan", _conditional_builder(acgan=True), condition="class")
 
 __all__ = [
+    "CONDITIONS",
     "Batch",
     "GANFamily",
     "ModelFamily",
@@ -63,5 +123,6 @@ __all__ = [
     "Remedies",
     "build_model",
     "list_models",
+    "model_condition",
     "register_model",
 ]

@@ -58,9 +58,10 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """images (N, C, R, R) -> one real/fake logit per image (N,)."""
+    """images (N, C, R, R) -> one real/fake logit per image (N,); with `outputs` > 1, that
+    many logits per image (N, outputs) from the same last convolution (ACGAN's two heads)."""
 
-    def __init__(self, img_resolution: int, img_channels: int, width: int = 64):
+    def __init__(self, img_resolution: int, img_channels: int, width: int = 64, outputs: int = 1):
         super().__init__()
         base = base_size(img_resolution)
         widths = list(reversed(_channel_plan(img_resolution, width)))
@@ -75,12 +76,18 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(0.2, True),
             ]
         # The last convolution covers the whole base map: one logit, no dense layer.
-        layers += [nn.Conv2d(widths[-1], 1, base, 1, 0)]
+        layers += [nn.Conv2d(widths[-1], outputs, base, 1, 0)]
         self.net = nn.Sequential(*layers)
+        self.outputs = outputs
         dcgan_init(self)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The last hidden map (N, W, base, base), before the logit convolution."""
+        return self.net[:-1](images)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images).view(-1)
+        logits = self.net(images).flatten(1)
+        return logits.view(-1) if self.outputs == 1 else logits
 
 
 def dcgan_init(module: nn.Module) -> None:

@@ -28,7 +28,13 @@ class Phase:
     fresh_batch: bool = True
 
 
-Batch = dict[str, torch.Tensor]  # "images": float [-1, 1] NCHW, "labels": int64 (N,)
+# "images": float [-1, 1] NCHW, "labels": int64 (N,) (-1: unknown); paired data adds
+# "sources": the input images a translator maps to "images", float [-1, 1] NCHW.
+Batch = dict[str, torch.Tensor]
+
+# What the sampling network takes: noise alone (G(z)); noise and class labels (G(z, labels));
+# or source images alone (G(sources), a translator such as pix2pix).
+CONDITIONS = ("none", "class", "image")
 
 
 class ModelFamily(Protocol):
@@ -36,6 +42,8 @@ class ModelFamily(Protocol):
     phases: tuple[Phase, ...]
     sampler: str  # the network that produces samples (and gets an EMA copy)
     z_dim: int
+    condition: str  # one of CONDITIONS
+    num_classes: int  # the classes a "class" family draws (0 otherwise)
 
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimise in `phase`, and detached scalar statistics to log."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganforge import losses
@@ -48,6 +49,10 @@ class GANFamily:
 
     phases = GAN_PHASES
     sampler = "generator"
+    condition = "none"
+    num_classes = 0
+    d_takes_labels = False  # cgan: D(x, y)
+    aux_weight = 0.0  # acgan: D has a class head (> 0), trained with this weight
 
     def __init__(
         self,
@@ -57,9 +62,15 @@ class GANFamily:
         g_loss: str = "non-saturating",
         label_smoothing: float = 0.0,
         remedies: Remedies | None = None,
+        num_classes: int = 0,
+        d_takes_labels: bool = False,
+        aux_weight: float = 0.0,
     ):
         self.networks = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
         self.z_dim = z_dim
+        if num_classes:  # models/conditional.py: G(z, y); D(x, y) or D(x) with a class head
+            self.condition, self.num_classes = "class", num_classes
+            self.d_takes_labels, self.aux_weight = d_takes_labels, aux_weight
         self.remedies = remedies = remedies or Remedies()
         self.real_label = 1.0 - label_smoothing
         d_loss, g_default = losses.LOSSES[remedies.loss]
@@ -87,38 +98,62 @@ class GANFamily:
         the instance noise linearly from its starting std at step 0 towards 0 at `total`."""
         self.noise_std = self.remedies.instance_noise * max(0.0, 1.0 - step / max(total, 1))
 
-    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
-        """D's logits for images as D sees them in training: DiffAugment, then instance noise
-        (both off by default: then exactly D(images))."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """G's images for noise `z` (and, for a class-conditional G, `labels`)."""
+        return self.generator(z) if labels is None else self.generator(z, labels)
+
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """D's raw output for images as D sees them in training: DiffAugment, then instance
+        noise (both off by default: then exactly D(images)); a conditional D gets `labels`."""
         images = diff_augment(images, self.remedies.diffaugment)
         if self.noise_std > 0:
             images = images + self.noise_std * torch.randn_like(images)
-        return self.discriminator(images)
+        if labels is None or not self.d_takes_labels:
+            return self.discriminator(images)
+        return self.discriminator(images, labels)
+
+    def critic(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's real/fake logits (N,), and its class logits (N, C) when D has an auxiliary
+        classifier head (then D's output holds the real/fake logit in column 0)."""
+        out = self.discriminate(images, labels)
+        if self.aux_weight > 0:
+            return out[:, 0], out[:, 1:]
+        return out, None
 
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = batch["images"]
+        # Fakes are drawn for the real batch's labels: p(y) of the data, and a gradient
+        # penalty between real and fake images of the same classes.
+        labels = batch["labels"] if self.condition == "class" else None
         z = self.sample_latent(real.shape[0], device=real.device)
         if phase == "discriminator":
             with torch.no_grad():
-                fake = self.generator(z)
-            return self._discriminator_loss(real, fake)
+                fake = self.generate(z, labels)
+            return self._discriminator_loss(real, fake, labels)
         if phase == "generator":
-            fake_logits = self.discriminate(self.generator(z))
+            fake_logits, fake_classes = self.critic(self.generate(z, labels), labels)
             loss = self.g_loss(fake_logits)
-            return loss, {
+            stats = {
                 "loss_g": loss.detach(),
                 "d_fake_g": torch.sigmoid(fake_logits).mean().detach(),
             }
+            if fake_classes is not None:
+                aux = F.cross_entropy(fake_classes, labels)
+                loss = loss + self.aux_weight * aux
+                stats["loss_g_aux"] = aux.detach()
+            return loss, stats
         raise ValueError(f"GANFamily has no phase '{phase}'")
 
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor
+        self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         remedies = self.remedies
         if remedies.r1 > 0:  # R1 differentiates D's real logits by the real images
             real = real.detach().requires_grad_(True)
-        real_logits = self.discriminate(real)
-        fake_logits = self.discriminate(fake)
+        real_logits, real_classes = self.critic(real, labels)
+        fake_logits, fake_classes = self.critic(fake, labels)
         adversarial = self.d_loss(real_logits, fake_logits)
         stats = {
             "loss_d": adversarial.detach(),
@@ -133,8 +168,15 @@ class GANFamily:
             stats["d_real_logit"] = real_logits.mean().detach()
             stats["d_fake_logit"] = fake_logits.mean().detach()
         loss = adversarial
+        if real_classes is not None:  # ACGAN: D also learns the class of real and fake images
+            aux = F.cross_entropy(real_classes, labels) + F.cross_entropy(fake_classes, labels)
+            loss = loss + self.aux_weight * aux
+            stats["loss_d_aux"] = aux.detach()
+            stats["aux_accuracy"] = (real_classes.argmax(1) == labels).float().mean().detach()
         if remedies.gp > 0:
-            penalty = losses.gradient_penalty(self.discriminate, real, fake)
+            penalty = losses.gradient_penalty(
+                lambda images: self.critic(images, labels)[0], real, fake
+            )
             loss = loss + remedies.gp * penalty
             stats["gp"] = penalty.detach()
         if remedies.r1 > 0:

@@ -188,10 +188,16 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
                 for k, v in values.items()
                 if not isinstance(v, list)
             ]
+            if result.get("task") == "translation":  # a translator: on held-out pairs
+                compared = f"{result.get('n_pairs')} held-out pairs of {result.get('pairs')}"
+            else:
+                compared = (
+                    f"{result.get('n_fake')} samples, extractor "
+                    f"{result.get('extractor', {}).get('name')}"
+                )
             sections.append(
                 f"<h2>Last evaluation (step {html.escape(str(result.get('step')))}, "
-                f"{html.escape(str(result.get('n_fake')))} samples, extractor "
-                f"{html.escape(str(result.get('extractor', {}).get('name')))})</h2>"
+                f"{html.escape(compared)})</h2>"
                 + _table(rows, ("metric", "value"))
                 + "".join(f"<p class=note>{html.escape(n)}</p>" for n in result.get("notes", []))
             )

@@ -17,6 +17,8 @@ PANELS = (
     ("Discriminator outputs", ("d_real", "d_fake")),
     ("Gradient norms", ("grad_norm_discriminator", "grad_norm_generator")),
     ("Discriminator accuracy", ("d_accuracy",)),
+    ("Diversity (doctor)", ("diversity", "diversity_real")),
+    ("Penalties (--gp, --r1)", ("gp", "r1")),
     (
         "Evaluation (--eval-every)",
         tuple(
@@ -26,25 +28,44 @@ PANELS = (
         ),
     ),
 )
+LOG_SCALE_PANELS = ("Gradient norms",)
+_MAX_COLUMNS = 4  # more panels wrap onto more rows
+
+
+def curve_panels(records: list[dict]) -> list[tuple[str, dict[str, list[tuple[float, float]]]]]:
+    """The panels worth drawing, in PANELS order: (title, {key: (step, value) points}) for each
+    group with a finite value in the records; a run without --gp or the doctor has no such
+    panel."""
+    panels = []
+    for name, keys in PANELS:
+        series = {key: points for key in keys if (points := finite_points(records, key))}
+        if series:
+            panels.append((name, series))
+    return panels
 
 
 def plot_training_curves(records: list[dict], path: str | Path, title: str = "") -> Path | None:
-    """One panel per group of logged series; series absent from the records are left out."""
-    series = {key: finite_points(records, key) for _, keys in PANELS for key in keys}
-    panels = [(name, [k for k in keys if series[k]]) for name, keys in PANELS]
-    panels = [(name, keys) for name, keys in panels if keys]
-    if not records or not panels:
+    """One panel per group of logged series (curve_panels), at most four to a row; None
+    when there is nothing to draw."""
+    panels = curve_panels(records)
+    if not panels:
         return None
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for axis, (name, keys) in zip(axes[0], panels):
-        for key in keys:
-            axis.plot(*zip(*series[key]), label=key, linewidth=1.4)
+    rows = math.ceil(len(panels) / _MAX_COLUMNS)
+    columns = math.ceil(len(panels) / rows)  # 5 panels: 3 + 2, not 4 + 1
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis, (name, series) in zip(axes.flat, panels):
+        for key, points in series.items():
+            axis.plot(*zip(*points), label=key, linewidth=1.4)
         axis.set_title(name)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-        if name == "Gradient norms":
+        if name in LOG_SCALE_PANELS:
             axis.set_yscale("log")
+        else:  # an FID of 1400.3 reads as such, not as "+1.4e3" and 0.3
+            axis.ticklabel_format(axis="y", useOffset=False)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -130,7 +130,9 @@ def check_metadata(metadata: dict[str, Any], path: str | Path, complete: bool = 
     Fields: step, data_position.{epoch,batch}: whole numbers in [0, 2^53]; config_hash: text;
     logbook: {counts: {stat: count >= 1}, images: count}; optimizers: {network: {param_groups:
     [{params: [index], lr: number >= 0, ...}], plain_state: {index: {key: number}}}};
-    evaluation (optional): {key, best, best_step, since_best}.
+    evaluation (optional): {key, best, best_step, since_best}; doctor (optional): {rollbacks:
+    count, detectors: {name: {state: {key: number or [numbers]}, firing: true/false, quiet:
+    count}}} (Doctor.load_state_dict also checks each detector's own keys when it loads them).
     """
     fields = _Fields(path, complete)
     fields.count(metadata, "step")
@@ -150,6 +152,8 @@ def check_metadata(metadata: dict[str, Any], path: str | Path, complete: bool = 
         _check_optimizer_meta(fields, state, f"optimizers.{network}")
     if metadata.get("evaluation") is not None:
         _check_evaluation_meta(fields, metadata["evaluation"])
+    if metadata.get("doctor") is not None:
+        _check_doctor_meta(fields, metadata["doctor"])
 
 
 _NOT_NEGATIVE = ("lr", "eps", "weight_decay")  # optimiser settings that must be >= 0
@@ -198,6 +202,25 @@ def _check_evaluation_meta(fields: _Fields, state: object) -> None:
     fields.require(best is None or _number(best), "evaluation.best", "a number or null", best)
     fields.count(state, "best_step", "evaluation.")
     fields.count(state, "since_best", "evaluation.")
+
+
+def _check_doctor_meta(fields: _Fields, state: object) -> None:
+    fields.require(isinstance(state, dict), "doctor", "an object", state)
+    rollbacks = fields.get(state, "rollbacks", int, "a whole number", "doctor.", required=True)
+    fields.require(_whole(rollbacks), "doctor.rollbacks", f"in [0, {MAX_COUNT}]", rollbacks)
+    detectors = fields.get(state, "detectors", dict, "an object", "doctor.", required=True)
+    for name, entry in detectors.items():
+        at = f"doctor.detectors.{name}"
+        ok = isinstance(entry, dict) and set(entry) == {"state", "firing", "quiet"}
+        fields.require(ok, at, "an object with state, firing, quiet", entry)
+        firing = entry["firing"]
+        fields.require(isinstance(firing, bool), f"{at}.firing", "true/false", firing)
+        fields.require(_whole(entry["quiet"]), f"{at}.quiet", "a whole number", entry["quiet"])
+        values = entry["state"]
+        fields.require(isinstance(values, dict), f"{at}.state", "an object", values)
+        for key, value in values.items():
+            ok = _number(value) or (isinstance(value, list) and all(map(_number, value)))
+            fields.require(ok, f"{at}.state.{key}", "a number or a list of numbers", value)
 
 
 class _Fields:

@@ -34,6 +34,8 @@ from ganforge.config import TrainConfig
 from ganforge.data import ImageDataset, ImageFolder, to_model_range
 from ganforge.errors import GanforgeError, brief
 from ganforge.models import ModelFamily
+from ganforge.sampling import balanced_labels, sampler_output
+from ganforge.training.logbook import truncate_records
 
 DIVERSITY_SAMPLES = 64  # fixed noise vectors (and real images) the diversity is measured on
 _THUMBNAIL = 16  # images are average-pooled to at most 16x16 before the projection
@@ -86,8 +88,16 @@ class DiversityProbe:
         n = min(DIVERSITY_SAMPLES, len(dataset))
         noise = family.sample_latent(n, generator=torch.Generator().manual_seed(seed))
         self.noise = noise.to(device)
+        self.family = family
+        self.condition = (
+            balanced_labels(n, family.num_classes).to(device)
+            if family.condition == "class"
+            else None
+        )
         picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
         real = to_model_range(dataset.images_at(picks).cpu()).to(device)
+        if family.condition == "image":  # a translator: its outputs for fixed source images
+            self.condition = to_model_range(dataset.sources_at(picks).cpu()).to(device)
         channels, resolution = real.shape[1], real.shape[-1]
         self.size = min(_THUMBNAIL, resolution)
         projection = torch.randn(
@@ -110,7 +120,9 @@ class DiversityProbe:
         was_training = network.training
         network.eval()
         try:
-            return self.diversity_of(network(self.noise))
+            return self.diversity_of(
+                sampler_output(self.family, network, self.noise, self.condition)
+            )
         finally:
             network.train(was_training)
 
@@ -153,6 +165,7 @@ class Detector:
 
     name = ""  # unique: the key of its state
     event = ""  # the event it emits (two detectors may share one)
+    counters: tuple[str, ...] = ()  # keys of its state holding a whole number (a streak, a step)
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -160,6 +173,22 @@ class Detector:
 
     def initial_state(self) -> dict:
         return {}
+
+    def is_window(self, key: str) -> bool:
+        """Whether `key` names one of its windows (a list of finite numbers, see `remember`)."""
+        return False
+
+    def check_state(self, state: object, where: str) -> None:
+        """Refuse a saved state (from a checkpoint) this detector could trip over later."""
+        _require(isinstance(state, dict), where, "an object", state)
+        for key, value in state.items():
+            if key in self.counters:
+                _require(_count(value), f"{where}.{key}", _COUNT, value)
+            elif isinstance(key, str) and self.is_window(key):
+                ok = isinstance(value, list) and all(_number(v) for v in value)
+                _require(ok, f"{where}.{key}", "a list of finite numbers", value)
+            else:
+                raise GanforgeError(f"{where} has a field no {self.name} state has: {brief(key)}")
 
     def reads(self, record: dict) -> bool:
         """Whether `record` says anything about this problem (training or evaluation record)."""
@@ -209,6 +238,9 @@ class Exploding(Detector):
     def __init__(self, config: TrainConfig, initial_weight_norms: dict[str, float] | None = None):
         super().__init__(config)
         self.initial_weight_norms = initial_weight_norms or {}
+
+    def is_window(self, key: str) -> bool:
+        return key.startswith("grad_norm_") and "." not in key
 
     def examine(self, record: dict) -> dict | None:
         watched = [k for k in record if k.startswith("loss_")] + _total_norm_keys(record)
@@ -265,6 +297,9 @@ class Vanishing(Detector):
         super().__init__(config)
         self.key = f"grad_norm_{sampler}"
 
+    def is_window(self, key: str) -> bool:
+        return key == self.key
+
     def examine(self, record: dict) -> dict | None:
         if self.key not in record or "d_accuracy" not in record:
             return None
@@ -295,6 +330,7 @@ class DOverpowering(Detector):
     """D classifies (nearly) every real and fake image correctly, record after record."""
 
     name = event = "d_overpowering"
+    counters = ("streak",)
 
     def examine(self, record: dict) -> dict | None:
         if "d_accuracy" not in record or not self.warmed_up(record):
@@ -332,6 +368,7 @@ class GOverpowering(Detector):
     G with a well-matched D also drives D to chance, but with D(G(z)) near 0.5, not above it.)"""
 
     name = event = "g_overpowering"
+    counters = ("streak",)
 
     def examine(self, record: dict) -> dict | None:
         if "d_accuracy" not in record or "d_fake" not in record or not self.warmed_up(record):
@@ -373,6 +410,7 @@ class ModeCollapse(Detector):
     """The fixed noise batch's samples are much less diverse than real images."""
 
     name = event = "mode_collapse"
+    counters = ("streak",)
 
     def examine(self, record: dict) -> dict | None:
         if "diversity" not in record or "diversity_real" not in record:
@@ -445,6 +483,9 @@ class Oscillation(Detector):
 
     name = event = "oscillation"
 
+    def is_window(self, key: str) -> bool:
+        return key in ("loss_d", "loss_g")
+
     def examine(self, record: dict) -> dict | None:
         found = None
         for key in ("loss_d", "loss_g"):
@@ -485,6 +526,7 @@ class Stalled(Detector):
     evaluations: the samples stopped getting better (GAN training's stopping problem)."""
 
     name = event = "stalled"
+    counters = ("streak", "best_step")
 
     def reads(self, record: dict) -> bool:
         return "eval_best" in record
@@ -528,6 +570,23 @@ def build_detectors(
         Oscillation(config),
         Stalled(config),
     ]
+
+
+# ---- events.jsonl on resume ----------------------------------------------------------------------
+
+
+def truncate_events(path: Path, step: int, rollbacks: int) -> None:
+    """Keep the events of the history a checkpoint at `step` that counted `rollbacks` carries
+    on: those up to its step, and its rollbacks, whatever their step. A rollback is logged at
+    the step that found the NaN, which can be after a checkpoint written once training went
+    back (found at 10, back to 5, interrupted at 8)."""
+
+    def earlier_rollback(event: dict) -> bool:
+        evidence = event.get("evidence")
+        count = evidence.get("rollbacks") if isinstance(evidence, dict) else None
+        return event.get("event") == "rollback" and _count(count) and count <= rollbacks
+
+    truncate_records(path, step, keep=earlier_rollback)
 
 
 # ---- the doctor -------------------------------------------------------------------------------
@@ -696,32 +755,41 @@ class Doctor:
         }
 
     def load_state_dict(self, saved: dict | None) -> None:
-        """Continue from a checkpoint's doctor state (None: start afresh); a malformed one is a
-        GanforgeError naming the field."""
-        self.rollbacks = 0
+        """Continue from a checkpoint's doctor state (None: start afresh). All of it is checked
+        before any is loaded: a malformed state is a GanforgeError naming the field, never a
+        TypeError some records later. A detector the state lacks starts afresh."""
+        if saved is not None:
+            self._check_saved(saved)
+        self.rollbacks = saved["rollbacks"] if saved is not None else 0
+        entries = saved["detectors"] if saved is not None else {}
         for detector in self.detectors:
-            detector.state = detector.initial_state()
-            self._throttle[detector.name] = {"firing": False, "quiet": 0}
-        if saved is None:
-            return
-        _require(isinstance(saved, dict), "doctor", "an object", saved)
-        rollbacks = saved.get("rollbacks")
-        _require(_count(rollbacks), "doctor.rollbacks", "a whole number >= 0", rollbacks)
-        detectors = saved.get("detectors")
-        _require(isinstance(detectors, dict), "doctor.detectors", "an object", detectors)
-        for detector in self.detectors:
-            entry = detectors.get(detector.name)
-            where = f"doctor.detectors.{detector.name}"
-            if entry is None:
-                continue
+            entry = entries.get(detector.name, {"state": detector.initial_state()})
+            detector.state = copy.deepcopy(entry["state"])
+            self._throttle[detector.name] = {
+                "firing": entry.get("firing", False),
+                "quiet": entry.get("quiet", 0),
+            }
+
+    def _check_saved(self, saved: object) -> None:
+        """The schema of `state_dict`'s result, and each detector's own (`check_state`)."""
+        ok = isinstance(saved, dict) and set(saved) == {"rollbacks", "detectors"}
+        _require(ok, "doctor", "an object with rollbacks, detectors", saved)
+        _require(_count(saved["rollbacks"]), "doctor.rollbacks", _COUNT, saved["rollbacks"])
+        entries = saved["detectors"]
+        _require(isinstance(entries, dict), "doctor.detectors", "an object", entries)
+        by_name = {detector.name: detector for detector in self.detectors}
+        for name, entry in entries.items():
+            _require(name in by_name, "doctor.detectors", f"keyed by {', '.join(by_name)}", name)
+            where = f"doctor.detectors.{name}"
             ok = isinstance(entry, dict) and set(entry) == {"state", "firing", "quiet"}
             _require(ok, where, "an object with state, firing, quiet", entry)
-            _require(isinstance(entry["firing"], bool), f"{where}.firing", "true/false", entry)
-            _require(_count(entry["quiet"]), f"{where}.quiet", "a whole number", entry["quiet"])
-            _require(_plain_state(entry["state"]), f"{where}.state", "numbers", entry["state"])
-            detector.state = copy.deepcopy(entry["state"])
-            self._throttle[detector.name] = {"firing": entry["firing"], "quiet": entry["quiet"]}
-        self.rollbacks = rollbacks
+            firing = entry["firing"]
+            _require(isinstance(firing, bool), f"{where}.firing", "true or false", firing)
+            _require(_count(entry["quiet"]), f"{where}.quiet", _COUNT, entry["quiet"])
+            by_name[name].check_state(entry["state"], f"{where}.state")
+
+
+_COUNT = "a whole number >= 0"
 
 
 def _require(ok: bool, field: str, expected: str, value: object) -> None:
@@ -730,19 +798,12 @@ def _require(ok: bool, field: str, expected: str, value: object) -> None:
 
 
 def _count(value: object) -> bool:
+    """A whole number >= 0 that JSON keeps exactly."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _plain_state(state: object) -> bool:
-    """A detector's state: an object of numbers and lists of numbers."""
-    if not isinstance(state, dict):
+    """A finite number (not true/false) that JSON keeps exactly, as a checkpoint's are."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    for value in state.values():
-        values = value if isinstance(value, list) else [value]
-        if not all(_number(v) for v in values):
-            return False
-    return True
+    return abs(value) <= 2**53 if isinstance(value, int) else math.isfinite(value)

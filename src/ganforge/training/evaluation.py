@@ -5,6 +5,7 @@ metric on a fixed budget of samples from the sampling network (the EMA copy when
 from a fixed noise seed; the best value so far decides `checkpoints/best.safetensors`, and
 --early-stop-patience P ends a run that has not improved in P evaluations. Evaluation uses
 its own noise generator and no global RNG, so it never changes the training trajectory.
+A translator (pix2pix) is measured instead by L1, PSNR or SSIM on held-out pairs, in eval mode.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import torch
 
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
-from ganforge.evaluate import SCORE_GROUP, SCORES, measure_generator, real_reference
+from ganforge.evaluate import (
+    CONDITIONAL_ONLY,
+    SCORE_GROUP,
+    SCORES,
+    measure_generator,
+    real_reference,
+)
+from ganforge.models import model_condition
+from ganforge.translate import TRANSLATION_METRICS, training_pairs_reference, translation_scores
 
 
 @dataclass
@@ -36,6 +45,11 @@ class TrainingEvaluator:
         self.config = config
         self.metric = config.eval_metric
         self.lower_is_better = SCORES[self.metric]
+        self.pairs = None  # a translator's held-out (sources, targets), instead of features
+        if model_condition(config.model) == "image" or self.metric in TRANSLATION_METRICS:
+            self.pairs = training_pairs_reference(config)
+            self.state = EvalState(f"{self.metric}|{config.eval_n}")
+            return
         self.reference = real_reference(
             config,
             config.extractor,
@@ -48,6 +62,17 @@ class TrainingEvaluator:
                 f"--eval-metric {self.metric}: needs a classifier extractor, and "
                 f"'{self.reference.extractor.name}' has none (try --extractor mnist)"
             )
+        names = self.reference.extractor.class_names
+        if SCORE_GROUP[self.metric] in CONDITIONAL_ONLY:
+            if model_condition(config.model) != "class":
+                raise GanforgeError(
+                    f"--eval-metric {self.metric}: needs a class-conditional model (cgan, acgan)"
+                )
+            if self.metric == "class_accuracy" and not set(config.class_names) <= set(names):
+                raise GanforgeError(
+                    f"--eval-metric class_accuracy: extractor '{self.reference.extractor.name}' "
+                    "does not classify this run's classes (try --extractor for your data)"
+                )
         key = f"{self.metric}|{self.reference.extractor.identity()[:16]}|{config.eval_n}"
         self.state = EvalState(key)
 
@@ -58,14 +83,18 @@ class TrainingEvaluator:
 
     def evaluate(self, family, network: torch.nn.Module, step: int) -> tuple[dict, bool]:
         """Measure now: (the metrics.jsonl record, whether this is the best so far)."""
-        values = measure_generator(
-            family,
-            network,
-            self.reference,
-            [SCORE_GROUP[self.metric]],
-            n=self.config.eval_n,
-            seed=self.config.seed,
-        )
+        if self.pairs is not None:
+            values = translation_scores(family, network, *self.pairs)
+        else:
+            values = measure_generator(
+                family,
+                network,
+                self.reference,
+                [SCORE_GROUP[self.metric]],
+                n=self.config.eval_n,
+                seed=self.config.seed,
+                class_names=self.config.class_names,
+            )
         value = float(values[self.metric])
         state = self.state
         improved = state.best is None or (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -128,9 +129,12 @@ def read_records(path: Path) -> list[dict]:
     return [record for record in records if record is not None]
 
 
-def truncate_records(path: Path, last_step: int) -> None:
-    """Keep the complete records up to `last_step`: the resumed run rewrites the rest. Lines
-    that do not parse are dropped; the records kept are kept byte for byte."""
+def truncate_records(
+    path: Path, last_step: int, keep: Callable[[dict], bool] | None = None
+) -> None:
+    """Keep the complete records up to `last_step`, and those `keep` says are older than
+    their step: the resumed run rewrites the rest. Lines that do not parse are dropped; the
+    records kept are kept byte for byte."""
     if not path.is_file():
         return
     data = read_metrics_file(path)
@@ -138,7 +142,9 @@ def truncate_records(path: Path, last_step: int) -> None:
     kept = []
     for line in lines:
         record = parse_record(line)
-        if record is not None and record["step"] <= last_step and not record.get("partial"):
+        if record is None:
+            continue
+        if (record["step"] <= last_step and not record.get("partial")) or (keep and keep(record)):
             kept.append(line)
     # rewrite also when the last line lacks its newline: the next record must start a new line
     if len(kept) != len(lines) or (data and not data.endswith(b"\n")):

@@ -20,9 +20,17 @@ from tqdm.auto import tqdm
 
 from ganforge.atomic import atomic_write_text
 from ganforge.config import RESUMABLE_OPTIONS, TrainConfig, flag_name
-from ganforge.data import ImageDataset, ImageFolder, LoadOptions, RealBatches, open_dataset
+from ganforge.data import (
+    ImageDataset,
+    ImageFolder,
+    LoadOptions,
+    RealBatches,
+    list_datasets,
+    open_dataset,
+    to_model_range,
+)
 from ganforge.errors import GanforgeError
-from ganforge.models import ModelFamily, build_model
+from ganforge.models import ModelFamily, build_model, model_condition
 from ganforge.report import plot_training_curves, save_images
 from ganforge.run import (
     BEST_CHECKPOINT,
@@ -33,18 +41,20 @@ from ganforge.run import (
     EVENTS_FILE,
     METRICS_FILE,
     SAMPLES_DIR,
+    TENSORBOARD_DIR,
     Run,
     torch_device,
 )
-from ganforge.sampling import generate
+from ganforge.sampling import preview_grid
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.batches import EpochBatches
-from ganforge.training.diagnostics import Doctor, gradient_norms
+from ganforge.training.diagnostics import Doctor, gradient_norms, truncate_events
 from ganforge.training.ema import WeightAverage
 from ganforge.training.evaluation import TrainingEvaluator
 from ganforge.training.interrupt import GracefulInterrupt
 from ganforge.training.logbook import Logbook, truncate_records
 from ganforge.training.optim import learning_rate, make_optimizer
+from ganforge.training.tensorboard_log import TensorBoardLog
 
 
 def train(
@@ -114,6 +124,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: Path, resuming: bool):
         self.run_dir = run_dir
+        self.tensorboard = TensorBoardLog(run_dir / TENSORBOARD_DIR) if config.tensorboard else None
         self.device = torch_device(config.device)
         dataset = open_dataset(
             config.data,
@@ -124,15 +135,23 @@ class Trainer:
                 config.data_root, trust_pickle=config.trust_pickle, progress=config.progress
             ),
             cache=config.data_cache,
+            paired=model_condition(config.model) == "image",
         )
         self.config = config = config.replace(
-            resolution=dataset.resolution, channels=dataset.channels, out=str(run_dir)
+            resolution=dataset.resolution,
+            channels=dataset.channels,
+            out=str(run_dir),
+            **_condition_options(config, dataset),
         )
         _check_fits(config, dataset)
 
         torch.manual_seed(config.seed)
         self.family: ModelFamily = build_model(config, config.resolution, config.channels)
         self.family.networks.to(self.device).train()
+        # fixed example pairs of a translator's progress grids
+        self.preview_examples = (
+            _preview_pairs(config, dataset) if self.family.condition == "image" else None
+        )
         self.optimizers = {
             phase.network: make_optimizer(
                 config, self.family.networks[phase.network], learning_rate(config, phase.network)
@@ -167,6 +186,8 @@ class Trainer:
             self._restore()
         else:
             self._create_run_dir()
+        if self.tensorboard is not None:
+            self.tensorboard.start(self.step)
 
     # ---- run folder ------------------------------------------------------------------
     def _create_run_dir(self) -> None:
@@ -243,7 +264,8 @@ class Trainer:
                 f"give --steps {self.step} or more"
             )
         truncate_records(self.run_dir / METRICS_FILE, self.step)
-        truncate_records(self.run_dir / EVENTS_FILE, self.step)
+        rollbacks = meta["doctor"]["rollbacks"] if meta.get("doctor") is not None else 0
+        truncate_events(self.run_dir / EVENTS_FILE, self.step, rollbacks)
         self._write_config()  # records the new --steps and intervals
 
     def _load_state(
@@ -320,10 +342,14 @@ class Trainer:
         )
 
     def _save_grid(self, name: str) -> None:
-        images = generate(
-            self.family, self.sampling_network(), self.config.n_grid, self.config.seed
+        images, columns = preview_grid(
+            self.family,
+            self.sampling_network(),
+            self.config.n_grid,
+            self.config.seed,
+            self.preview_examples,
         )
-        save_images(images, self.run_dir / SAMPLES_DIR / name)
+        save_images(images, self.run_dir / SAMPLES_DIR / name, columns=columns)
 
     def _save_curves(self) -> None:
         records = Run(self.run_dir).metrics()
@@ -331,6 +357,13 @@ class Trainer:
         plot_training_curves(records, self.run_dir / CURVES_FILE, title)
 
     def fit(self) -> Run:
+        try:
+            return self._fit()
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+
+    def _fit(self) -> Run:
         config = self.config
         bar = tqdm(
             total=config.steps,
@@ -387,7 +420,10 @@ class Trainer:
         if record_now:
             self._record(bar)
         if sample_now:
-            self._save_grid(f"step_{self.step:07d}.png")
+            name = f"step_{self.step:07d}.png"
+            self._save_grid(name)
+            if self.tensorboard is not None:
+                self.tensorboard.samples(self.run_dir / SAMPLES_DIR / name, self.step)
         if evaluate_now:
             self._evaluate(bar)
         if save_now:
@@ -402,6 +438,8 @@ class Trainer:
         if self.doctor is not None:
             extra.update(self.doctor.signals(self.family.networks, self.sampling_network()))
         record = self.logbook.flush(self.step, extra)
+        if self.tensorboard is not None:
+            self.tensorboard.record(record, self.family.networks)
         postfix = {k: record[k] for k in ("loss_d", "loss_g") if k in record}
         if self.doctor is not None:
             self.doctor.observe(record)
@@ -424,6 +462,8 @@ class Trainer:
         """Measure the metric, log it, keep the best checkpoint, and maybe stop early."""
         record, improved = self.evaluator.evaluate(self.family, self.sampling_network(), self.step)
         self.logbook.append(record)
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(record)
         if self.doctor is not None:
             self.doctor.observe(record)
         if improved:
@@ -450,6 +490,51 @@ class Trainer:
         return GanforgeError(
             f"interrupted inside step {self.step + 1} (last checkpoint: {last}); {resume}"
         )
+
+
+def _condition_options(config: TrainConfig, dataset: ImageDataset | ImageFolder) -> dict:
+    """What a conditional model records from its data: a class-conditional one, the number
+    and names of the classes (every image must carry a label)."""
+    if model_condition(config.model) != "class":
+        return {}
+    if dataset.num_classes < 2 or bool((dataset.labels < 0).any()):
+        raise GanforgeError(
+            f"--model {config.model}: dataset '{config.data}' has no class label for every "
+            "image (a folder needs one sub-folder per class)"
+        )
+    classes = config.num_classes or dataset.num_classes
+    if classes < dataset.num_classes:
+        raise GanforgeError(
+            f"--num-classes: {classes} is fewer than the {dataset.num_classes} classes of "
+            f"dataset '{config.data}'"
+        )
+    names = list(dataset.class_names) + [str(i) for i in range(dataset.num_classes, classes)]
+    return {"num_classes": classes, "class_names": names}
+
+
+PREVIEW_PAIRS = 8  # rows of source | output | target in a translator's progress grids
+
+
+def _preview_pairs(config: TrainConfig, dataset: ImageDataset) -> dict[str, torch.Tensor]:
+    """A few fixed pairs for a translator's grids (float [-1, 1], CPU): held-out pairs when the
+    dataset is a registered paired one (its "test" split), else training pairs; picked by their
+    own seeded generator, so the training RNG is untouched."""
+    if config.data in list_datasets(paired=True):
+        options = LoadOptions(config.data_root, split="test", trust_pickle=config.trust_pickle)
+        dataset = open_dataset(
+            config.data,
+            resolution=config.resolution,
+            channels=config.channels,
+            options=options,
+            paired=True,
+        )
+    n = min(config.n_grid, PREVIEW_PAIRS, len(dataset))
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed))
+    picks = order[:n].sort().values
+    return {
+        "sources": to_model_range(dataset.sources_at(picks).cpu()),
+        "images": to_model_range(dataset.images_at(picks).cpu()),
+    }
 
 
 def _check_fits(config: TrainConfig, dataset: ImageDataset | ImageFolder) -> None:

@@ -1,0 +1,103 @@
+"""Class-conditional GANs: the label says what to draw.
+
+- cgan (Mirza & Osindero 2014, convolutional): G gets the one-hot label joined to the noise,
+  and class-conditional batchnorm in every layer (the label then takes hold within a few
+  hundred steps); D gets it as C constant feature maps joined to the image (`--cond concat`),
+  or projects it onto its features (`--cond projection`, Miyato & Koyama 2018):
+  logit = psi(phi(x)) + <embed(y), phi(x)>.
+- acgan (Odena et al. 2017): the same G; D does not see the label but has a second head that
+  classifies images into the C classes, trained on real and fake images, and G is trained to
+  make its fakes classifiable as the asked-for class.
+
+The training objective lives in GANFamily (gan.py); these are the networks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+class ClassBatchNorm2d(nn.Module):
+    """Batchnorm whose scale and shift are looked up per class (conditional batchnorm, de Vries
+    et al. 2017; SN-GAN, BigGAN): the label modulates every layer of G, not only its input."""
+
+    def __init__(self, features: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(features, affine=False)
+        self.scale = nn.Embedding(num_classes, features)
+        self.shift = nn.Embedding(num_classes, features)
+        nn.init.normal_(self.scale.weight, 1.0, 0.02)  # as dcgan_init does for batchnorm
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        scale = self.scale(labels)[:, :, None, None]
+        shift = self.shift(labels)[:, :, None, None]
+        return self.norm(x) * scale + shift
+
+
+class ConditionalGenerator(nn.Module):
+    """(z (N, z_dim), labels (N,)) -> images: a DCGAN generator fed [z, one_hot(label)], whose
+    batchnorms are class-conditional (ClassBatchNorm2d)."""
+
+    def __init__(
+        self, z_dim: int, num_classes: int, img_resolution: int, img_channels: int, width: int
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = DCGANGenerator(z_dim + num_classes, img_resolution, img_channels, width)
+        layers = self.net.net
+        for index, layer in enumerate(layers):
+            if isinstance(layer, nn.BatchNorm2d):
+                layers[index] = ClassBatchNorm2d(layer.num_features, num_classes)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        one_hot = F.one_hot(labels, self.num_classes).to(z.dtype)
+        x = torch.cat([z, one_hot], dim=1).view(z.shape[0], -1, 1, 1)
+        for layer in self.net.net:
+            x = layer(x, labels) if isinstance(layer, ClassBatchNorm2d) else layer(x)
+        return x
+
+
+class ConcatDiscriminator(nn.Module):
+    """(images, labels) -> logits (N,): the one-hot label as C constant maps joined to the
+    image channels, then a DCGAN discriminator."""
+
+    def __init__(self, num_classes: int, img_resolution: int, img_channels: int, width: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = DCGANDiscriminator(img_resolution, img_channels + num_classes, width)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = images.shape
+        one_hot = F.one_hot(labels, self.num_classes).to(images.dtype)
+        maps = one_hot.view(n, self.num_classes, 1, 1).expand(n, self.num_classes, height, width)
+        return self.net(torch.cat([images, maps], dim=1))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """(images, labels) -> logits (N,): the unconditional DCGAN logit plus the inner product
+    of a learned class embedding with the globally sum-pooled last hidden features."""
+
+    def __init__(self, num_classes: int, img_resolution: int, img_channels: int, width: int):
+        super().__init__()
+        self.net = DCGANDiscriminator(img_resolution, img_channels, width)
+        features = self.net.net[-1].in_channels
+        self.embed = nn.Embedding(num_classes, features)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        hidden = self.net.features(images)
+        unconditional = self.net.net[-1](hidden).view(-1)
+        pooled = hidden.sum(dim=(2, 3))
+        return unconditional + (self.embed(labels) * pooled).sum(dim=1)
+
+
+def auxiliary_classifier_discriminator(
+    num_classes: int, img_resolution: int, img_channels: int, width: int
+) -> DCGANDiscriminator:
+    """ACGAN's D: images -> (N, 1 + C): the real/fake logit, then C class logits."""
+    return DCGANDiscriminator(img_resolution, img_channels, width, outputs=1 + num_classes)

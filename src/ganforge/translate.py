@@ -1,0 +1,283 @@
+"""Using a trained translator (pix2pix): translate image files, and measure it against
+held-out targets (L1, PSNR, SSIM).
+
+`ganforge translate RUN INPUT --out DIR` and `ganforge eval RUN` on a translator call this.
+Inputs are read like a folder of training images (center-cropped to a square, resized to the
+run's resolution, converted to its channels); every input is decoded before anything is
+written, so a bad file stops the command with nothing changed on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ganforge.atomic import atomic_path, atomic_write_text
+from ganforge.config import TrainConfig
+from ganforge.data import (
+    ImageDataset,
+    LoadOptions,
+    list_datasets,
+    open_dataset,
+    to_model_range,
+    to_uint8,
+)
+from ganforge.data.folder import DECODE_ERRORS, IMAGE_SUFFIXES, decode_failure, read_square
+from ganforge.errors import GanforgeError
+from ganforge.evaluate import EVAL_FILE
+from ganforge.metrics.paired import paired_scores
+from ganforge.models import ModelFamily, model_condition
+from ganforge.run import Run
+from ganforge.sampling import sampler_output
+
+BATCH_SIZE = 64
+
+
+def load_translator(
+    run: str | Path | Run, checkpoint: str | Path | None = None, ema: bool = True
+) -> tuple[Run, ModelFamily, nn.Module]:
+    """A translator run, its family and its sampling network (eval mode, CPU); an error for a
+    run whose model does not translate images."""
+    run = run if isinstance(run, Run) else Run(run)
+    family = run.load(checkpoint)
+    if family.condition != "image":
+        raise GanforgeError(
+            f"run '{run.path}' is a {run.config.model} run, which does not translate images "
+            "(that takes a pix2pix run); draw samples with `ganforge sample`"
+        )
+    return run, family, run.generator(ema)
+
+
+def translate_images(
+    family: ModelFamily,
+    network: nn.Module,
+    sources: torch.Tensor,
+    batch_size: int = BATCH_SIZE,
+) -> torch.Tensor:
+    """uint8 (N, C, H, W) sources -> uint8 (N, C, H, W) translations (on the CPU), in eval mode
+    on `network`'s device."""
+    device = next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    outputs = []
+    try:
+        with torch.no_grad():
+            for chunk in sources.split(batch_size):
+                images = sampler_output(family, network, None, to_model_range(chunk).to(device))
+                outputs.append(to_uint8(images).cpu())
+    finally:
+        network.train(was_training)
+    return torch.cat(outputs)
+
+
+def translate_files(
+    run: str | Path | Run,
+    inputs: str | Path,
+    out: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    ema: bool = True,
+    device: str = "cpu",
+) -> list[Path]:
+    """Translate an image file, or every image file in a folder (at any depth), into PNGs in
+    `out` with the same relative names (suffix .png). Returns the files written."""
+    run, family, network = load_translator(run, checkpoint, ema)
+    inputs, out = Path(inputs), Path(out)
+    if out.exists() and not out.is_dir():
+        raise GanforgeError(f"--out: '{out}' is a file, not a folder")
+    config = run.config
+    files = _input_files(inputs, out)
+    sources = torch.stack([_read(file, config) for file, _ in files])
+    outputs = translate_images(family, network.to(device), sources)
+    written = []
+    for (_, name), image in zip(files, outputs):
+        written.append(_write_png(out / name, image))
+    return written
+
+
+def _input_files(inputs: Path, out: Path) -> list[tuple[Path, Path]]:
+    """(input file, output name relative to `out`) for every image to translate."""
+    if inputs.is_file():
+        return [(inputs, Path(inputs.stem + ".png"))]
+    if not inputs.is_dir():
+        raise GanforgeError(f"INPUT: no such file or folder '{inputs}'")
+    found: dict[Path, Path] = {}
+    for file in sorted(inputs.rglob("*")):
+        relative = file.relative_to(inputs)
+        hidden = any(part.startswith(".") for part in relative.parts)
+        if hidden or not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if out.resolve() in file.resolve().parents:  # earlier outputs inside the input folder
+            continue
+        name = relative.with_suffix(".png")
+        if name in found:
+            raise GanforgeError(
+                f"INPUT: '{found[name]}' and '{file}' would both be written to '{out / name}'"
+            )
+        found[name] = file
+    if not found:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise GanforgeError(f"INPUT: folder '{inputs}' holds no images ({suffixes})")
+    return [(file, name) for name, file in found.items()]
+
+
+def _read(file: Path, config: TrainConfig) -> torch.Tensor:
+    try:
+        pixels = read_square(file, config.resolution, config.channels)
+    except DECODE_ERRORS as exc:
+        raise GanforgeError(f"INPUT: cannot read image '{file}': {decode_failure(exc)}") from None
+    return torch.from_numpy(pixels)
+
+
+def _write_png(path: Path, image: torch.Tensor) -> Path:
+    pixels = image.permute(1, 2, 0).numpy()
+    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    try:
+        with atomic_path(path) as tmp:
+            picture.save(tmp, format="PNG")
+    except OSError as exc:
+        raise GanforgeError(f"--out: cannot write '{path}': {exc.strerror or exc}") from None
+    return path
+
+
+# ---- evaluation on held-out pairs -----------------------------------------------------------
+
+
+def held_out_pairs(
+    config: TrainConfig, pairs: str | Path | None = None
+) -> tuple[ImageDataset, str]:
+    """The pairs to measure a translator on, at the run's resolution and channels, and what
+    they are: `pairs` (a folder of pairs, or a paired dataset's "test" split), else the test
+    split of the run's registered paired dataset. A folder run needs `pairs`."""
+    name = str(pairs) if pairs is not None else config.data
+    if pairs is None and config.data not in list_datasets(paired=True):
+        raise GanforgeError(
+            f"--pairs: run's data '{config.data}' has no held-out split; give --pairs FOLDER "
+            "of image pairs it was not trained on"
+        )
+    dataset = open_dataset(
+        name,
+        resolution=config.resolution,
+        channels=config.channels,
+        options=LoadOptions(config.data_root, split="test", trust_pickle=config.trust_pickle),
+        paired=True,
+    )
+    held = f"{name} (test split)" if name in list_datasets(paired=True) else name
+    return dataset, held
+
+
+def evaluate_translation(
+    run: str | Path | Run,
+    *,
+    pairs: str | Path | None = None,
+    n: int | None = None,
+    checkpoint: str | Path | None = None,
+    ema: bool = True,
+    device: str = "cpu",
+    write: bool = True,
+) -> dict:
+    """L1, PSNR and SSIM of a translator's outputs against the targets of held-out pairs (the
+    first `n`, or all), on images in [0, 1] as written to PNG; also the same measures of the
+    sources themselves, as a do-nothing baseline. Writes RUN/eval.json with `write`."""
+    started = time.perf_counter()
+    run, family, network = load_translator(run, checkpoint, ema)
+    dataset, held = held_out_pairs(run.config, pairs)
+    count = len(dataset) if n is None else min(n, len(dataset))
+    if count < 1:
+        raise GanforgeError(f"--n: need at least 1 pair, got {n}")
+    sources, targets = dataset.sources[:count], dataset.images[:count]
+    values = translation_scores(family, network.to(device), sources, targets)
+    result = {
+        "run": str(run.path),
+        "task": "translation",
+        "step": _checkpoint_step(run, checkpoint),
+        "checkpoint": str(checkpoint) if checkpoint else "newest",
+        "ema": ema and run.has_ema,
+        "pairs": held,
+        "n_pairs": count,
+        "metrics": values,
+        "source_as_output": _mean_scores(sources, targets),
+        "notes": [
+            "images in [0, 1] after 8-bit rounding; PSNR in dB (peak 1), the mean over pairs; "
+            "SSIM: 11x11 Gaussian window, sigma 1.5, per channel"
+        ],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if write:
+        atomic_write_text(run.path / EVAL_FILE, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def translation_scores(
+    family: ModelFamily, network: nn.Module, sources: torch.Tensor, targets: torch.Tensor
+) -> dict[str, float]:
+    """Mean L1, PSNR and SSIM of `network`'s translations of uint8 `sources` against uint8
+    `targets` (NCHW), after 8-bit rounding as in the PNGs it writes."""
+    return _mean_scores(translate_images(family, network, sources), targets)
+
+
+TRANSLATION_METRICS = {"l1": True, "psnr": False, "ssim": False}  # name: lower is better
+
+
+def training_pairs_reference(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out pairs --eval-every measures a translator on (uint8 sources and targets,
+    the first --eval-n), for a translator or a
+    translation metric; a clear error when the model, the metric or the data does not allow
+    it (a noise model with l1, a translator with fid, a folder without held-out pairs)."""
+    translator = model_condition(config.model) == "image"
+    if translator != (config.eval_metric in TRANSLATION_METRICS):
+        names = ", ".join(TRANSLATION_METRICS)
+        wanted = f"one of {names}" if translator else f"a metric of samples, not {names}"
+        raise GanforgeError(f"--eval-metric: {config.model} is measured by {wanted}")
+    if config.data not in list_datasets(paired=True):
+        raise GanforgeError(
+            f"--eval-every: data '{config.data}' has no held-out pairs to measure on; train "
+            "without it and run `ganforge eval RUN --pairs FOLDER`"
+        )
+    dataset, _ = held_out_pairs(config)
+    return dataset.sources[: config.eval_n], dataset.images[: config.eval_n]
+
+
+def _mean_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    per_image: dict[str, list[torch.Tensor]] = {}
+    for output, target in zip(outputs.split(BATCH_SIZE), targets.split(BATCH_SIZE)):
+        for key, values in paired_scores(output.float() / 255, target.float() / 255).items():
+            per_image.setdefault(key, []).append(values)
+    return {key: round(float(torch.cat(v).mean()), 6) for key, v in per_image.items()}
+
+
+def _checkpoint_step(run: Run, checkpoint: str | Path | None) -> int:
+    if checkpoint is None or str(checkpoint) == "newest":
+        return run.step
+    from ganforge.training.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(run.checkpoint_path(checkpoint))
+    return int(meta.get("step", 0))
+
+
+TABLE_ROWS = (
+    ("l1", "L1", "mean |output - target|, lower is better"),
+    ("psnr", "PSNR (dB)", "higher is better"),
+    ("ssim", "SSIM", "1 = structurally identical"),
+)
+
+
+def format_translation_table(result: dict) -> str:
+    """A translator's evaluation as plain text: the model's scores beside the do-nothing
+    baseline (the source as the output)."""
+    model = "EMA" if result["ema"] else "raw"
+    lines = [
+        f"{result['run']} at step {result['step']} ({model} translator)",
+        f"{result['n_pairs']} held-out pairs of {result['pairs']}",
+        "",
+        f"  {'':<9}  {'model':>8}  {'source':>8}",
+    ]
+    for key, label, meaning in TABLE_ROWS:
+        ours, baseline = result["metrics"][key], result["source_as_output"][key]
+        lines.append(f"  {label:<9}  {ours:>8.4f}  {baseline:>8.4f}  {meaning}")
+    return "\n".join([*lines, "", *result["notes"]])
