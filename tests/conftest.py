@@ -68,6 +68,22 @@ def tiny_train(tmp_path, tiny_options):
     return _train
 
 
+def translator_options(model: str) -> dict:
+    """What a tiny run of `model` needs besides TINY_OPTIONS: a translator (pix2pix) trains on
+    image pairs, at a size its U-Net takes."""
+    from ganforge.models import model_condition
+
+    if model_condition(model) == "image":
+        return {"data": "mnist-mini-edges", "resolution": 32}
+    return {}
+
+
+@pytest.fixture
+def model_options():
+    """`model_options(model)`: the options a tiny run of `model` needs (translator_options)."""
+    return translator_options
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> ganforge.Run:
     """A finished 10-step tiny run (checkpoints at 5 and 10) shared by read-only tests."""

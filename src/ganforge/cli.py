@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
     _add_eval_commands(commands)
+    _add_latent_commands(commands)
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
     _add_data_commands(commands)
@@ -231,6 +232,95 @@ def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
         "--resolution", type=int, help="image size (default: the dataset's; folders: 64)"
     )
     train.add_argument("--data-root", metavar="DIR", help="where dataset files live")
+
+
+def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="evaluate several runs alike: a side-by-side table with sample grids",
+        description="Evaluate runs on the same data with the same metrics, samples and "
+        "extractor; print a Markdown table and write DIR/compare.md, compare.html (sample "
+        "grids embedded) and compare.json.",
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders (two or more)")
+    compare.add_argument("--n", type=int, default=10000, help="samples per run (default: 10000)")
+    compare.add_argument(
+        "--metrics", help="comma-separated, as for `ganforge eval` (default: fid,pr,dc,modes)"
+    )
+    compare.add_argument(
+        "--extractor",
+        metavar="NAME|FILE",
+        help="feature extractor (default: mnist for grayscale data, inception for colour)",
+    )
+    compare.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    compare.add_argument("--out", default="compare", metavar="DIR", help="(default: compare)")
+    compare.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    latent = commands.add_parser(
+        "latent",
+        help="the latent space: interpolate, vector arithmetic, a walk, VAE reconstructions",
+        description="Explore the latent space of a run's generator (any model that draws "
+        "from noise; a conditional one with --class).",
+    )
+    actions = latent.add_subparsers(dest="latent_command", required=True, metavar="ACTION")
+
+    def action(name: str, **texts) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, **texts)
+        parser.add_argument("run", metavar="RUN", help="a run folder")
+        parser.add_argument(
+            "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
+        )
+        parser.add_argument(
+            "--no-ema", action="store_true", help="the raw generator, not its weight average"
+        )
+        if name != "recon":
+            parser.add_argument(
+                "--class", dest="class_", metavar="NAME|INDEX", help="conditional runs: the class"
+            )
+        return parser
+
+    interp = action(
+        "interp",
+        help="frames between the samples of two seeds",
+        description="Interpolate between the codes of two seeds; the end frames are "
+        "`ganforge sample RUN --n 1 --seed SEED`.",
+    )
+    interp.add_argument("--from", dest="seed_from", type=int, required=True, metavar="SEED")
+    interp.add_argument("--to", dest="seed_to", type=int, required=True, metavar="SEED")
+    interp.add_argument("--steps", type=int, default=10, help="frames (default: 10)")
+    interp.add_argument(
+        "--mode", default="slerp", help="lerp (a line) or slerp (a great circle; default)"
+    )
+    interp.add_argument(
+        "--out", default="interp.png", help="FILE.png (one row) or FILE.gif (default: interp.png)"
+    )
+    arith = action(
+        "arith",
+        help="vector arithmetic a - b + c on averaged codes (DCGAN paper)",
+        description="Average the codes of each group of seeds and decode a - b + c. The grid: "
+        "a row per group (its samples, then its average), then the result.",
+    )
+    for flag in ("--a", "--b", "--c"):
+        arith.add_argument(flag, required=True, metavar="SEEDS", help="comma-separated seeds")
+    arith.add_argument("--out", default="arith.png", help="FILE.png (default: arith.png)")
+    walk = action(
+        "walk",
+        help="a smooth looping walk through random codes, as a GIF",
+        description="Slerp through --keys random codes and back to the first.",
+    )
+    walk.add_argument("--keys", type=int, default=8, help="codes to pass (default: 8)")
+    walk.add_argument("--frames", type=int, default=12, help="frames per code (default: 12)")
+    walk.add_argument("--seed", type=int, default=0, help="seed of the codes (default: 0)")
+    walk.add_argument("--out", default="walk.gif", help="FILE.gif or FILE.png (default: walk.gif)")
+    recon = action(
+        "recon",
+        help="VAE: encode and decode images (input rows over reconstruction rows)",
+        description="Encode an image, or every image in a folder, with a vae run and decode "
+        "the posterior means; write the inputs and reconstructions as one grid.",
+    )
+    recon.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
+    recon.add_argument("--out", default="recon.png", help="FILE.png (default: recon.png)")
 
 
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
@@ -388,6 +478,51 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"wrote {result['run']}/eval.json ({result['seconds']:.0f} s)")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from ganforge.compare import compare_runs
+
+    result = compare_runs(
+        args.runs,
+        n=args.n,
+        metrics=args.metrics,
+        extractor=args.extractor,
+        seed=args.seed,
+        out=args.out,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    print(result["markdown"])
+    files = result["files"]
+    print(f"wrote {files['markdown']}, {files['html']}, {files['json']}")
+
+
+def cmd_latent(args: argparse.Namespace) -> None:
+    from ganforge import latent
+
+    if args.latent_command == "recon":
+        from ganforge.reconstruction import reconstruct_files
+
+        path, count = reconstruct_files(
+            args.run, args.input, args.out, checkpoint=args.checkpoint, ema=not args.no_ema
+        )
+        print(f"wrote {count} images and their reconstructions to {path}")
+        return
+    space = latent.LatentSpace.of_run(args.run, args.checkpoint, not args.no_ema, args.class_)
+    if args.latent_command == "interp":
+        frames = space.interpolate(args.seed_from, args.seed_to, args.steps, args.mode)
+        path = latent.save_frames(frames, args.out)
+    elif args.latent_command == "arith":
+        if args.out.lower().endswith(".gif"):
+            raise GanforgeError(f"--out: arith writes one picture (.png), not '{args.out}'")
+        groups = [latent.parse_seeds(getattr(args, g), f"--{g}") for g in "abc"]
+        grid, columns, _ = space.arithmetic(*groups)
+        path = latent.save_frames(grid, args.out, columns=columns)
+    else:
+        frames = space.walk(args.keys, args.frames, args.seed)
+        path = latent.save_frames(frames, args.out, columns=args.frames)
+    print(f"wrote {path}")
+
+
 def cmd_metrics(args: argparse.Namespace) -> None:
     from ganforge.metrics import list_extractors
 
@@ -472,6 +607,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "sample": cmd_sample,
     "eval": cmd_eval,
+    "compare": cmd_compare,
+    "latent": cmd_latent,
     "report": cmd_report,
     "translate": cmd_translate,
     "metrics": cmd_metrics,

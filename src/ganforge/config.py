@@ -31,6 +31,7 @@ DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
 CONDITIONINGS = ("concat", "projection")  # how cgan's D takes the label
 NORMS = ("batch", "instance")  # pix2pix's normalisation layers
+RECONSTRUCTIONS = ("bce", "mse")  # the VAE's reconstruction loss
 MAX_LEARNING_RATE = 1000.0  # no GAN trains near it; ~1e38 overflows float32 mid-step
 EVAL_METRICS = (
     "fid",
@@ -232,6 +233,17 @@ class TrainConfig:
     )
     norm: str = field(
         default="batch", metadata={"help": "pix2pix: batch or instance normalisation"}
+    )
+    recon: str = field(
+        default="bce",
+        metadata={
+            "help": "vae: reconstruction loss, bce (pixels as Bernoulli probabilities in [0, 1]) "
+            "or mse (squared error in [0, 1]); summed over pixels"
+        },
+    )
+    beta: float = field(
+        default=1.0,
+        metadata={"help": "vae: weight of the KL term (beta-VAE; not Adam's --beta1/--beta2)"},
     )
     # ---- remedies (README: Remedies); all off by default, any combination allowed ----
     loss: str = field(
@@ -485,7 +497,11 @@ class TrainConfig:
             raise _option_error("cond", f"'{self.cond}' is not one of {', '.join(CONDITIONINGS)}")
         if self.norm not in NORMS:
             raise _option_error("norm", f"'{self.norm}' is not one of {', '.join(NORMS)}")
-        for name in ("aux_weight", "l1_weight"):
+        if self.recon not in RECONSTRUCTIONS:
+            raise _option_error(
+                "recon", f"'{self.recon}' is not one of {', '.join(RECONSTRUCTIONS)}"
+            )
+        for name in ("aux_weight", "l1_weight", "beta"):
             if getattr(self, name) < 0:
                 raise _option_error(name, f"must be >= 0, got {getattr(self, name)}")
         if self.channels is not None and self.channels not in (1, 3):

@@ -14,7 +14,8 @@ from ganforge.data import to_model_range
 from ganforge.models import build_model, list_models, model_condition
 from ganforge.models.diffaugment import AUGMENTATIONS, color, cutout, diff_augment, translation
 
-MODELS = [m for m in list_models() if model_condition(m) != "image"]  # GAN families
+# GAN families: not translators (test_pix2pix.py), nor the VAE (no discriminator)
+MODELS = [m for m in list_models() if model_condition(m) != "image" and m != "vae"]
 
 
 def tiny_family(model: str = "mlp", resolution: int = 28, **options):

@@ -19,6 +19,7 @@ from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.models.pix2pix import PatchDiscriminator, Pix2PixFamily, UNetGenerator
 from ganforge.models.registry import build_model, list_models, model_condition, register_model
+from ganforge.models.vae import VAEFamily, build_vae
 
 
 def configure_discriminator(discriminator: nn.Module, config: TrainConfig) -> nn.Module:
@@ -113,6 +114,7 @@ register_model("dcgan", _gan_builder(DCGANGenerator, DCGANDiscriminator))
 register_model("pix2pix", _build_pix2pix, condition="image")
 register_model("cgan", _conditional_builder(acgan=False), condition="class")
 register_model("acgan", _conditional_builder(acgan=True), condition="class")
+register_model("vae", build_vae)
 
 __all__ = [
     "CONDITIONS",
@@ -121,6 +123,7 @@ __all__ = [
     "ModelFamily",
     "Phase",
     "Remedies",
+    "VAEFamily",
     "build_model",
     "list_models",
     "model_condition",

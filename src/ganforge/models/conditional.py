@@ -1,8 +1,8 @@
 """Class-conditional GANs: the label says what to draw.
 
 - cgan (Mirza & Osindero 2014, convolutional): G gets the one-hot label joined to the noise,
-  and class-conditional batchnorm in every layer (the label then takes hold within a few
-  hundred steps); D gets it as C constant feature maps joined to the image (`--cond concat`),
+  and class-conditional batchnorm in every layer (so the label modulates every layer, not only
+  the input); D gets it as C constant feature maps joined to the image (`--cond concat`),
   or projects it onto its features (`--cond projection`, Miyato & Koyama 2018):
   logit = psi(phi(x)) + <embed(y), phi(x)>.
 - acgan (Odena et al. 2017): the same G; D does not see the label but has a second head that

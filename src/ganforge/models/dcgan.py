@@ -56,6 +56,11 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
 
+    def pre_tanh(self, z: torch.Tensor) -> torch.Tensor:
+        """The output before the tanh (images = tanh of it): a VAE's Bernoulli pixel loss
+        reads it as logits, which stays finite where the tanh saturates."""
+        return self.net[:-1](z.view(z.shape[0], self.z_dim, 1, 1))
+
 
 class DCGANDiscriminator(nn.Module):
     """images (N, C, R, R) -> one real/fake logit per image (N,); with `outputs` > 1, that

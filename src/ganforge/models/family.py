@@ -17,15 +17,21 @@ from torch import nn
 class Phase:
     """One optimisation phase of an iteration.
 
-    `network` is the only network updated (the loop freezes all others); `repeats` names the
-    config option giving how many times the phase runs per iteration (e.g. "d_steps");
-    a phase with `fresh_batch` draws a new real batch, otherwise it reuses the last one.
+    `network` is the network updated (the loop freezes all others), or a tuple of networks
+    trained together on one loss (a VAE's encoder and decoder), each with its own optimiser;
+    `repeats` names the config option giving how many times the phase runs per iteration (e.g.
+    "d_steps"); a phase with `fresh_batch` draws a new real batch, otherwise it reuses the last.
     """
 
     name: str
-    network: str
+    network: str | tuple[str, ...]
     repeats: str | None = None
     fresh_batch: bool = True
+
+    @property
+    def trains(self) -> tuple[str, ...]:
+        """The names of the networks this phase updates."""
+        return (self.network,) if isinstance(self.network, str) else tuple(self.network)
 
 
 # "images": float [-1, 1] NCHW, "labels": int64 (N,) (-1: unknown); paired data adds

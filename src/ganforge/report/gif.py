@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ganforge.atomic import atomic_path
@@ -32,6 +33,27 @@ def grids_to_gif(
             save_all=True,
             append_images=images[1:],
             duration=durations,
+            loop=0,
+        )
+    return Path(path)
+
+
+def frames_to_gif(
+    frames: np.ndarray, path: str | Path, *, ms_per_frame: int = 100, min_pixels: int = 168
+) -> Path:
+    """Write uint8 images (N, H, W, C), one per frame, as a looping GIF, enlarged (nearest) to
+    at least `min_pixels` on a side so that a 28-pixel digit is visible. Pillow merges
+    identical neighbouring frames into one shown as long."""
+    scale = max(1, -(-min_pixels // max(frames.shape[1:3])))
+    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    images = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=ms_per_frame,
             loop=0,
         )
     return Path(path)

@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganforge.atomic import atomic_write_text  # noqa: E402
+from ganforge.config import EVAL_METRICS
 from ganforge.report.gif import grids_to_gif  # noqa: E402
 from ganforge.report.plots import finite_points  # noqa: E402
 from ganforge.run import SAMPLES_DIR, Run  # noqa: E402
@@ -30,16 +31,22 @@ EVENTS_FILE = "events.jsonl"
 GIF_FILE = "progress.gif"
 FIGURES = (
     ("Losses", ("loss_d", "loss_g"), False),
+    ("VAE loss per image (recon + beta * KL)", ("loss_vae", "recon", "kl"), False),
     ("Discriminator outputs and accuracy", ("d_real", "d_fake", "d_accuracy"), False),
-    ("Gradient norms", ("grad_norm_discriminator", "grad_norm_generator"), True),
+    (
+        "Gradient norms",
+        (
+            "grad_norm_discriminator",
+            "grad_norm_generator",
+            "grad_norm_encoder",
+            "grad_norm_decoder",
+        ),
+        True,
+    ),
     ("Sample diversity (fixed noise) vs real data", ("diversity", "diversity_real"), False),
     (
         "Evaluation (--eval-every)",
-        tuple(
-            f"eval_{m}"
-            for m in ("fid", "kid", "precision", "recall", "density", "coverage", "kl_to_uniform")
-        )
-        + ("eval_is",),
+        tuple(f"eval_{m}" for m in EVAL_METRICS),
         False,
     ),
 )

@@ -11,21 +11,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganforge.atomic import atomic_path  # noqa: E402
+from ganforge.config import EVAL_METRICS  # noqa: E402
 
 PANELS = (
-    ("Losses", ("loss_d", "loss_g")),
+    ("Losses", ("loss_d", "loss_g", "loss_l1", "loss_d_aux", "loss_g_aux")),
+    ("VAE loss per image (recon + beta * KL)", ("loss_vae", "recon", "kl")),
     ("Discriminator outputs", ("d_real", "d_fake")),
-    ("Gradient norms", ("grad_norm_discriminator", "grad_norm_generator")),
+    (
+        "Gradient norms",
+        (
+            "grad_norm_discriminator",
+            "grad_norm_generator",
+            "grad_norm_encoder",
+            "grad_norm_decoder",
+        ),
+    ),
     ("Discriminator accuracy", ("d_accuracy",)),
     ("Diversity (doctor)", ("diversity", "diversity_real")),
     ("Penalties (--gp, --r1)", ("gp", "r1")),
     (
         "Evaluation (--eval-every)",
-        tuple(
-            f"eval_{m}"
-            for m in ("fid", "kid", "precision", "recall", "density", "coverage")
-            + ("kl_to_uniform", "is")
-        ),
+        tuple(f"eval_{m}" for m in EVAL_METRICS),
     ),
 )
 LOG_SCALE_PANELS = ("Gradient norms",)

@@ -727,6 +727,7 @@ class Doctor:
         metadata["doctor"]["rollbacks"] = self.rollbacks
         back_to = metadata["step"]
         flags = {"generator": "--lr-g", "discriminator": "--lr-d"}
+        flags.update(decoder="--lr-g", encoder="--lr-d")  # a VAE's (training/optim.py)
         remedies = [
             f"{flags[name[3:]]} {_lr(lr)}"
             for name, lr in learning_rates.items()

@@ -31,6 +31,12 @@ from ganforge.data import (
 )
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model, model_condition
+from ganforge.reconstruction import (
+    RECONSTRUCTIONS_FILE,
+    can_reconstruct,
+    fixed_examples,
+    save_reconstructions,
+)
 from ganforge.report import plot_training_curves, save_images
 from ganforge.run import (
     BEST_CHECKPOINT,
@@ -107,13 +113,15 @@ def _default_run_name(config: TrainConfig) -> str:
 
 
 @contextlib.contextmanager
-def only_trainable(networks: nn.ModuleDict, name: str) -> Iterator[nn.Module]:
-    """Freeze every network but `name` for one phase: no grads flow into, or accumulate in, them."""
+def only_trainable(networks: nn.ModuleDict, name: str | tuple[str, ...]) -> Iterator[nn.Module]:
+    """Freeze every network but `name` (or the names in a tuple) for one phase: no grads flow
+    into, or accumulate in, them. Yields the network `name` (a tuple: the first one)."""
+    names = (name,) if isinstance(name, str) else tuple(name)
     for other, network in networks.items():
-        if other != name:
+        if other not in names:
             network.requires_grad_(False)
     try:
-        yield networks[name]
+        yield networks[names[0]]
     finally:
         for network in networks.values():
             network.requires_grad_(True)
@@ -152,11 +160,14 @@ class Trainer:
         self.preview_examples = (
             _preview_pairs(config, dataset) if self.family.condition == "image" else None
         )
+        # fixed real images an autoencoder (a VAE) reconstructs at the end of training
+        self.reconstruction_examples = (
+            fixed_examples(dataset, config.seed) if can_reconstruct(self.family) else None
+        )
         self.optimizers = {
-            phase.network: make_optimizer(
-                config, self.family.networks[phase.network], learning_rate(config, phase.network)
-            )
+            name: make_optimizer(config, self.family.networks[name], learning_rate(config, name))
             for phase in self.family.phases
+            for name in phase.trains
         }
         sampler = self.family.networks[self.family.sampler]
         self.ema = WeightAverage(sampler, config.ema_decay) if config.ema_decay > 0 else None
@@ -315,19 +326,23 @@ class Trainer:
         self.family.set_progress(self.step, self.config.steps)
         for phase in self.family.phases:
             repeats = getattr(self.config, phase.repeats) if phase.repeats else 1
-            optimizer = self.optimizers[phase.network]
+            optimizers = [self.optimizers[name] for name in phase.trains]
             for _ in range(repeats):
                 if phase.fresh_batch or batch is None:
                     batch = self._next_batch()
                     self.logbook.count_images(batch["images"].shape[0])
-                with only_trainable(self.family.networks, phase.network) as network:
-                    optimizer.zero_grad(set_to_none=True)
+                with only_trainable(self.family.networks, phase.trains):
+                    for optimizer in optimizers:
+                        optimizer.zero_grad(set_to_none=True)
                     loss, stats = self.family.phase_loss(phase.name, batch)
                     loss.backward()
                     if log_now:
                         layers = self.config.diagnose_layers
-                        grad_norms.update(gradient_norms(phase.network, network, layers))
-                    optimizer.step()
+                        for name in phase.trains:
+                            network = self.family.networks[name]
+                            grad_norms.update(gradient_norms(name, network, layers))
+                    for optimizer in optimizers:
+                        optimizer.step()
                 self.logbook.add(stats)
                 if self.doctor is not None:
                     self.doctor.watch(phase.name, loss, self.step + 1)
@@ -395,6 +410,11 @@ class Trainer:
             tqdm.write(self._early_stop, file=sys.stderr)
         self._finish_partial_interval()
         self._save_grid("final.png")
+        if self.reconstruction_examples is not None:
+            path = self.run_dir / SAMPLES_DIR / RECONSTRUCTIONS_FILE
+            save_reconstructions(
+                self.family, self.sampling_network(), self.reconstruction_examples, path
+            )
         self._save_curves()
         return Run(self.run_dir)
 
@@ -440,7 +460,7 @@ class Trainer:
         record = self.logbook.flush(self.step, extra)
         if self.tensorboard is not None:
             self.tensorboard.record(record, self.family.networks)
-        postfix = {k: record[k] for k in ("loss_d", "loss_g") if k in record}
+        postfix = {k: record[k] for k in ("loss_d", "loss_g", "loss_vae") if k in record}
         if self.doctor is not None:
             self.doctor.observe(record)
             if self.doctor.firing:

@@ -17,6 +17,10 @@ def make_optimizer(config: TrainConfig, network: nn.Module, lr: float) -> torch.
     return torch.optim.SGD(params, lr=lr, momentum=config.beta1)
 
 
+SAMPLE_MAKERS = ("generator", "decoder")  # a GAN's generator, a VAE's decoder
+
+
 def learning_rate(config: TrainConfig, network: str) -> float:
-    """G's networks use --lr-g; every other network (D, critics, encoders) uses --lr-d."""
-    return config.lr_g if network == "generator" else config.lr_d
+    """The networks that make the samples (G, a VAE's decoder) use --lr-g; every other network
+    (D, critics, encoders) uses --lr-d."""
+    return config.lr_g if network in SAMPLE_MAKERS else config.lr_d

@@ -1,0 +1,230 @@
+"""Walking a generator's latent space: interpolation, vector arithmetic, a looping walk.
+
+Works for any model that draws images from noise (GANs, class-conditional GANs with one class
+for the whole picture, the VAE's decoder). The code of a seed is the noise `Run.sample(1,
+seed=SEED)` draws (family.sample_latent from a generator seeded so), and every image is decoded
+alone, exactly as that call decodes it: an interpolation's end frames are those samples, bit
+for bit.
+
+Spherical interpolation follows White 2016 ("Sampling Generative Networks"): high-dimensional
+Gaussian codes live near a sphere, and a straight line between two of them passes through
+codes of unusually small norm, which a generator has rarely seen; the great circle does not.
+Vector arithmetic follows Radford et al. 2016 (DCGAN): the average code of each group of
+samples, a - b + c.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganforge.data import to_uint8
+from ganforge.errors import GanforgeError
+from ganforge.models import ModelFamily
+from ganforge.report import save_images
+from ganforge.report.gif import frames_to_gif
+from ganforge.run import Run
+from ganforge.sampling import check_labels, sampler_output
+
+MODES = ("lerp", "slerp")
+_PARALLEL = 1e-7  # sin of the angle below which slerp falls back to lerp (no unique circle)
+
+
+# ---- codes ---------------------------------------------------------------------------------
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """(1 - t) * a + t * b; exactly a at t = 0 and b at t = 1."""
+    return torch.lerp(a, b, t)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation along the last dimension (Shoemake 1985):
+    sin((1 - t) w) / sin(w) * a + sin(t w) / sin(w) * b, w the angle between a and b. Between
+    codes of equal norm every point keeps that norm; exactly a at t = 0 and b at t = 1. Where
+    a and b are (anti)parallel the circle is undefined: lerp. Computed in float64."""
+    a64, b64 = a.double(), b.double()
+    cos = torch.nn.functional.cosine_similarity(a64, b64, dim=-1).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos).unsqueeze(-1)
+    sin = torch.sin(omega)
+    safe = sin.abs() > _PARALLEL
+    sin = torch.where(safe, sin, torch.ones_like(sin))
+    # coefficients first: at t = 0 (1) they are exactly 1 and 0 (0 and 1)
+    spherical = torch.sin((1.0 - t) * omega) / sin * a64 + torch.sin(t * omega) / sin * b64
+    return torch.where(safe, spherical, torch.lerp(a64, b64, t)).to(a.dtype)
+
+
+INTERPOLATIONS = {"lerp": lerp, "slerp": slerp}
+
+
+def interpolation_codes(
+    z_from: torch.Tensor, z_to: torch.Tensor, steps: int, mode: str = "slerp"
+) -> torch.Tensor:
+    """`steps` codes (steps, z_dim) from `z_from` to `z_to` (each (z_dim,) or (1, z_dim)),
+    both ends included, evenly spaced in t."""
+    if mode not in INTERPOLATIONS:
+        raise GanforgeError(f"--mode: '{mode}' is not one of {', '.join(MODES)}")
+    if steps < 2:
+        raise GanforgeError(f"--steps: an interpolation needs at least 2 frames, got {steps}")
+    a, b = z_from.reshape(-1), z_to.reshape(-1)
+    return torch.stack([INTERPOLATIONS[mode](a, b, i / (steps - 1)) for i in range(steps)])
+
+
+def arithmetic_code(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """mean(a) - mean(b) + mean(c) of three groups of codes (n_i, z_dim): (1, z_dim)."""
+    return (a.mean(0) - b.mean(0) + c.mean(0)).unsqueeze(0)
+
+
+def loop_codes(keys: torch.Tensor, frames_per_key: int) -> torch.Tensor:
+    """A closed path through the codes `keys` (K, z_dim) by slerp, `frames_per_key` frames from
+    each key towards the next and from the last back to the first: (K * frames_per_key, z_dim);
+    the frame after the last is the first again, so the animation loops without a jump."""
+    if frames_per_key < 1:
+        raise GanforgeError(f"--frames: must be at least 1, got {frames_per_key}")
+    if len(keys) < 2:
+        raise GanforgeError(f"--keys: a walk needs at least 2 codes, got {len(keys)}")
+    path = []
+    for k in range(len(keys)):
+        a, b = keys[k], keys[(k + 1) % len(keys)]
+        path += [slerp(a, b, i / frames_per_key) for i in range(frames_per_key)]
+    return torch.stack(path)
+
+
+def seed_codes(family: ModelFamily, seeds: Sequence[int]) -> torch.Tensor:
+    """The code Run.sample(1, seed=s) draws, for each seed s: (len(seeds), z_dim)."""
+    codes = []
+    for seed in seeds:
+        if not 0 <= seed < 2**64:
+            raise GanforgeError(f"seed {seed} is out of range (0 <= seed < 2^64)")
+        codes.append(family.sample_latent(1, generator=torch.Generator().manual_seed(seed)))
+    return torch.cat(codes)
+
+
+# ---- images --------------------------------------------------------------------------------
+
+
+def decode(
+    family: ModelFamily, network: nn.Module, codes: torch.Tensor, label: int | None = None
+) -> np.ndarray:
+    """uint8 (N, H, W, C) images of `codes`, each decoded alone in eval mode on the network's
+    device (as `generate` decodes one sample), with class `label` for a conditional model."""
+    if family.condition == "image":
+        raise GanforgeError(
+            "this model translates images (it has no latent space to walk): use "
+            "`ganforge translate RUN INPUT`"
+        )
+    labels = None
+    if family.condition == "class":
+        if label is None:
+            raise GanforgeError("--class: a class-conditional run needs the class to draw")
+        labels = check_labels(family, torch.tensor([label]))
+    elif label is not None:
+        raise GanforgeError("--class: this model is not class-conditional")
+    device = next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    images = []
+    try:
+        with torch.no_grad():
+            for z in codes.split(1):
+                condition = None if labels is None else labels.to(device)
+                images.append(to_uint8(sampler_output(family, network, z.to(device), condition)))
+    finally:
+        network.train(was_training)
+    return torch.cat(images).cpu().permute(0, 2, 3, 1).numpy()
+
+
+def save_frames(frames: np.ndarray, out: str | Path, columns: int | None = None) -> Path:
+    """Frames as a GIF (.gif: one image per frame) or one picture (.png, .jpg, .webp: a grid
+    with `columns`, default one row)."""
+    suffix = Path(out).suffix.lower()
+    if suffix == ".gif":
+        return frames_to_gif(frames, out)
+    if suffix not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise GanforgeError(f"--out: '{out}' must end in .png, .jpg, .webp or .gif")
+    return save_images(frames, out, columns=columns or len(frames))
+
+
+def arithmetic_grid(groups: Sequence[np.ndarray], result: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows a, b, c: each group's samples, then the image of its average code; a last row with
+    the result. White cells fill short rows. Returns images (N, H, W, C) and the column count."""
+    columns = max(len(g) for g in groups)
+    blank = np.full_like(result[:1], 255)
+    cells = []
+    for group in [*groups, result]:
+        cells += list(group) + [blank[0]] * (columns - len(group))
+    return np.stack(cells), columns
+
+
+# ---- a run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LatentSpace:
+    """A run's sampling network and the class to draw, for the tools above."""
+
+    family: ModelFamily
+    network: nn.Module
+    label: int | None = None
+
+    @classmethod
+    def of_run(
+        cls,
+        run: str | Path | Run,
+        checkpoint: str | Path | None = None,
+        ema: bool = True,
+        class_: str | int | None = None,
+    ) -> LatentSpace:
+        run = run if isinstance(run, Run) else Run(run)
+        family = run.load(checkpoint)
+        label = int(run.class_labels(class_)[0]) if class_ is not None else None
+        if family.condition == "class" and label is None:
+            names = ", ".join(run.config.class_names[:12])
+            raise GanforgeError(
+                f"--class: run '{run.path}' is class-conditional; name one ({names})"
+            )
+        return cls(family, run.generator(ema), label)
+
+    def images(self, codes: torch.Tensor) -> np.ndarray:
+        return decode(self.family, self.network, codes, self.label)
+
+    def interpolate(self, seed_from: int, seed_to: int, steps: int = 10, mode: str = "slerp"):
+        """Frames (steps, H, W, C) from the sample of `seed_from` to that of `seed_to`."""
+        ends = seed_codes(self.family, [seed_from, seed_to])
+        return self.images(interpolation_codes(ends[0], ends[1], steps, mode))
+
+    def arithmetic(self, a: Sequence[int], b: Sequence[int], c: Sequence[int]):
+        """The grid of `arithmetic_grid` for seed groups a, b, c, and the result's code."""
+        groups, means = [], []
+        for seeds in (a, b, c):
+            if not seeds:
+                raise GanforgeError("--a, --b, --c: each group needs at least one seed")
+            codes = seed_codes(self.family, seeds)
+            means.append(codes)
+            groups.append(self.images(torch.cat([codes, codes.mean(0, keepdim=True)])))
+        code = arithmetic_code(*means)
+        grid, columns = arithmetic_grid(groups, self.images(code))
+        return grid, columns, code
+
+    def walk(self, keys: int = 8, frames_per_key: int = 12, seed: int = 0) -> np.ndarray:
+        """A looping walk through `keys` random codes drawn from `seed`."""
+        if keys < 2:
+            raise GanforgeError(f"--keys: a walk needs at least 2 codes, got {keys}")
+        codes = self.family.sample_latent(keys, generator=torch.Generator().manual_seed(seed))
+        return self.images(loop_codes(codes, frames_per_key))
+
+
+def parse_seeds(text: str, flag: str) -> list[int]:
+    """ "1,2,3" -> [1, 2, 3]; anything else is an error naming `flag`."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise GanforgeError(f"{flag}: '{text}' is not a comma-separated list of seeds (e.g. 1,2,3)")
+    return seeds

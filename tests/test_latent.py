@@ -1,0 +1,196 @@
+"""Latent tools: lerp/slerp, interpolation end frames equal to the samples of their seeds (for
+a GAN, a conditional GAN and the VAE), vector arithmetic on averaged codes, looping walks,
+GIF frame counts, and one-line errors from `ganforge latent`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from ganforge import GanforgeError
+from ganforge.cli import main
+from ganforge.latent import (
+    LatentSpace,
+    arithmetic_code,
+    interpolation_codes,
+    lerp,
+    loop_codes,
+    seed_codes,
+    slerp,
+)
+
+TINY = {
+    "data": "digits",
+    "width": 8,
+    "z_dim": 8,
+    "batch_size": 16,
+    "steps": 4,
+    "log_every": 2,
+    "checkpoint_every": 100,
+    "sample_every": 100,
+    "n_grid": 16,
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny runs of a GAN, a class-conditional GAN and the VAE."""
+    root = tmp_path_factory.mktemp("latent")
+    return {
+        model: ganforge.train(model=model, out=str(root / model), **TINY)
+        for model in ("dcgan", "cgan", "vae")
+    }
+
+
+def one_line_error(capsys, *words) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("ganforge: error: ") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+# ---- codes ---------------------------------------------------------------------------------
+
+
+def test_lerp_and_slerp_are_exact_at_the_ends():
+    torch.manual_seed(0)
+    a, b = torch.randn(16), torch.randn(16) * 3
+    for interpolate in (lerp, slerp):
+        assert torch.equal(interpolate(a, b, 0.0), a)
+        assert torch.equal(interpolate(a, b, 1.0), b)
+    codes = interpolation_codes(a, b, 7, "slerp")
+    assert codes.shape == (7, 16) and torch.equal(codes[0], a) and torch.equal(codes[-1], b)
+
+
+def test_slerp_keeps_the_norm_between_codes_of_equal_norm():
+    torch.manual_seed(1)
+    a, b = torch.randn(100), torch.randn(100)
+    b = b / b.norm() * a.norm()
+    norms = interpolation_codes(a, b, 21, "slerp").norm(dim=1)
+    assert torch.allclose(norms, a.norm().expand(21), rtol=1e-5)
+    # lerp cuts the corner: its midpoint is well inside the sphere
+    assert lerp(a, b, 0.5).norm() < 0.8 * a.norm()
+
+
+def test_slerp_follows_the_formula_on_any_codes():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=10), rng.normal(size=10) * 2.5
+    omega = np.arccos(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    for t in (0.1, 0.37, 0.5, 0.9):
+        expected = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+        got = slerp(torch.from_numpy(a), torch.from_numpy(b), t).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_slerp_of_parallel_codes_is_lerp():
+    a = torch.tensor([1.0, 2.0, 3.0])
+    assert torch.allclose(slerp(a, 2 * a, 0.25), lerp(a, 2 * a, 0.25))
+
+
+def test_arithmetic_on_codes_matches_the_formula():
+    torch.manual_seed(3)
+    a, b, c = torch.randn(3, 8), torch.randn(2, 8), torch.randn(4, 8)
+    expected = a.mean(0) - b.mean(0) + c.mean(0)
+    assert torch.allclose(arithmetic_code(a, b, c), expected.unsqueeze(0))
+
+
+def test_a_walk_loops_through_its_keys():
+    keys = torch.randn(3, 8)
+    path = loop_codes(keys, 4)
+    assert path.shape == (12, 8)
+    for k in range(3):
+        assert torch.allclose(path[4 * k], keys[k])
+    with pytest.raises(GanforgeError, match="^--frames:"):
+        loop_codes(keys, 0)
+
+
+# ---- a run's images -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["lerp", "slerp"])
+@pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
+def test_interpolation_end_frames_are_the_samples_of_their_seeds(runs, model, mode):
+    run = runs[model]
+    label = "3" if model == "cgan" else None
+    frames = LatentSpace.of_run(run, class_=label).interpolate(11, 42, steps=6, mode=mode)
+    assert frames.shape == (6, 28, 28, 1) and frames.dtype == np.uint8
+    assert np.array_equal(frames[0], run.sample(1, seed=11, labels=label)[0])
+    assert np.array_equal(frames[-1], run.sample(1, seed=42, labels=label)[0])
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+def test_arithmetic_grid_shows_the_groups_and_decodes_the_result(runs):
+    run = runs["dcgan"]
+    space = LatentSpace.of_run(run)
+    grid, columns, code = space.arithmetic([1, 2, 3], [4, 5], [6])
+    family = run.load()
+    a, b, c = (seed_codes(family, s) for s in ([1, 2, 3], [4, 5], [6]))
+    assert torch.allclose(code, (a.mean(0) - b.mean(0) + c.mean(0)).unsqueeze(0))
+    assert columns == 4 and grid.shape == (16, 28, 28, 1)  # rows a, b, c, result
+    assert np.array_equal(grid[0], run.sample(1, seed=1)[0])  # a's first sample
+    assert np.array_equal(grid[4], run.sample(1, seed=4)[0])  # b's first
+    assert np.array_equal(grid[12], space.images(code)[0])  # the result
+    assert (grid[13:] == 255).all()  # white padding
+
+
+def test_interp_gif_has_one_frame_per_step_and_png_one_row(runs, tmp_path, capsys):
+    # (a GIF merges identical neighbouring frames: this needs a run whose frames all differ)
+    run = str(runs["dcgan"].path)
+    assert main(["latent", "interp", run, "--from", "0", "--to", "9", "--steps", "7",
+                 "--out", str(tmp_path / "i.gif")]) == 0  # fmt: skip
+    with Image.open(tmp_path / "i.gif") as gif:
+        assert gif.n_frames == 7
+    assert main(["latent", "interp", run, "--from", "0", "--to", "9", "--steps", "5",
+                 "--mode", "lerp", "--out", str(tmp_path / "i.png")]) == 0  # fmt: skip
+    with Image.open(tmp_path / "i.png") as png:
+        assert png.width > 4 * png.height  # one row of 5
+
+
+def test_walk_gif_frames_and_arith_png(runs, tmp_path):
+    run = str(runs["dcgan"].path)
+    out = tmp_path / "walk.gif"
+    assert main(["latent", "walk", run, "--keys", "3", "--frames", "5", "--out", str(out)]) == 0
+    with Image.open(out) as gif:
+        assert gif.n_frames == 15
+    out = tmp_path / "arith.png"
+    assert main(["latent", "arith", run, "--a", "1,2", "--b", "3", "--c", "4,5,6",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert out.is_file()
+
+
+def test_a_conditional_run_draws_the_class_given(runs, tmp_path):
+    run = runs["cgan"]
+    out = tmp_path / "seven.png"
+    assert main(["latent", "interp", str(run.path), "--from", "1", "--to", "2",
+                 "--class", "7", "--out", str(out)]) == 0  # fmt: skip
+    frames = LatentSpace.of_run(run, class_=7).interpolate(1, 2, steps=3)
+    assert np.array_equal(frames[0], run.sample(1, seed=1, labels=7)[0])
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["interp", "{dcgan}", "--from", "1", "--to", "2", "--mode", "cubic"], ["--mode", "cubic"]),
+        (["interp", "{dcgan}", "--from", "1", "--to", "2", "--steps", "1"], ["--steps"]),
+        (["interp", "{dcgan}", "--from", "1", "--to", "2", "--out", "x.bmp"], ["--out", "x.bmp"]),
+        (["interp", "{dcgan}", "--from", "1", "--to", "2", "--class", "3"], ["--class"]),
+        (["interp", "{cgan}", "--from", "1", "--to", "2"], ["--class", "class-conditional"]),
+        (["interp", "{cgan}", "--from", "1", "--to", "2", "--class", "11"], ["--class", "11"]),
+        (["interp", "{dcgan}", "--from", "-1", "--to", "2"], ["seed -1"]),
+        (["arith", "{dcgan}", "--a", "1,x", "--b", "2", "--c", "3"], ["--a", "1,x"]),
+        (["arith", "{dcgan}", "--a", "1", "--b", "2", "--c", "3", "--out", "a.gif"], ["--out"]),
+        (["walk", "{dcgan}", "--keys", "1"], ["--keys"]),
+        (["recon", "{dcgan}", "{dcgan}"], ["dcgan", "no encoder"]),
+    ],
+)
+def test_latent_errors_are_one_line(runs, capsys, monkeypatch, tmp_path, argv, words):
+    monkeypatch.chdir(tmp_path)
+    paths = {model: str(run.path) for model, run in runs.items()}
+    argv = [arg.format(**paths) for arg in argv]
+    assert main(["latent", *argv]) == 2
+    one_line_error(capsys, *words)
