@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
     _add_eval_commands(commands)
     _add_latent_commands(commands)
+    _add_app_command(commands)
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
     _add_data_commands(commands)
@@ -321,6 +322,26 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
     )
     recon.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
     recon.add_argument("--out", default="recon.png", help="FILE.png (default: recon.png)")
+
+
+def _add_app_command(commands: argparse._SubParsersAction) -> None:
+    app = commands.add_parser(
+        "app",
+        help="a local web page to play with trained runs (pip install 'ganforge[app]')",
+        description="Serve a web page to pick a run, browse its samples by seed and class, "
+        "interpolate, move along latent directions, translate your images (pix2pix) and read "
+        "its report.",
+    )
+    app.add_argument(
+        "runs_dir", metavar="RUNS_DIR", nargs="?", default="runs", help="(default: ./runs)"
+    )
+    app.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 opens it "
+        "to the network)",
+    )
+    app.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")
 
 
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
@@ -510,7 +531,7 @@ def cmd_latent(args: argparse.Namespace) -> None:
     space = latent.LatentSpace.of_run(args.run, args.checkpoint, not args.no_ema, args.class_)
     if args.latent_command == "interp":
         frames = space.interpolate(args.seed_from, args.seed_to, args.steps, args.mode)
-        path = latent.save_frames(frames, args.out)
+        path = latent.save_frames(frames, args.out, ms_per_frame=200)
     elif args.latent_command == "arith":
         if args.out.lower().endswith(".gif"):
             raise GanforgeError(f"--out: arith writes one picture (.png), not '{args.out}'")
@@ -550,6 +571,16 @@ def cmd_report(args: argparse.Namespace) -> None:
     from ganforge.report.html import build_report
 
     print(f"wrote {build_report(args.run, args.out)}")
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    try:
+        from ganforge.app.page import serve
+    except ImportError as exc:
+        raise GanforgeError(
+            f"the app needs Gradio ({exc.msg}): pip install 'ganforge[app]'"
+        ) from None
+    serve(args.runs_dir, host=args.host, port=args.port)
 
 
 def cmd_models(_: argparse.Namespace) -> None:
@@ -610,6 +641,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "latent": cmd_latent,
     "report": cmd_report,
+    "app": cmd_app,
     "translate": cmd_translate,
     "metrics": cmd_metrics,
     "models": cmd_models,

@@ -29,6 +29,7 @@ G_LOSSES = ("non-saturating", "saturating")
 LOSSES = ("bce", "hinge", "wasserstein", "least-squares")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
+PRECISIONS = ("fp32", "bf16", "fp16")
 CONDITIONINGS = ("concat", "projection")  # how cgan's D takes the label
 NORMS = ("batch", "instance")  # pix2pix's normalisation layers
 RECONSTRUCTIONS = ("bce", "mse")  # the VAE's reconstruction loss
@@ -98,6 +99,12 @@ RESUMABLE_OPTIONS = frozenset(
         # TensorBoard files are one more view of the records (training/tensorboard_log.py)
         "tensorboard",
         *(f"doctor_{name}" for name in DOCTOR_THRESHOLDS),
+        # how fast, not what: compiled networks, mixed precision and data-parallel processes
+        # compute the same steps to float rounding (training/fast_paths.py, distributed.py)
+        "compile",
+        "precision",
+        "ddp",
+        "nproc_per_node",
     }
 )
 # ...and the run folder's own path, which may move, does not change the trajectory either.
@@ -320,6 +327,33 @@ class TrainConfig:
         default=None, metadata={"help": "Inception-v3 FID weights file (see README: Metrics)"}
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:N]"})
+    # ---- speed and scale (README: Speed and scale) ----
+    compile: bool = field(
+        default=False,
+        metadata={"help": "torch.compile the networks (slow first steps, faster ones after)"},
+    )
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "fp32, bf16 or fp16: autocast mixed precision (fp16 with a gradient scaler; "
+            "GPU only; bf16 also runs on CPU)"
+        },
+    )
+    ddp: bool = field(
+        default=False,
+        metadata={
+            "help": "data-parallel training in --nproc-per-node local processes "
+            "(DistributedDataParallel: NCCL on GPUs, gloo on CPU)"
+        },
+    )
+    nproc_per_node: int = field(
+        default=0,
+        metadata={"help": "processes for --ddp (0: one per GPU, or 2 on CPU)"},
+    )
+    sync_bn: bool = field(
+        default=False,
+        metadata={"help": "--ddp/torchrun: batchnorm statistics over the global batch (GPU)"},
+    )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     tensorboard: bool = field(
         default=False,
@@ -523,6 +557,14 @@ class TrainConfig:
             raise _option_error("eval_n", f"must be at least 2, got {self.eval_n}")
         if self.early_stop_patience and not self.eval_every:
             raise _option_error("early_stop_patience", "needs --eval-every N to measure progress")
+        if self.precision not in PRECISIONS:
+            raise _option_error(
+                "precision", f"'{self.precision}' is not one of {', '.join(PRECISIONS)}"
+            )
+        if self.nproc_per_node < 0:
+            raise _option_error(
+                "nproc_per_node", f"must be 0 (auto) or more, got {self.nproc_per_node}"
+            )
         if self.data_workers < 0:
             raise _option_error("data_workers", f"must be 0 or more, got {self.data_workers}")
         if not 0 <= self.seed < 2**32:

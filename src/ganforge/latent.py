@@ -139,12 +139,14 @@ def decode(
     return torch.cat(images).cpu().permute(0, 2, 3, 1).numpy()
 
 
-def save_frames(frames: np.ndarray, out: str | Path, columns: int | None = None) -> Path:
+def save_frames(
+    frames: np.ndarray, out: str | Path, columns: int | None = None, ms_per_frame: int = 100
+) -> Path:
     """Frames as a GIF (.gif: one image per frame) or one picture (.png, .jpg, .webp: a grid
     with `columns`, default one row)."""
     suffix = Path(out).suffix.lower()
     if suffix == ".gif":
-        return frames_to_gif(frames, out)
+        return frames_to_gif(frames, out, ms_per_frame=ms_per_frame)
     if suffix not in (".png", ".jpg", ".jpeg", ".webp"):
         raise GanforgeError(f"--out: '{out}' must end in .png, .jpg, .webp or .gif")
     return save_images(frames, out, columns=columns or len(frames))

@@ -18,7 +18,13 @@ from ganforge.models.gan import GANFamily, Remedies
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.models.pix2pix import PatchDiscriminator, Pix2PixFamily, UNetGenerator
-from ganforge.models.registry import build_model, list_models, model_condition, register_model
+from ganforge.models.registry import (
+    build_model,
+    list_models,
+    model_condition,
+    model_defaults,
+    register_model,
+)
 from ganforge.models.vae import VAEFamily, build_vae
 
 
@@ -112,8 +118,15 @@ def _conditional_builder(acgan: bool):
 register_model("mlp", _gan_builder(MLPGenerator, MLPDiscriminator))
 register_model("dcgan", _gan_builder(DCGANGenerator, DCGANDiscriminator))
 register_model("pix2pix", _build_pix2pix, condition="image")
-register_model("cgan", _conditional_builder(acgan=False), condition="class")
-register_model("acgan", _conditional_builder(acgan=True), condition="class")
+# Measured on mnist-mini at 1,000 steps of 64 (README: Conditional models): four times the
+# dcgan learning rates lift cgan's class accuracy from 82% to 96% and its FID from 98 to 17.
+CONDITIONAL_DEFAULTS = {"lr_g": 1.6e-3, "lr_d": 8e-4}
+register_model(
+    "cgan", _conditional_builder(acgan=False), condition="class", defaults=CONDITIONAL_DEFAULTS
+)
+register_model(
+    "acgan", _conditional_builder(acgan=True), condition="class", defaults=CONDITIONAL_DEFAULTS
+)
 register_model("vae", build_vae)
 
 __all__ = [
@@ -127,5 +140,6 @@ __all__ = [
     "build_model",
     "list_models",
     "model_condition",
+    "model_defaults",
     "register_model",
 ]

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.models.family import CONDITIONS, ModelFamily
 
 Builder = Callable[[TrainConfig, int, int], ModelFamily]
-_MODELS: dict[str, tuple[Builder, str]] = {}
+_MODELS: dict[str, tuple[Builder, str, dict[str, Any]]] = {}
 
 
-def register_model(name: str, builder: Builder, condition: str = "none") -> None:
+def register_model(
+    name: str, builder: Builder, condition: str = "none", defaults: dict[str, Any] | None = None
+) -> None:
     """Register `builder(config, img_resolution, img_channels) -> ModelFamily` under `name`;
     `condition` (models.family.CONDITIONS) says what its sampler takes besides noise, so that
-    the trainer knows before building it whether the data must bring labels or pairs."""
+    the trainer knows before building it whether the data must bring labels or pairs;
+    `defaults` are the model's own defaults for training options the user did not give."""
     assert condition in CONDITIONS, condition
-    _MODELS[name] = (builder, condition)
+    _MODELS[name] = (builder, condition, dict(defaults or {}))
 
 
 def list_models() -> list[str]:
@@ -27,6 +31,12 @@ def list_models() -> list[str]:
 def model_condition(name: str) -> str:
     _check_known(name)
     return _MODELS[name][1]
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """Training options where this model differs from TrainConfig's defaults (README: Models)."""
+    _check_known(name)
+    return dict(_MODELS[name][2])
 
 
 def build_model(config: TrainConfig, img_resolution: int, img_channels: int) -> ModelFamily:

@@ -44,11 +44,8 @@ FIGURES = (
         True,
     ),
     ("Sample diversity (fixed noise) vs real data", ("diversity", "diversity_real"), False),
-    (
-        "Evaluation (--eval-every)",
-        tuple(f"eval_{m}" for m in EVAL_METRICS),
-        False,
-    ),
+    # one panel per measured metric: their scales differ (an accuracy next to an FID)
+    *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",), False) for m in EVAL_METRICS),
 )
 EVENT_COLOURS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 

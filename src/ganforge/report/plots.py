@@ -29,10 +29,8 @@ PANELS = (
     ("Discriminator accuracy", ("d_accuracy",)),
     ("Diversity (doctor)", ("diversity", "diversity_real")),
     ("Penalties (--gp, --r1)", ("gp", "r1")),
-    (
-        "Evaluation (--eval-every)",
-        tuple(f"eval_{m}" for m in EVAL_METRICS),
-    ),
+    # one panel per measured metric: their scales differ (an accuracy next to an FID)
+    *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",)) for m in EVAL_METRICS),
 )
 LOG_SCALE_PANELS = ("Gradient norms",)
 _MAX_COLUMNS = 4  # more panels wrap onto more rows

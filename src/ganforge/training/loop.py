@@ -30,7 +30,13 @@ from ganforge.data import (
     to_model_range,
 )
 from ganforge.errors import GanforgeError
-from ganforge.models import ModelFamily, build_model, model_condition
+from ganforge.models import (
+    ModelFamily,
+    build_model,
+    list_models,
+    model_condition,
+    model_defaults,
+)
 from ganforge.reconstruction import (
     RECONSTRUCTIONS_FILE,
     can_reconstruct,
@@ -85,9 +91,14 @@ def train(
 
 
 def _new_config(config: TrainConfig | dict | None, options: dict[str, Any]) -> TrainConfig:
+    """The config of a new run. From a mapping, the model's own defaults (models.registry)
+    fill the options it does not give; a TrainConfig is taken as it is."""
     if isinstance(config, TrainConfig):
         return config.replace(**{k.replace("-", "_"): v for k, v in options.items()})
-    return TrainConfig.from_dict({**(config or {}), **options})
+    given = {k.replace("-", "_"): v for k, v in {**(config or {}), **options}.items()}
+    model = given.get("model", TrainConfig.model)
+    defaults = model_defaults(model) if model in list_models() else {}
+    return TrainConfig.from_dict({**defaults, **given})
 
 
 def _resume_config(run_dir: Path, options: dict[str, Any]) -> TrainConfig:

@@ -1,0 +1,359 @@
+"""The app's web page, built with Gradio (the `app` extra) on top of explorer.py.
+
+Only this module imports gradio, and only `ganforge app` imports it. Every handler turns a
+GanforgeError into words in the page's message box (anything unexpected too, with its
+traceback in the server's log), so the page never shows a stack trace and the server keeps
+serving. A tab that does not apply to the chosen run (Translate for a GAN, the noise tabs for
+pix2pix) hides its controls and says why.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from ganforge.app import explorer
+from ganforge.app.catalog import RunCatalog
+from ganforge.errors import GanforgeError
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
+
+import gradio as gr  # noqa: E402
+
+LOG = logging.getLogger("ganforge.app")
+MAX_UPLOAD = "20mb"
+SKETCH_PIXELS = 280
+NOT_NOISE = "This run translates images (pix2pix): it draws nothing from noise. See Translate."
+NOT_TRANSLATOR = "This run draws from noise: translating your images takes a pix2pix run."
+CSS = """
+#message p { color: #b00020; font-weight: 600; }
+.pixelated img { image-rendering: pixelated; }
+"""
+
+
+def guarded(function: Callable, fallback: tuple) -> Callable:
+    """`function` for a Gradio event: its results, then an empty message; or, when it fails,
+    `fallback` for its outputs (None clears an image) and the failure in words."""
+
+    def handler(*args):
+        try:
+            results = function(*args)
+        except GanforgeError as exc:
+            return (*fallback, f"Error: {exc}")
+        except Exception as exc:  # a bug: say so in words, keep the details in the log
+            LOG.exception("the app's handler %s failed", function.__name__)
+            kind = type(exc).__name__
+            return (*fallback, f"Error: unexpected {kind}: {exc} (see the server's log)")
+        results = results if isinstance(results, tuple) else (results,)
+        return (*results, "")
+
+    handler.__name__ = function.__name__
+    return handler
+
+
+def build_page(runs_dir: str | Path) -> gr.Blocks:
+    """The page for the runs under `runs_dir` (catalog.RunCatalog)."""
+    catalog = RunCatalog(runs_dir)
+    try:
+        names = catalog.names()
+    except GanforgeError:
+        names = []
+    with gr.Blocks(title="ganforge app") as page:
+        gr.Markdown(f"## ganforge · runs in `{html.escape(str(runs_dir))}`")
+        with gr.Row():
+            run_name = gr.Dropdown(
+                names, value=names[0] if names else None, label="Run", elem_id="run", scale=4
+            )
+            refresh = gr.Button("Find runs again", elem_id="refresh", scale=1)
+        top = SimpleNamespace(
+            run_name=run_name,
+            refresh=refresh,
+            info=gr.Markdown(elem_id="run-info"),
+            class_name=gr.Dropdown([], label="Class", visible=False, elem_id="class"),
+            message=gr.Markdown(elem_id="message"),
+        )
+        with gr.Tabs(elem_id="tabs") as tabs:
+            samples = _samples_tab()
+            walk = _interpolation_tab()
+            moves = _directions_tab()
+            translate = _translation_tab()
+            report = _report_tab()
+        top.tabs = tabs
+        _connect(page, catalog, top, samples, walk, moves, translate, report)
+    return page
+
+
+# ---- the tabs -------------------------------------------------------------------------------
+
+
+def _tab_body(title: str, tab_id: str, unavailable: str | None) -> SimpleNamespace:
+    """A tab with a note for runs it does not apply to (hidden until then) and a body."""
+    parts = SimpleNamespace(tab=gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}"))
+    with parts.tab:
+        if unavailable:
+            parts.note = gr.Markdown(unavailable, visible=False, elem_id=f"{tab_id}-note")
+        parts.body = gr.Column()
+    return parts
+
+
+def _image(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(
+        label=label,
+        format="png",  # lossless: the page shows the pixels the model made
+        interactive=False,
+        elem_id=elem_id,
+        elem_classes=["pixelated"],
+        buttons=["download"],
+    )
+
+
+def _samples_tab() -> SimpleNamespace:
+    parts = _tab_body("Samples", "samples", NOT_NOISE)
+    with parts.body:
+        with gr.Row():
+            parts.seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
+            parts.new_seed = gr.Button("New seed", elem_id="new-seed")
+        parts.grid = _image("Samples of this seed", "grid")
+    return parts
+
+
+def _interpolation_tab() -> SimpleNamespace:
+    parts = _tab_body("Interpolate", "interpolate", NOT_NOISE)
+    with parts.body:
+        with gr.Row():
+            parts.seed_a = gr.Number(1, label="Seed A", precision=0, elem_id="seed-a")
+            parts.seed_b = gr.Number(2, label="Seed B", precision=0, elem_id="seed-b")
+            parts.mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path", elem_id="mode")
+        parts.position = gr.Slider(
+            0, 1, value=0.5, step=0.05, label="From A (0) to B (1)", elem_id="position"
+        )
+        parts.frame = _image("The image at this position", "frame")
+        parts.strip = _image(f"The whole path in {explorer.STRIP_FRAMES} steps", "strip")
+    return parts
+
+
+def _directions_tab() -> SimpleNamespace:
+    parts = _tab_body("Directions", "directions", NOT_NOISE)
+    with parts.body:
+        gr.Markdown(
+            "The sliders move the sample of the seed along the generator's main directions of "
+            "variation (GANSpace: the principal components of its first layer's output, mapped "
+            "back to the noise), in standard deviations of the noise."
+        )
+        parts.seed = gr.Number(0, label="Seed", precision=0, elem_id="direction-seed")
+        parts.amounts = [
+            gr.Slider(
+                -3, 3, value=0, step=0.25, label=f"Direction {j + 1}", elem_id=f"direction-{j + 1}"
+            )
+            for j in range(explorer.DIRECTIONS)
+        ]
+        parts.reset = gr.Button("Reset the sliders", elem_id="reset-directions")
+        parts.shares = gr.Markdown(elem_id="direction-shares")
+        with gr.Row():
+            parts.edited = _image("The moved sample", "edited")
+            steps = ", ".join(f"{s:+g}" for s in explorer.DIRECTION_STEPS)
+            parts.overview = _image(f"One row per direction, alone: {steps}", "overview")
+    return parts
+
+
+def _translation_tab() -> SimpleNamespace:
+    parts = _tab_body("Translate", "translate", NOT_TRANSLATOR)
+    with parts.body:
+        gr.Markdown("Upload an image, or draw one in white on black (as edge maps look).")
+        with gr.Row():
+            parts.upload = gr.File(label="Upload an image", file_types=["image"], elem_id="upload")
+            parts.sketch = gr.Sketchpad(
+                value={
+                    "background": np.zeros((SKETCH_PIXELS, SKETCH_PIXELS), np.uint8),
+                    "layers": [],
+                    "composite": None,
+                },
+                type="numpy",
+                image_mode="L",
+                canvas_size=(SKETCH_PIXELS, SKETCH_PIXELS),
+                brush=gr.Brush(
+                    colors=["#ffffff"], default_color="#ffffff", color_mode="fixed", default_size=8
+                ),
+                label="Or draw",
+                elem_id="sketch",
+            )
+        parts.translate_drawing = gr.Button("Translate the drawing", elem_id="translate-drawing")
+        parts.translation = _image("Source | translation", "translation")
+    return parts
+
+
+def _report_tab() -> SimpleNamespace:
+    parts = _tab_body("Report", "report", None)
+    with parts.body:
+        gr.Markdown("Training curves, the doctor's events, samples over training, metrics.")
+        parts.build = gr.Button("Build the report", elem_id="show-report")
+        parts.page = gr.HTML(elem_id="report")
+    return parts
+
+
+# ---- what the controls do ---------------------------------------------------------------------
+
+
+def _connect(page, catalog, top, samples, walk, moves, translate, report) -> None:
+    """Wire every control to explorer.py through `guarded` handlers."""
+    noise_parts = (samples, walk, moves)
+    pictures = [
+        samples.grid,
+        walk.frame,
+        walk.strip,
+        moves.edited,
+        moves.overview,
+        translate.translation,
+        report.page,
+    ]
+    layout = [
+        *[p for parts in (*noise_parts, translate) for p in (parts.note, parts.body)],
+        top.tabs,
+    ]
+
+    def on(event, function, inputs, outputs, fallback=None):
+        """`event` (a listener such as button.click, or dependency.then) runs `function`."""
+        fallback = (None,) * len(outputs) if fallback is None else fallback
+        handler = guarded(function, fallback)
+        return event(
+            handler,
+            inputs,
+            [*outputs, top.message],
+            show_progress="minimal",
+            trigger_mode="always_last",  # while a slider moves: its latest position
+            concurrency_id="model",  # one model call at a time: CPU cores are not shared
+        )
+
+    def choose_run(name):
+        run = catalog.open(name)
+        choices = explorer.class_choices(run)
+        draws = explorer.condition_of(run) != "image"
+        shown = [draws] * len(noise_parts) + [not draws]
+        return (
+            explorer.describe(run),
+            gr.Dropdown(
+                choices=choices, value=choices[0] if choices else None, visible=bool(choices)
+            ),
+            *[
+                update
+                for show in shown
+                for update in (gr.Markdown(visible=not show), gr.Column(visible=show))
+            ],
+            gr.Tabs(selected="samples" if draws else "translate"),
+            *[None] * len(pictures),
+        )
+
+    def find_runs(current):
+        found = catalog.names()
+        value = current if current in found else (found[0] if found else None)
+        return gr.Dropdown(choices=found, value=value)
+
+    def show_grid(name, seed, class_name):
+        if explorer.condition_of(catalog.open(name)) == "image":
+            return None
+        return explorer.sample_grid(catalog.load(name), seed, class_name)
+
+    def show_frame(name, seed_a, seed_b, position, mode, class_name):
+        loaded = catalog.load(name)
+        return explorer.interpolation(loaded, seed_a, seed_b, position, mode, class_name)
+
+    def show_directions(name, seed, class_name, *amounts):
+        loaded = catalog.load(name)
+        picture, overview = explorer.direction_edit(loaded, seed, amounts, class_name)
+        return picture, overview, explorer.describe_directions(explorer.directions(loaded))
+
+    def translate_file(name, file):
+        return explorer.translate_upload(catalog.load(name), file)
+
+    def translate_sketch(name, drawing):
+        return explorer.translate_drawing(catalog.load(name), drawing)
+
+    def build_report(name):
+        text = explorer.report_page(catalog.open(name))
+        return (
+            # sandbox: the page is shown, nothing in it runs
+            f'<iframe id="report-frame" title="run report" sandbox srcdoc="{html.escape(text)}" '
+            'style="width: 100%; height: 900px; border: 1px solid #ddd;"></iframe>'
+        )
+
+    # a run that cannot be opened: say why, hide the class selector, clear the pictures
+    unopened = ("", gr.Dropdown(visible=False), *[gr.skip()] * len(layout), *[None] * len(pictures))
+    grid_inputs = [top.run_name, samples.seed, top.class_name]
+    for event in (page.load, top.run_name.change):
+        outputs = [top.info, top.class_name, *layout, *pictures]
+        opened = on(event, choose_run, [top.run_name], outputs, unopened)
+        on(opened.then, show_grid, grid_inputs, [samples.grid])
+    on(top.refresh.click, find_runs, [top.run_name], [top.run_name], (gr.skip(),))
+
+    on(samples.seed.change, show_grid, grid_inputs, [samples.grid])
+    on(top.class_name.input, show_grid, grid_inputs, [samples.grid])
+    samples.new_seed.click(explorer.random_seed, None, samples.seed)
+
+    frame_inputs = [
+        top.run_name,
+        walk.seed_a,
+        walk.seed_b,
+        walk.position,
+        walk.mode,
+        top.class_name,
+    ]
+    for event in (
+        walk.tab.select,
+        walk.position.change,
+        walk.seed_a.change,
+        walk.seed_b.change,
+        walk.mode.change,
+        top.class_name.input,
+    ):
+        on(event, show_frame, frame_inputs, [walk.frame, walk.strip])
+
+    move_inputs = [top.run_name, moves.seed, top.class_name, *moves.amounts]
+    move_outputs = [moves.edited, moves.overview, moves.shares]
+    for event in (
+        moves.tab.select,
+        moves.seed.change,
+        top.class_name.input,
+        *(slider.release for slider in moves.amounts),
+    ):
+        on(event, show_directions, move_inputs, move_outputs)
+    zeroed = moves.reset.click(lambda: [0.0] * len(moves.amounts), None, moves.amounts)
+    on(zeroed.then, show_directions, move_inputs, move_outputs)
+
+    on(
+        translate.upload.upload,
+        translate_file,
+        [top.run_name, translate.upload],
+        [translate.translation],
+    )
+    on(
+        translate.translate_drawing.click,
+        translate_sketch,
+        [top.run_name, translate.sketch],
+        [translate.translation],
+    )
+    on(report.build.click, build_report, [top.run_name], [report.page])
+
+
+def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """Serve the page until interrupted (Ctrl+C)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise GanforgeError(f"RUNS_DIR: '{root}' is not a folder (train a run into it first)")
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
+    build_page(root).queue(default_concurrency_limit=1).launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        show_error=False,
+        max_file_size=MAX_UPLOAD,
+        ssr_mode=False,
+        theme=theme,
+        css=CSS,
+        footer_links=[],
+    )

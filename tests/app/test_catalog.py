@@ -1,0 +1,63 @@
+"""The app's run catalog: finding runs, refusing names it did not list, loading lazily,
+caching, reloading after a new checkpoint, and one-line errors for runs that cannot load."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from ganforge import GanforgeError
+from ganforge.app.catalog import RunCatalog
+from ganforge.run import Run
+
+NO_CHECKPOINT, BROKEN = "problems/no-checkpoint", "problems/broken-config"  # conftest.py
+
+
+def test_lists_runs_at_any_depth_sorted_and_a_run_folder_alone(runs_dir):
+    assert RunCatalog(runs_dir).names() == ["cgan", "dcgan", "pix2pix", BROKEN, NO_CHECKPOINT]
+    assert RunCatalog(runs_dir / "dcgan").names() == ["."]
+    with pytest.raises(GanforgeError, match="not a folder"):
+        RunCatalog(runs_dir / "nowhere").names()
+
+
+@pytest.mark.parametrize("name", ["", "../dcgan", "/etc", "dcgan/checkpoints", "nothing"])
+def test_only_listed_names_are_opened(runs_dir, name):
+    with pytest.raises(GanforgeError, match="no run|not selected"):
+        RunCatalog(runs_dir).open(name)
+
+
+def test_loads_once_and_again_after_a_new_checkpoint(runs_dir, tmp_path):
+    shutil.copytree(runs_dir / "dcgan", tmp_path / "dcgan")
+    catalog = RunCatalog(tmp_path)
+    first = catalog.load("dcgan")
+    assert catalog.load("dcgan") is first
+    assert first.family.condition == "none" and not first.network.training
+    newest = sorted((tmp_path / "dcgan" / "checkpoints").glob("step_*.safetensors"))[-1]
+    later = newest.with_name("step_9999999.safetensors")
+    shutil.copy(newest, later)
+    os.utime(later, ns=(newest.stat().st_mtime_ns + 10**9,) * 2)
+    assert catalog.load("dcgan") is not first
+
+
+def test_runs_that_cannot_load_say_why(runs_dir, tmp_path, monkeypatch):
+    catalog = RunCatalog(runs_dir)
+    with pytest.raises(GanforgeError, match="no checkpoint yet"):
+        catalog.load(NO_CHECKPOINT)
+    with pytest.raises(GanforgeError, match="not valid JSON"):
+        catalog.load(BROKEN)
+    shutil.copytree(runs_dir / "dcgan", tmp_path / "dcgan")
+    config = json.loads((tmp_path / "dcgan" / "config.json").read_text())
+    (tmp_path / "dcgan" / "config.json").write_text(json.dumps({**config, "width": 16}))
+    with pytest.raises(GanforgeError, match="does not match network"):
+        RunCatalog(tmp_path).load("dcgan")
+
+    def fails(self, checkpoint=None):
+        raise RuntimeError("a failure ganforge did not foresee\nsecond line")
+
+    monkeypatch.setattr(Run, "load", fails)
+    with pytest.raises(GanforgeError, match="'dcgan' could not be loaded: RuntimeError") as caught:
+        RunCatalog(runs_dir).load("dcgan")
+    assert "\n" not in str(caught.value)

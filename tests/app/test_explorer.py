@@ -1,0 +1,173 @@
+"""The page's model side without a browser: grids by seed and class, interpolation frames that
+end on the samples of their seeds, direction edits, translating uploads and drawings, the
+report, and errors in words for everything a user can get wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganforge import GanforgeError
+from ganforge.app import explorer
+from ganforge.app.catalog import RunCatalog
+from ganforge.data import load_dataset
+from ganforge.report.grid import image_grid
+from ganforge.translate import translate_files
+
+
+@pytest.fixture(scope="module")
+def catalog(runs_dir):
+    return RunCatalog(runs_dir)
+
+
+def gray(picture: np.ndarray) -> np.ndarray:
+    return image_grid(picture)[..., 0]
+
+
+def test_a_grid_is_the_runs_samples_of_that_seed(catalog):
+    loaded = catalog.load("dcgan")
+    grid = explorer.sample_grid(loaded, 5)
+    assert np.array_equal(grid, gray(loaded.run.sample(16, seed=5)))
+    assert np.array_equal(explorer.sample_grid(loaded, "5"), grid)
+    assert not np.array_equal(explorer.sample_grid(loaded, 6), grid)
+
+
+def test_class_grids_one_class_or_one_row_per_class(catalog):
+    loaded = catalog.load("cgan")
+    sevens = explorer.sample_grid(loaded, 3, "7")
+    assert np.array_equal(sevens, gray(loaded.run.sample(16, seed=3, labels="7")))
+    every = explorer.sample_grid(loaded, 3, explorer.EVERY_CLASS)
+    rows, _ = loaded.run.class_grid(per_class=explorer.PER_CLASS, seed=3)
+    assert np.array_equal(every, image_grid(rows, explorer.PER_CLASS)[..., 0])
+    assert explorer.class_choices(loaded.run) == [explorer.EVERY_CLASS, *map(str, range(10))]
+    assert explorer.class_choices(catalog.open("dcgan")) == []
+    with pytest.raises(GanforgeError, match="'eleven' is not a class"):
+        explorer.sample_grid(loaded, 3, "eleven")
+
+
+def enlarged(images: np.ndarray) -> np.ndarray:
+    return explorer._picture(images, columns=len(images), large=True)
+
+
+@pytest.mark.parametrize("mode", ["slerp", "lerp"])
+def test_interpolation_ends_on_the_samples_of_its_seeds(catalog, mode):
+    loaded = catalog.load("dcgan")
+    start, strip = explorer.interpolation(loaded, 11, 12, 0.0, mode)
+    end, _ = explorer.interpolation(loaded, 11, 12, 1.0, mode)
+    middle, _ = explorer.interpolation(loaded, 11, 12, 0.5, mode)
+    assert np.array_equal(start, enlarged(loaded.run.sample(1, seed=11)))
+    assert np.array_equal(end, enlarged(loaded.run.sample(1, seed=12)))
+    assert not np.array_equal(middle, start) and not np.array_equal(middle, end)
+    cell = 28 * 2 + 2  # 28 px enlarged to the grid's 56, plus padding
+    assert strip.shape == (cell + 2, explorer.STRIP_FRAMES * cell + 2)
+
+
+def test_interpolation_of_a_class_run_draws_the_chosen_class_or_all(catalog):
+    loaded = catalog.load("cgan")
+    one, _ = explorer.interpolation(loaded, 1, 2, 0.0, "slerp", "4")
+    assert np.array_equal(one, enlarged(loaded.run.sample(1, seed=1, labels=4)))
+    every, _ = explorer.interpolation(loaded, 1, 2, 0.0, "slerp", explorer.EVERY_CLASS)
+    assert every.shape[0] == 2 * one.shape[0] - 2  # ten classes in two rows of five
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((1, 2, 1.5, "slerp"), "position must be in"),
+        ((1, 2, 0.5, "cubic"), "'cubic' is not one of"),
+        ((-1, 2, 0.5, "slerp"), "seed A: must be a whole number"),
+        ((1, "two", 0.5, "slerp"), "seed B: 'two' is not a number"),
+    ],
+)
+def test_interpolation_errors_are_words(catalog, arguments, message):
+    with pytest.raises(GanforgeError, match=message):
+        explorer.interpolation(catalog.load("dcgan"), *arguments)
+
+
+def test_direction_sliders_move_the_sample(catalog):
+    loaded = catalog.load("dcgan")
+    still, overview = explorer.direction_edit(loaded, 4, [0.0] * explorer.DIRECTIONS)
+    assert np.array_equal(still, enlarged(loaded.run.sample(1, seed=4)))
+    moved, _ = explorer.direction_edit(loaded, 4, [2.0, 0, 0, 0, 0])
+    assert not np.array_equal(moved, still)
+    cell = 58
+    rows, columns = explorer.DIRECTIONS, len(explorer.DIRECTION_STEPS)
+    assert overview.shape == (rows * cell + 2, columns * cell + 2)
+    assert explorer.directions(loaded) is explorer.directions(loaded)  # computed once
+    assert explorer.describe_directions(explorer.directions(loaded)).count("%") == 5
+
+
+@pytest.fixture(scope="module")
+def edge_png(tmp_path_factory):
+    """A held-out edge map of the translator's data, as a PNG file."""
+    sources = load_dataset("mnist-mini-edges", split="test").sources
+    path = tmp_path_factory.mktemp("upload") / "edges.png"
+    Image.fromarray(sources[0, 0].numpy()).save(path)
+    return path
+
+
+def test_an_upload_is_translated_as_translate_does(catalog, edge_png, tmp_path):
+    loaded = catalog.load("pix2pix")
+    pair = explorer.translate_upload(loaded, str(edge_png))
+    written = translate_files(loaded.run, edge_png, tmp_path)[0]
+    output = np.asarray(Image.open(written))[None, ..., None]
+    scale = explorer.LARGE_PIXELS // 32
+    cell = 32 * scale + 2
+    assert pair.shape == (cell + 2, 2 * cell + 2)
+    right = pair[2 : 2 + 32 * scale, cell + 2 : cell + 2 + 32 * scale]
+    assert np.array_equal(right[::scale, ::scale], output[0, ..., 0])
+
+
+def test_a_drawing_is_translated(catalog):
+    loaded = catalog.load("pix2pix")
+    drawing = np.zeros((280, 280), np.uint8)
+    drawing[60:220, 130:150] = 255
+    pair = explorer.translate_drawing(loaded, {"composite": drawing, "layers": []})
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[60:220, 130:150] = 255
+    assert np.array_equal(explorer.translate_drawing(loaded, rgba), pair)
+    with pytest.raises(GanforgeError, match="draw something first"):
+        explorer.translate_drawing(loaded, {"composite": None})
+
+
+def test_bad_uploads_and_wrong_runs_are_explained(catalog, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is text, not a picture")
+    pix2pix = catalog.load("pix2pix")
+    with pytest.raises(GanforgeError, match="'notes.png' is not an image") as caught:
+        explorer.translate_upload(pix2pix, str(fake))
+    assert str(tmp_path) not in str(caught.value)  # the server's folders stay private
+    with pytest.raises(GanforgeError, match="choose an image file"):
+        explorer.translate_upload(pix2pix, None)
+    with pytest.raises(GanforgeError, match="pick a pix2pix run"):
+        explorer.translate_upload(catalog.load("dcgan"), str(fake))
+    with pytest.raises(GanforgeError, match="translates images"):
+        explorer.sample_grid(pix2pix, 0)
+
+
+@pytest.mark.parametrize("seed", [-1, 0.5, "x", None, 2**53])
+def test_seeds_are_whole_numbers_in_range(seed):
+    with pytest.raises(GanforgeError, match="seed"):
+        explorer.parse_seed(seed)
+
+
+def test_the_report_is_built_without_touching_the_run(catalog, runs_dir, tree_snapshot):
+    before = tree_snapshot(runs_dir / "cgan")
+    page = explorer.report_page(catalog.open("cgan"))
+    assert "Training curves" in page and "cgan on digits" in page
+    assert tree_snapshot(runs_dir / "cgan") == before
+    text = explorer.describe(catalog.open("problems/no-checkpoint"))
+    assert "no checkpoint yet" in text
+
+
+def test_the_core_install_does_not_import_gradio():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ganforge, ganforge.cli, ganforge.app.explorer, ganforge.app.catalog; "
+        "print('gradio' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

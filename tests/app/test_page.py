@@ -1,0 +1,311 @@
+"""`ganforge app` end to end: the real command serves tiny runs, headless Chromium (Debian's
+`chromium` package, driven by Playwright) uses the page as a person would, and every step
+writes a screenshot to the test's folder and to $GANFORGE_SCREENSHOTS when that is set.
+
+Skipped, with the reason shown, only where Playwright, Gradio or a Chromium binary is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganforge.data import load_dataset
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip(
+        "no Chromium to drive: install Debian's package (apt-get install chromium)",
+        allow_module_level=True,
+    )
+if importlib.util.find_spec("gradio") is None:  # the server imports it, not this process
+    pytest.skip(
+        "the app extra is not installed (pip install -e '.[test]')", allow_module_level=True
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')"
+)
+STARTUP_SECONDS = 120
+STEP_MS = 30_000  # the first look at a run loads it (and its directions): well under this
+expect = sync_api.expect
+expect.set_options(timeout=STEP_MS)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(runs_dir, tmp_path_factory):
+    """`ganforge app RUNS_DIR --port P` in a subprocess; its URL."""
+    folder = tmp_path_factory.mktemp("app-server")
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRADIO_TEMP_DIR": str(folder / "gradio"),  # uploads and outputs stay in the test
+        "OMP_NUM_THREADS": "1",
+    }
+    log = open(folder / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ganforge", "app", str(runs_dir), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    started = time.monotonic()
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"ganforge app exited: {(folder / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() - started > STARTUP_SECONDS:
+                pytest.fail(f"ganforge app did not answer: {(folder / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    assert "Traceback" not in (folder / "server.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh tab on the app, its first run (cgan) shown."""
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    tab.set_default_timeout(STEP_MS)
+    tab.goto(server)
+    expect(tab.locator("#run-info")).to_have_text(re.compile(r"^\s*cgan on digits"))
+    expect(tab.locator("#grid img")).to_be_visible()
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> list[Path]:
+    folders = [tmp_path_factory.mktemp("screenshots")]
+    if os.environ.get("GANFORGE_SCREENSHOTS"):
+        folders.append(Path(os.environ["GANFORGE_SCREENSHOTS"]))
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+@pytest.fixture
+def shot(screenshots):
+    """`shot(page, "name")`: a full-page screenshot NAME.png in every screenshot folder."""
+
+    def take(tab, name: str) -> None:
+        tab.wait_for_timeout(300)  # let the last image finish painting
+        picture = tab.screenshot(full_page=True)
+        for folder in screenshots:
+            (folder / f"{name}.png").write_bytes(picture)
+
+    return take
+
+
+def choose(tab, dropdown: str, option: str) -> None:
+    tab.locator(f"#{dropdown} input").click()
+    tab.get_by_role("option", name=option, exact=True).click()
+
+
+def choose_run(tab, name: str, model: str | None = None) -> None:
+    choose(tab, "run", name)
+    if model:
+        expect(tab.locator("#run-info")).to_have_text(re.compile(rf"^\s*{model} on"))
+
+
+def image_src(tab, elem_id: str) -> str:
+    image = tab.locator(f"#{elem_id} img")
+    expect(image).to_be_visible()
+    return image.get_attribute("src")
+
+
+def new_src(tab, elem_id: str, old: str) -> str:
+    """The image's src once it differs from `old`."""
+    expect(tab.locator(f"#{elem_id} img")).not_to_have_attribute("src", old)
+    return image_src(tab, elem_id)
+
+
+def pixels(tab, src: str) -> np.ndarray:
+    """The image the page shows, fetched from the server like the browser did."""
+    import io
+
+    body = tab.request.get(urljoin(tab.url, src)).body()
+    return np.asarray(Image.open(io.BytesIO(body)))
+
+
+def set_slider(tab, elem_id: str, value: float) -> None:
+    slider = tab.locator(f"#{elem_id} input[type=range]")
+    slider.fill(str(value))
+    slider.dispatch_event("pointerup")  # where a person lets go of the handle
+
+
+def test_the_page_opens_on_the_first_run(page, shot):
+    expect(page.locator("#run input")).to_have_value("cgan")
+    expect(page.locator("#class input")).to_have_value(re.compile("^every class"))
+    assert page.locator("#message").inner_text().strip() == ""
+    shot(page, "01-opened-cgan-every-class")
+
+
+def test_a_new_seed_changes_the_samples(page, shot):
+    choose_run(page, "dcgan", "dcgan")
+    before = image_src(page, "grid")
+    page.locator("#seed input").fill("7")
+    page.locator("#seed input").press("Enter")
+    typed = new_src(page, "grid", before)
+    assert not np.array_equal(pixels(page, typed), pixels(page, before))
+    shot(page, "02-dcgan-seed-7")
+    page.locator("#new-seed").click()
+    expect(page.locator("#seed input")).not_to_have_value("7")
+    drawn = new_src(page, "grid", typed)
+    assert not np.array_equal(pixels(page, drawn), pixels(page, typed))
+    shot(page, "03-dcgan-new-seed")
+
+
+def test_picking_a_class(page, shot):
+    every = image_src(page, "grid")
+    choose(page, "class", "7")
+    sevens = new_src(page, "grid", every)
+    assert pixels(page, every).shape == (10 * 58 + 2, 6 * 58 + 2)  # one row per class
+    assert pixels(page, sevens).shape == (4 * 58 + 2, 4 * 58 + 2)  # 16 sevens
+    shot(page, "04-cgan-class-7")
+
+
+def test_moving_the_interpolation_slider(page, shot):
+    choose_run(page, "dcgan", "dcgan")
+    page.get_by_role("tab", name="Interpolate").click()
+    middle = image_src(page, "frame")
+    image_src(page, "strip")
+    set_slider(page, "position", 0.0)
+    start = new_src(page, "frame", middle)
+    set_slider(page, "position", 1.0)
+    end = new_src(page, "frame", start)
+    frames = [pixels(page, src) for src in (start, middle, end)]
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
+    strip = pixels(page, image_src(page, "strip"))
+    cell = frames[0][2:-2, 2:-2][::6, ::6]  # the frame at A, back to 28 px
+    assert np.array_equal(strip[2:-2:2, 2:58:2][: cell.shape[0]], cell)  # = the strip's first
+    shot(page, "05-dcgan-interpolation-at-1")
+
+
+def test_moving_a_latent_direction(page, shot):
+    choose_run(page, "dcgan", "dcgan")
+    page.get_by_role("tab", name="Directions").click()
+    still = image_src(page, "edited")
+    expect(page.locator("#direction-shares")).to_contain_text("%")
+    set_slider(page, "direction-1", 2.5)
+    moved = new_src(page, "edited", still)
+    assert not np.array_equal(pixels(page, moved), pixels(page, still))
+    shot(page, "06-dcgan-direction-1-at-2.5")
+
+
+@pytest.fixture(scope="module")
+def edge_png(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("uploads") / "edge-map.png"
+    sources = load_dataset("mnist-mini-edges", split="test").sources
+    Image.fromarray(sources[3, 0].numpy()).resize((128, 128), Image.Resampling.NEAREST).save(path)
+    return path
+
+
+def upload(tab, path: Path) -> None:
+    tab.locator("#upload input[type=file]").set_input_files(str(path))
+
+
+def test_uploading_an_image_to_pix2pix(page, shot, edge_png):
+    choose_run(page, "pix2pix", "pix2pix")
+    expect(page.get_by_role("tab", name="Translate")).to_have_attribute("aria-selected", "true")
+    upload(page, edge_png)
+    pair = pixels(page, image_src(page, "translation"))
+    scale = 192 // 32
+    assert pair.shape == (32 * scale + 4, 2 * (32 * scale + 2) + 2)  # source | translation
+    assert page.locator("#message").inner_text().strip() == ""
+    shot(page, "07-pix2pix-upload")
+    page.get_by_role("tab", name="Samples").click()
+    expect(page.locator("#samples-note")).to_contain_text("translates images")
+    shot(page, "08-pix2pix-samples-tab-explains")
+
+
+def test_a_bad_upload_is_explained_and_the_page_keeps_working(page, shot, edge_png, tmp_path):
+    choose_run(page, "pix2pix", "pix2pix")
+    fake = tmp_path / "holiday.png"
+    fake.write_text("not a picture at all, just words")
+    upload(page, fake)
+    expect(page.locator("#message")).to_contain_text("'holiday.png' is not an image")
+    expect(page.locator("#translation img")).to_have_count(0)
+    assert "Traceback" not in page.content()
+    shot(page, "09-pix2pix-bad-upload")
+    page.locator("#upload button[aria-label='Clear']").click()
+    upload(page, edge_png)
+    expect(page.locator("#translation img")).to_be_visible()
+    expect(page.locator("#message")).to_have_text("")
+
+
+def test_drawing_for_pix2pix(page, shot):
+    choose_run(page, "pix2pix", "pix2pix")
+    canvas = page.locator("#sketch canvas").first
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 4):  # each move repaints the canvas: a few are enough
+        page.mouse.move(x + 12 * step, y + box["height"] * 0.2 * step)
+    page.mouse.up()
+    page.locator("#translate-drawing").click()
+    pair = pixels(page, image_src(page, "translation"))
+    assert pair[2:-2, 2 : pair.shape[1] // 2].max() > 0  # the drawn strokes came through
+    shot(page, "10-pix2pix-drawing")
+
+
+def test_the_report_of_a_run(page, shot):
+    page.get_by_role("tab", name="Report").click()
+    page.locator("#show-report").click()
+    report = page.frame_locator("#report iframe")
+    expect(report.locator("h1")).to_contain_text("cgan on digits")
+    expect(report.locator("h2").first).to_contain_text("Training curves")
+    shot(page, "11-cgan-report")
+
+
+def test_runs_that_cannot_load_are_explained(page, shot):
+    choose_run(page, "problems/no-checkpoint")
+    expect(page.locator("#message")).to_contain_text("has no checkpoint yet")
+    expect(page.locator("#grid img")).to_have_count(0)
+    shot(page, "12-run-without-checkpoint")
+    choose_run(page, "problems/broken-config")
+    expect(page.locator("#message")).to_contain_text("is not valid JSON")
+    shot(page, "13-run-with-broken-config")
+    choose_run(page, "dcgan", "dcgan")
+    expect(page.locator("#grid img")).to_be_visible()
+    expect(page.locator("#message")).to_have_text("")
