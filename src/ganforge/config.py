@@ -235,6 +235,13 @@ class TrainConfig:
     aux_weight: float = field(
         default=1.0, metadata={"help": "acgan: weight of the auxiliary classification loss"}
     )
+    aux_fakes: bool = field(
+        default=False,
+        metadata={
+            "help": "acgan: train D's class head on fakes too (Odena et al.'s original; by "
+            "default real images only, so the head cannot adapt to G's mistakes)"
+        },
+    )
     l1_weight: float = field(
         default=100.0, metadata={"help": "pix2pix: weight lambda of the L1 loss to the target"}
     )

@@ -93,9 +93,10 @@ def test_acgan_discriminator_has_a_real_fake_head_and_a_class_head(digits):
     assert torch.equal(logits, out[:, 0]) and torch.equal(classes, out[:, 1:])
 
 
-def test_acgan_losses_add_the_auxiliary_cross_entropy(digits):
+@pytest.mark.parametrize("aux_fakes", [False, True])
+def test_acgan_losses_add_the_auxiliary_cross_entropy(digits, aux_fakes):
     torch.manual_seed(0)
-    family = conditional_family("acgan", aux_weight=0.5)
+    family = conditional_family("acgan", aux_weight=0.5, aux_fakes=aux_fakes)
     batch = real_batch(digits)
     torch.manual_seed(1)
     loss, stats = family.phase_loss("discriminator", batch)
@@ -107,9 +108,9 @@ def test_acgan_losses_add_the_auxiliary_cross_entropy(digits):
     discriminator = family.networks["discriminator"]
     real_out, fake_out = discriminator(batch["images"]), discriminator(fake)
     adversarial = losses.d_bce(real_out[:, 0], fake_out[:, 0], 1.0)
-    aux = F.cross_entropy(real_out[:, 1:], batch["labels"]) + F.cross_entropy(
-        fake_out[:, 1:], batch["labels"]
-    )
+    aux = F.cross_entropy(real_out[:, 1:], batch["labels"])
+    if aux_fakes:  # the paper's version: D's class head also learns the fakes' asked-for classes
+        aux = aux + F.cross_entropy(fake_out[:, 1:], batch["labels"])
     assert loss.item() == pytest.approx((adversarial + 0.5 * aux).item(), rel=1e-5)
     assert stats["loss_d_aux"].item() == pytest.approx(aux.item(), rel=1e-5)
     real_accuracy = (real_out[:, 1:].argmax(1) == batch["labels"]).float().mean()

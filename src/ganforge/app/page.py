@@ -341,19 +341,27 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
 
 
 def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None) -> None:
-    """Serve the page until interrupted (Ctrl+C)."""
+    """Serve the page until interrupted (Ctrl+C); print its address first."""
     root = Path(runs_dir)
     if not root.is_dir():
         raise GanforgeError(f"RUNS_DIR: '{root}' is not a folder (train a run into it first)")
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
-    build_page(root).queue(default_concurrency_limit=1).launch(
-        server_name=host,
-        server_port=port,
-        share=False,
-        show_error=False,
-        max_file_size=MAX_UPLOAD,
-        ssr_mode=False,
-        theme=theme,
-        css=CSS,
-        footer_links=[],
-    )
+    page = build_page(root).queue(default_concurrency_limit=1)
+    try:
+        _, url, _ = page.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            show_error=False,
+            max_file_size=MAX_UPLOAD,
+            ssr_mode=False,
+            theme=theme,
+            css=CSS,
+            footer_links=[],
+            prevent_thread_lock=True,
+            quiet=True,
+        )
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise GanforgeError(f"--host/--port: cannot listen on {host}:{port}: {exc}") from None
+    print(f"ganforge app: {url} (runs in {root}; Ctrl+C stops)", flush=True)
+    page.block_thread()

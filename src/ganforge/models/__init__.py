@@ -110,6 +110,7 @@ def _conditional_builder(acgan: bool):
             num_classes=classes,
             d_takes_labels=not acgan,
             aux_weight=config.aux_weight if acgan else 0.0,
+            aux_fakes=config.aux_fakes,
         )
 
     return build
@@ -119,7 +120,8 @@ register_model("mlp", _gan_builder(MLPGenerator, MLPDiscriminator))
 register_model("dcgan", _gan_builder(DCGANGenerator, DCGANDiscriminator))
 register_model("pix2pix", _build_pix2pix, condition="image")
 # Measured on mnist-mini at 1,000 steps of 64 (README: Conditional models): four times the
-# dcgan learning rates lift cgan's class accuracy from 82% to 96% and its FID from 98 to 17.
+# dcgan learning rates lift cgan's class accuracy from 82% to 96% and its FID from 98 to 17,
+# and acgan's (with its class head trained on real images only) from 88% to 96%.
 CONDITIONAL_DEFAULTS = {"lr_g": 1.6e-3, "lr_d": 8e-4}
 register_model(
     "cgan", _conditional_builder(acgan=False), condition="class", defaults=CONDITIONAL_DEFAULTS

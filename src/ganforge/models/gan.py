@@ -53,6 +53,7 @@ class GANFamily:
     num_classes = 0
     d_takes_labels = False  # cgan: D(x, y)
     aux_weight = 0.0  # acgan: D has a class head (> 0), trained with this weight
+    aux_fakes = False  # acgan: D's class head also learns from fakes
 
     def __init__(
         self,
@@ -65,12 +66,14 @@ class GANFamily:
         num_classes: int = 0,
         d_takes_labels: bool = False,
         aux_weight: float = 0.0,
+        aux_fakes: bool = False,
     ):
         self.networks = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
         self.z_dim = z_dim
         if num_classes:  # models/conditional.py: G(z, y); D(x, y) or D(x) with a class head
             self.condition, self.num_classes = "class", num_classes
             self.d_takes_labels, self.aux_weight = d_takes_labels, aux_weight
+            self.aux_fakes = aux_fakes
         self.remedies = remedies = remedies or Remedies()
         self.real_label = 1.0 - label_smoothing
         d_loss, g_default = losses.LOSSES[remedies.loss]
@@ -168,8 +171,10 @@ class GANFamily:
             stats["d_real_logit"] = real_logits.mean().detach()
             stats["d_fake_logit"] = fake_logits.mean().detach()
         loss = adversarial
-        if real_classes is not None:  # ACGAN: D also learns the class of real and fake images
-            aux = F.cross_entropy(real_classes, labels) + F.cross_entropy(fake_classes, labels)
+        if real_classes is not None:  # ACGAN: D's class head learns the real images' classes
+            aux = F.cross_entropy(real_classes, labels)
+            if self.aux_fakes:  # Odena et al.'s original: and the classes fakes were drawn for
+                aux = aux + F.cross_entropy(fake_classes, labels)
             loss = loss + self.aux_weight * aux
             stats["loss_d_aux"] = aux.detach()
             stats["aux_accuracy"] = (real_classes.argmax(1) == labels).float().mean().detach()

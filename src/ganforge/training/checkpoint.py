@@ -154,6 +154,8 @@ def check_metadata(metadata: dict[str, Any], path: str | Path, complete: bool = 
         _check_evaluation_meta(fields, metadata["evaluation"])
     if metadata.get("doctor") is not None:
         _check_doctor_meta(fields, metadata["doctor"])
+    if metadata.get("scalers") is not None:
+        _check_scalers_meta(fields, metadata["scalers"])
 
 
 _NOT_NEGATIVE = ("lr", "eps", "weight_decay")  # optimiser settings that must be >= 0
@@ -191,6 +193,21 @@ def _check_optimizer_meta(fields: _Fields, state: object, where: str) -> None:
         fields.require(isinstance(entries, dict), at, "an object", entries)
         for key, value in entries.items():
             fields.require(_plain(value), f"{at}.{key}", "a number, true/false or null", value)
+
+
+def _check_scalers_meta(fields: _Fields, scalers: object) -> None:
+    """--precision fp16's gradient scalers (torch.amp.GradScaler.state_dict), by phase."""
+    fields.require(isinstance(scalers, dict), "scalers", "an object", scalers)
+    for phase, state in scalers.items():
+        where = f"scalers.{phase}"
+        fields.require(isinstance(state, dict), where, "an object", state)
+        for key in ("scale", "growth_factor", "backoff_factor"):
+            value = state.get(key)
+            ok = _number(value, 0.0, float("inf")) and value > 0
+            fields.require(ok, f"{where}.{key}", "a positive number", value)
+        for key in ("growth_interval", "_growth_tracker"):
+            ok = _whole(state.get(key))
+            fields.require(ok, f"{where}.{key}", "a whole number >= 0", state.get(key))
 
 
 def _check_evaluation_meta(fields: _Fields, state: object) -> None:
@@ -343,6 +360,9 @@ def pack_optimizer(
     return tensors, {"param_groups": state_dict["param_groups"], "plain_state": plain_state}
 
 
+IMPLEMENTATION_SETTINGS = ("fused", "foreach", "capturable", "differentiable")
+
+
 def unpack_optimizer(
     prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
 ) -> None:
@@ -361,6 +381,9 @@ def unpack_optimizer(
         if saved["params"] != live["params"]:
             raise GanforgeError(f"{prefix}.param_groups[{i}]: its parameters do not match")
         group = {**live, **saved}
+        # how the update is computed (fused, foreach kernels) is this device's choice, not
+        # the checkpoint's: a run may resume on another device (training/fast_paths.py)
+        group.update({key: live[key] for key in IMPLEMENTATION_SETTINGS if key in live})
         for key, value in live.items():
             if not _same_kind(group[key], value):
                 raise GanforgeError(

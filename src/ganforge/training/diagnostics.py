@@ -22,6 +22,7 @@ import copy
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -604,7 +605,7 @@ class Doctor:
         config: TrainConfig,
         family: ModelFamily,
         dataset: ImageDataset | ImageFolder,
-        events_path: Path,
+        events_path: Path | None,
         device: torch.device,
     ):
         self.config = config
@@ -658,6 +659,8 @@ class Doctor:
         return events
 
     def _write(self, event: Event) -> None:
+        if self.events_path is None:  # a data-parallel process other than rank 0
+            return
         with self.events_path.open("a") as handle:
             handle.write(event.to_json() + "\n")
         if event.event not in self._printed:  # once per kind: the file has them all
@@ -679,16 +682,24 @@ class Doctor:
         bad = ~torch.isfinite(loss.detach())
         self._first_bad[phase] = torch.where(bad & (first < 0), step, first)
 
-    def check(self, networks: nn.ModuleDict) -> str | None:
+    def check(
+        self,
+        networks: nn.ModuleDict,
+        minimum: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> str | None:
         """What went wrong since the last check (one host sync), or None: a NaN or infinite
-        loss, or weights that are no longer finite (a bad gradient shows up there)."""
+        loss, or weights that are no longer finite (a bad gradient shows up there). In a
+        data-parallel run, `minimum` (over processes) makes every process find the same."""
         phases = list(self._first_bad)
-        flags = [self._first_bad[p].double() for p in phases]
+        # the first bad step of each phase (infinity: none), then 1/0 for finite weights
+        firsts = [self._first_bad[p].double() for p in phases]
+        flags = [torch.where(first < 0, math.inf, first) for first in firsts]
         for network in networks.values():
             flags.append(torch.isfinite(weight_norm(network)).double())
-        values = torch.stack([flag.to(flags[0].device) for flag in flags]).tolist()
+        stacked = torch.stack([flag.double().to(flags[0].device) for flag in flags])
+        values = (minimum(stacked) if minimum is not None else stacked).tolist()
         self._first_bad.clear()
-        bad = [(first, phase) for phase, first in zip(phases, values) if first >= 0]
+        bad = [(first, phase) for phase, first in zip(phases, values) if first < math.inf]
         if bad:
             first, phase = min(bad)
             return f"the {phase} loss was NaN or infinite at step {int(first)}"

@@ -4,6 +4,10 @@ Records fall on multiples of --log-every. A run that ends (or is interrupted) be
 them writes a last record marked `"partial": true`; its pending sums are also saved in the
 checkpoint, so a resumed run drops that record and writes exactly the records an
 uninterrupted run would have written.
+
+In a data-parallel run every process keeps its own sums; `reduce` (an all-reduce mean over
+processes) turns them into the global batch's when a record is written or a checkpoint
+packed, and only rank 0 has a `path` to write to.
 """
 
 from __future__ import annotations
@@ -24,8 +28,13 @@ _PENDING_PREFIX = "logbook."
 
 
 class Logbook:
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(
+        self,
+        path: Path | None,
+        reduce: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    ):
+        self.path = path  # None: a process that does not write (not rank 0)
+        self.reduce = reduce or (lambda sums: sums)
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self._images = 0
@@ -46,6 +55,8 @@ class Logbook:
 
     def append(self, record: dict) -> None:
         """Write a record made elsewhere (an evaluation) as one line."""
+        if self.path is None:
+            return
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -53,7 +64,7 @@ class Logbook:
         """Write one record: interval means of the stats, `extra` values as they are now."""
         now = time.perf_counter()
         record: dict = {"step": step}
-        for key, total in self._sums.items():
+        for key, total in self.reduce(self._sums).items():
             record[key] = round(total.item() / self._counts[key], 6)
         for key, value in extra.items():
             record[key] = round(float(value), 6)
@@ -61,15 +72,16 @@ class Logbook:
         record["elapsed_s"] = round(now - self.started, 2)
         if partial:
             record["partial"] = True
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if self.path is not None:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
         if not partial:
             self._sums, self._counts, self._images, self._since = {}, {}, 0, now
         return record
 
     # ---- checkpointing the sums of an unfinished interval ----------------------------------
     def pack_pending(self) -> tuple[dict[str, torch.Tensor], dict]:
-        tensors = {_PENDING_PREFIX + key: total for key, total in self._sums.items()}
+        tensors = {_PENDING_PREFIX + key: total for key, total in self.reduce(self._sums).items()}
         return tensors, {"counts": self._counts, "images": self._images}
 
     def restore_pending(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:

@@ -32,6 +32,7 @@ from ganforge.data import (
 from ganforge.errors import GanforgeError
 from ganforge.models import (
     ModelFamily,
+    Phase,
     build_model,
     list_models,
     model_condition,
@@ -59,8 +60,11 @@ from ganforge.run import (
 )
 from ganforge.sampling import preview_grid
 from ganforge.training import checkpoint as ckpt
+from ganforge.training import fast_paths
 from ganforge.training.batches import EpochBatches
+from ganforge.training.clock import NO_CLOCK
 from ganforge.training.diagnostics import Doctor, gradient_norms, truncate_events
+from ganforge.training.distributed import Distributed, ShardedOrder, launch, launched
 from ganforge.training.ema import WeightAverage
 from ganforge.training.evaluation import TrainingEvaluator
 from ganforge.training.interrupt import GracefulInterrupt
@@ -87,6 +91,11 @@ def train(
     else:
         config = _new_config(config, options)
         run_dir = Path(config.out or _default_run_name(config))
+    if config.ddp and not launched():  # --ddp: start the processes; each builds a Trainer
+        if resume is None:
+            _refuse_existing_run(run_dir)
+        launch(config, run_dir, resume is not None, torch_device(config.device))
+        return Run(run_dir)
     return Trainer(config, run_dir, resuming=resume is not None).fit()
 
 
@@ -143,8 +152,15 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: Path, resuming: bool):
         self.run_dir = run_dir
-        self.tensorboard = TensorBoardLog(run_dir / TENSORBOARD_DIR) if config.tensorboard else None
-        self.device = torch_device(config.device)
+        # a data-parallel run (torchrun, --ddp): this process's rank, and its GPU
+        self.dist = Distributed.start(config, torch_device(config.device))
+        self.device = self.dist.device(torch_device(config.device))
+        fast_paths.configure_backends(self.device)
+        self.tensorboard = (
+            TensorBoardLog(run_dir / TENSORBOARD_DIR)
+            if config.tensorboard and self.dist.is_main
+            else None
+        )
         dataset = open_dataset(
             config.data,
             resolution=config.resolution,
@@ -167,6 +183,13 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.family: ModelFamily = build_model(config, config.resolution, config.channels)
         self.family.networks.to(self.device).train()
+        if config.sync_bn:
+            self.dist.sync_batchnorm(self.family.networks)
+        self.channels_last = fast_paths.wants_channels_last(
+            self.family.networks.values(), self.device
+        )
+        if self.channels_last:
+            fast_paths.to_channels_last(self.family.networks.values())
         # fixed example pairs of a translator's progress grids
         self.preview_examples = (
             _preview_pairs(config, dataset) if self.family.condition == "image" else None
@@ -182,10 +205,15 @@ class Trainer:
         }
         sampler = self.family.networks[self.family.sampler]
         self.ema = WeightAverage(sampler, config.ema_decay) if config.ema_decay > 0 else None
+        self.precision = fast_paths.Precision(config.precision, self.device, self.family.phases)
+        # --compile: compiled stand-ins the phases call (the networks keep their key names)
+        self.compiled = fast_paths.compiled_networks(self.family.networks) if config.compile else {}
+        self.dist.wrap(self.family.networks, list(self.optimizers), self.compiled)
+        self.clock = NO_CLOCK  # `ganforge bench` puts a SectionClock here
         self.batches = EpochBatches(len(dataset), config.batch_size, config.seed)
         self.real_batches = RealBatches(
             dataset,
-            self.batches,
+            self._batch_order(),
             self.device,
             cache=config.data_cache,
             workers=config.data_workers,
@@ -196,28 +224,29 @@ class Trainer:
         self._mid_iteration = False
         self._saved_at = time.monotonic()
         self._grad_norms: dict[str, torch.Tensor] = {}
-        self.logbook = Logbook(run_dir / METRICS_FILE)
-        self.evaluator = TrainingEvaluator(config, self.device) if config.eval_every else None
+        main = self.dist.is_main  # only rank 0 writes the run folder, and evaluates
+        self.logbook = Logbook(run_dir / METRICS_FILE if main else None, self.dist.mean)
+        self.evaluator = (
+            TrainingEvaluator(config, self.device) if config.eval_every and main else None
+        )
         self.doctor = (
-            Doctor(config, self.family, dataset, run_dir / EVENTS_FILE, self.device)
+            Doctor(
+                config, self.family, dataset, run_dir / EVENTS_FILE if main else None, self.device
+            )
             if config.doctor
             else None
         )
         self._early_stop: str | None = None
         if resuming:
             self._restore()
-        else:
+        elif main:
             self._create_run_dir()
         if self.tensorboard is not None:
             self.tensorboard.start(self.step)
 
     # ---- run folder ------------------------------------------------------------------
     def _create_run_dir(self) -> None:
-        if (self.run_dir / CONFIG_FILE).exists():
-            raise GanforgeError(
-                f"--out: '{self.run_dir}' already holds a run; resume it with "
-                f"`ganforge train --resume {self.run_dir}` or choose another --out"
-            )
+        _refuse_existing_run(self.run_dir)
         try:
             (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -252,6 +281,8 @@ class Trainer:
             "data_position": self.batches.position,
             "optimizers": optimizer_meta,
         }
+        if self.precision.scalers:
+            metadata["scalers"] = self.precision.state_dict()
         if self.evaluator is not None:
             metadata["evaluation"] = self.evaluator.state.to_dict()
         if self.doctor is not None:
@@ -259,17 +290,19 @@ class Trainer:
         return tensors, metadata
 
     def _save(self) -> None:
-        tensors, metadata = self._checkpoint_contents()
-        folder = self.run_dir / CHECKPOINT_DIR
-        ckpt.save_checkpoint(folder / ckpt.checkpoint_name(self.step), tensors, metadata)
-        ckpt.prune_checkpoints(folder, self.config.keep_checkpoints)
+        tensors, metadata = self._checkpoint_contents()  # every process: it averages the logbook
+        if self.dist.is_main:
+            folder = self.run_dir / CHECKPOINT_DIR
+            ckpt.save_checkpoint(folder / ckpt.checkpoint_name(self.step), tensors, metadata)
+            ckpt.prune_checkpoints(folder, self.config.keep_checkpoints)
         self._saved_at = time.monotonic()
 
     def _restore(self) -> None:
         folder = self.run_dir / CHECKPOINT_DIR
         if not ckpt.list_checkpoints(folder):
             raise GanforgeError(f"--resume: run '{self.run_dir}' has no checkpoint to resume from")
-        ckpt.remove_stale_temporaries(folder)
+        if self.dist.is_main:
+            ckpt.remove_stale_temporaries(folder)
         path, tensors, meta = ckpt.load_newest_valid(folder, complete=True)
         if meta["config_hash"] != self.config.trajectory_hash():
             raise GanforgeError(
@@ -285,6 +318,8 @@ class Trainer:
                 f"--steps: run '{self.run_dir}' is already at step {self.step}; "
                 f"give --steps {self.step} or more"
             )
+        if not self.dist.is_main:
+            return
         truncate_records(self.run_dir / METRICS_FILE, self.step)
         rollbacks = meta["doctor"]["rollbacks"] if meta.get("doctor") is not None else 0
         truncate_events(self.run_dir / EVENTS_FILE, self.step, rollbacks)
@@ -317,7 +352,8 @@ class Trainer:
                 epoch=meta["data_position"]["epoch"],
                 batch=meta["data_position"]["batch"],
             )
-            self.real_batches.restart(self.batches)
+            self.real_batches.restart(self._batch_order())
+        self.precision.load_state_dict(meta.get("scalers"))
         self.logbook.restore_pending(tensors, meta["logbook"])
         if self.evaluator is not None:
             self.evaluator.restore(meta.get("evaluation"))
@@ -325,9 +361,28 @@ class Trainer:
             self.doctor.load_state_dict(meta.get("doctor"))
 
     # ---- one iteration ---------------------------------------------------------------
+    def _batch_order(self) -> EpochBatches | ShardedOrder:
+        """The seeded batch order; a data-parallel process takes its rank's slice of each."""
+        if not self.dist.active:
+            return self.batches
+        return ShardedOrder(self.batches, self.dist.rank, self.dist.world_size)
+
     def _next_batch(self) -> dict[str, torch.Tensor]:
         """The next real batch (float [-1, 1] NCHW on the device, labels) in the seeded order."""
-        return self.real_batches.next()
+        batch = self.real_batches.next()
+        return fast_paths.channels_last_batch(batch) if self.channels_last else batch
+
+    @contextlib.contextmanager
+    def _phase_context(self, phase: Phase) -> Iterator[None]:
+        """What the family's loss is computed under: compiled or DDP stand-ins of the
+        networks, the global batch's noise (data-parallel), autocast (--precision)."""
+        stand_ins = self.dist.stand_ins(phase.trains, self.compiled)
+        with (
+            fast_paths.substituted(self.family.networks, stand_ins),
+            self.dist.global_noise(self.family),
+            self.precision.autocast(),
+        ):
+            yield
 
     def _iteration(self, log_now: bool) -> dict[str, torch.Tensor]:
         """One iteration: every phase of the family, each `repeats` times, then the EMA."""
@@ -340,23 +395,30 @@ class Trainer:
             optimizers = [self.optimizers[name] for name in phase.trains]
             for _ in range(repeats):
                 if phase.fresh_batch or batch is None:
-                    batch = self._next_batch()
-                    self.logbook.count_images(batch["images"].shape[0])
-                with only_trainable(self.family.networks, phase.trains):
+                    with self.clock.section("data"):
+                        batch = self._next_batch()
+                    self.logbook.count_images(batch["images"].shape[0] * self.dist.world_size)
+                with (
+                    self.clock.section(phase.name),
+                    only_trainable(self.family.networks, phase.trains),
+                ):
                     for optimizer in optimizers:
                         optimizer.zero_grad(set_to_none=True)
-                    loss, stats = self.family.phase_loss(phase.name, batch)
-                    loss.backward()
+                    with self._phase_context(phase):
+                        loss, stats = self.family.phase_loss(phase.name, batch)
+                    self.precision.backward(phase.name, loss)
                     if log_now:
-                        layers = self.config.diagnose_layers
-                        for name in phase.trains:
-                            network = self.family.networks[name]
-                            grad_norms.update(gradient_norms(name, network, layers))
-                    for optimizer in optimizers:
-                        optimizer.step()
-                self.logbook.add(stats)
+                        with self.clock.section("diagnostics"):
+                            self.precision.unscale(phase.name, optimizers)
+                            layers = self.config.diagnose_layers
+                            for name in phase.trains:
+                                network = self.family.networks[name]
+                                grad_norms.update(gradient_norms(name, network, layers))
+                    self.precision.step(phase.name, optimizers)
+                self.logbook.add(self.precision.float_stats(stats))
                 if self.doctor is not None:
-                    self.doctor.watch(phase.name, loss, self.step + 1)
+                    with self.clock.section("diagnostics"):
+                        self.doctor.watch(phase.name, loss, self.step + 1)
         if self.ema is not None:
             self.ema.update(self.family.networks[self.family.sampler], self.step)
         return grad_norms
@@ -388,13 +450,14 @@ class Trainer:
         finally:
             if self.tensorboard is not None:
                 self.tensorboard.close()
+            self.dist.close()
 
     def _fit(self) -> Run:
         config = self.config
         bar = tqdm(
             total=config.steps,
             initial=self.step,
-            disable=not config.progress,
+            disable=not config.progress or not self.dist.is_main,
             desc=f"{config.model} {config.data}",
             unit="step",
             dynamic_ncols=True,
@@ -403,7 +466,11 @@ class Trainer:
             self.doctor.snapshot(*self._checkpoint_contents())
         with bar, GracefulInterrupt() as interrupt, contextlib.closing(self.real_batches):
             try:
-                while self.step < config.steps and not interrupt.requested and not self._early_stop:
+                while (
+                    self.step < config.steps
+                    and not self._stop_requested(interrupt)
+                    and not self._early_stop
+                ):
                     self._train_one_step(bar)
             except KeyboardInterrupt:
                 if self._mid_iteration:
@@ -416,18 +483,27 @@ class Trainer:
             raise self._interrupted_error(saved=True)
         if self._early_stop:
             newest = ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR)
-            if not newest or newest[-1][0] != self.step:
+            if self.dist.from_main(not newest or newest[-1][0] != self.step):
                 self._save()
-            tqdm.write(self._early_stop, file=sys.stderr)
+            if self.dist.is_main:
+                tqdm.write(self._early_stop, file=sys.stderr)
         self._finish_partial_interval()
-        self._save_grid("final.png")
-        if self.reconstruction_examples is not None:
-            path = self.run_dir / SAMPLES_DIR / RECONSTRUCTIONS_FILE
-            save_reconstructions(
-                self.family, self.sampling_network(), self.reconstruction_examples, path
-            )
-        self._save_curves()
+        if self.dist.is_main:
+            self._save_grid("final.png")
+            if self.reconstruction_examples is not None:
+                path = self.run_dir / SAMPLES_DIR / RECONSTRUCTIONS_FILE
+                save_reconstructions(
+                    self.family, self.sampling_network(), self.reconstruction_examples, path
+                )
+            self._save_curves()
+        self.dist.barrier()  # the run folder is complete before any process returns
         return Run(self.run_dir)
+
+    def _stop_requested(self, interrupt: GracefulInterrupt) -> bool:
+        """A Ctrl-C or SIGTERM seen (by any process of a data-parallel run: all stop at the
+        same step)."""
+        interrupt.requested = self.dist.any(interrupt.requested)
+        return interrupt.requested
 
     def _train_one_step(self, bar: tqdm) -> None:
         config = self.config
@@ -438,19 +514,22 @@ class Trainer:
         self._mid_iteration = False
         bar.update(1)
         sample_now = self.step % config.sample_every == 0
-        evaluate_now = self.evaluator is not None and self.step % config.eval_every == 0
+        evaluate_now = config.eval_every > 0 and self.step % config.eval_every == 0
         minutes = config.checkpoint_minutes
-        overdue = minutes > 0 and time.monotonic() - self._saved_at >= 60 * minutes
+        overdue = minutes > 0 and self.dist.any(time.monotonic() - self._saved_at >= 60 * minutes)
         save_now = self.step % config.checkpoint_every == 0 or self.step == config.steps or overdue
         if not (record_now or sample_now or evaluate_now or save_now):
             return
-        if self._recovered():  # nothing non-finite is logged, evaluated or saved
+        with self.clock.section("diagnostics"):
+            recovered = self._recovered()
+        if recovered:  # nothing non-finite is logged, evaluated or saved
             bar.n = self.step
             bar.refresh()
             return
         if record_now:
-            self._record(bar)
-        if sample_now:
+            with self.clock.section("diagnostics"):
+                self._record(bar)
+        if sample_now and self.dist.is_main:
             name = f"step_{self.step:07d}.png"
             self._save_grid(name)
             if self.tensorboard is not None:
@@ -459,16 +538,20 @@ class Trainer:
             self._evaluate(bar)
         if save_now:
             self._save()
-            self._save_curves()
+            if self.dist.is_main:
+                self._save_curves()
         if self.doctor is not None:  # the state to return to if a later step goes non-finite
-            self.doctor.snapshot(*self._checkpoint_contents())
+            with self.clock.section("diagnostics"):
+                self.doctor.snapshot(*self._checkpoint_contents())
 
     def _record(self, bar: tqdm) -> None:
         """Write this step's record (with the doctor's signals) and let the doctor read it."""
         extra = dict(self._grad_norms)
-        if self.doctor is not None:
+        if self.doctor is not None and self.dist.is_main:
             extra.update(self.doctor.signals(self.family.networks, self.sampling_network()))
-        record = self.logbook.flush(self.step, extra)
+        record = self.logbook.flush(self.step, extra)  # every process: it averages the sums
+        if not self.dist.is_main:
+            return
         if self.tensorboard is not None:
             self.tensorboard.record(record, self.family.networks)
         postfix = {k: record[k] for k in ("loss_d", "loss_g", "loss_vae") if k in record}
@@ -481,7 +564,9 @@ class Trainer:
     def _recovered(self) -> bool:
         """Check the steps since the last check (one host sync); after a NaN or infinity, go
         back to the doctor's snapshot with smaller learning rates and say so (True)."""
-        problem = self.doctor.check(self.family.networks) if self.doctor is not None else None
+        if self.doctor is None:
+            return False
+        problem = self.doctor.check(self.family.networks, self.dist.minimum)
         if problem is None:
             return False
         tensors, meta = self.doctor.roll_back(problem, self.step)
@@ -490,21 +575,28 @@ class Trainer:
         return True
 
     def _evaluate(self, bar: tqdm) -> None:
-        """Measure the metric, log it, keep the best checkpoint, and maybe stop early."""
+        """Measure the metric, log it, keep the best checkpoint, and maybe stop early (rank 0
+        evaluates; in a data-parallel run, the others learn what it decided)."""
+        if not self.dist.is_main:
+            if self.dist.from_main(False):  # improved: the checkpoint averages the logbook
+                self._checkpoint_contents()
+            if self.dist.from_main(False):
+                self._early_stop = "stopped early"
+            return
         record, improved = self.evaluator.evaluate(self.family, self.sampling_network(), self.step)
         self.logbook.append(record)
         if self.tensorboard is not None:
             self.tensorboard.scalars(record)
         if self.doctor is not None:
             self.doctor.observe(record)
-        if improved:
+        if self.dist.from_main(improved):
             tensors, metadata = self._checkpoint_contents()
             metadata["eval"] = record
             folder = self.run_dir / CHECKPOINT_DIR
             ckpt.save_checkpoint(folder / BEST_CHECKPOINT, tensors, metadata)
         metric = self.evaluator.metric
         bar.set_postfix({metric: record[f"eval_{metric}"], "best": self.evaluator.state.best})
-        if self.evaluator.should_stop():
+        if self.dist.from_main(self.evaluator.should_stop()):
             self._early_stop = self.evaluator.stop_message(self.step)
 
     def _finish_partial_interval(self) -> None:
@@ -520,6 +612,14 @@ class Trainer:
         last = f"step {found[-1][0]}" if found else "no checkpoint yet"
         return GanforgeError(
             f"interrupted inside step {self.step + 1} (last checkpoint: {last}); {resume}"
+        )
+
+
+def _refuse_existing_run(run_dir: Path) -> None:
+    if (run_dir / CONFIG_FILE).exists():
+        raise GanforgeError(
+            f"--out: '{run_dir}' already holds a run; resume it with "
+            f"`ganforge train --resume {run_dir}` or choose another --out"
         )
 
 
