@@ -50,6 +50,73 @@ def weights_init(m: nn.Module) -> None:
         nn.init.constant_(m.bias.data, 0)
 
 
+class PlainDCGAN:
+    """The tutorial's networks, loss and optimisers, and its training iteration (`step`).
+    `benchmarks/train_throughput.py` times this against ganforge's loop."""
+
+    def __init__(
+        self,
+        width: int = 64,
+        resolution: int = RESOLUTION,
+        channels: int = CHANNELS,
+        device: torch.device | str = "cpu",
+    ):
+        self.netG = DCGANGenerator(
+            z_dim=Z_DIM, img_resolution=resolution, img_channels=channels, width=width
+        ).to(device)
+        self.netD = DCGANDiscriminator(
+            img_resolution=resolution, img_channels=channels, width=width
+        ).to(device)
+        self.netG.apply(weights_init)
+        self.netD.apply(weights_init)
+        self.netG.train()
+        self.netD.train()
+        self.device = device
+        self.criterion = nn.BCEWithLogitsLoss()
+        self.optimizerD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optimizerG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def step(self, real: torch.Tensor) -> dict[str, float]:
+        """One iteration on a batch of real images in [-1, 1]: D, then G (the tutorial's)."""
+        netD, netG, criterion = self.netD, self.netG, self.criterion
+        real_label, fake_label = 1.0, 0.0
+        b_size = real.size(0)
+
+        # (1) Update D: maximise log(D(x)) + log(1 - D(G(z)))
+        netD.zero_grad()
+        label = torch.full((b_size,), real_label, dtype=torch.float, device=self.device)
+        output = netD(real).view(-1)
+        errD_real = criterion(output, label)
+        errD_real.backward()
+        D_x = torch.sigmoid(output).mean().item()
+
+        noise = torch.randn(b_size, Z_DIM, 1, 1, device=self.device)
+        fake = netG(noise)
+        label.fill_(fake_label)
+        output = netD(fake.detach()).view(-1)
+        errD_fake = criterion(output, label)
+        errD_fake.backward()
+        D_G_z1 = torch.sigmoid(output).mean().item()
+        errD = errD_real + errD_fake
+        self.optimizerD.step()
+
+        # (2) Update G: maximise log(D(G(z))) (fake labels are real for the generator)
+        netG.zero_grad()
+        label.fill_(real_label)
+        output = netD(fake).view(-1)
+        errG = criterion(output, label)
+        errG.backward()
+        D_G_z2 = torch.sigmoid(output).mean().item()
+        self.optimizerG.step()
+        return {
+            "loss_d": errD.item(),
+            "loss_g": errG.item(),
+            "d_x": D_x,
+            "d_g_z1": D_G_z1,
+            "d_g_z2": D_G_z2,
+        }
+
+
 def train_plain(
     steps: int, batch_size: int = 64, width: int = 64, seed: int = 0, log_every: int = 0
 ) -> nn.Module:
@@ -58,20 +125,7 @@ def train_plain(
     data = load_dataset("mnist-mini")
     images = data.images.float() / 127.5 - 1.0  # uint8 [0, 255] -> [-1, 1], (N, 1, 28, 28)
     n = images.shape[0]
-
-    netG = DCGANGenerator(
-        z_dim=Z_DIM, img_resolution=RESOLUTION, img_channels=CHANNELS, width=width
-    )
-    netD = DCGANDiscriminator(img_resolution=RESOLUTION, img_channels=CHANNELS, width=width)
-    netG.apply(weights_init)
-    netD.apply(weights_init)
-    netG.train()
-    netD.train()
-
-    criterion = nn.BCEWithLogitsLoss()
-    real_label, fake_label = 1.0, 0.0
-    optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    plain = PlainDCGAN(width)
 
     step, epoch = 0, 0
     start = time.perf_counter()
@@ -80,47 +134,18 @@ def train_plain(
         for first in range(0, n, batch_size):
             if step >= steps:
                 break
-            real = images[order[first : first + batch_size]]
-            b_size = real.size(0)
-
-            # (1) Update D: maximise log(D(x)) + log(1 - D(G(z)))
-            netD.zero_grad()
-            label = torch.full((b_size,), real_label, dtype=torch.float)
-            output = netD(real).view(-1)
-            errD_real = criterion(output, label)
-            errD_real.backward()
-            D_x = torch.sigmoid(output).mean().item()
-
-            noise = torch.randn(b_size, Z_DIM, 1, 1)
-            fake = netG(noise)
-            label.fill_(fake_label)
-            output = netD(fake.detach()).view(-1)
-            errD_fake = criterion(output, label)
-            errD_fake.backward()
-            D_G_z1 = torch.sigmoid(output).mean().item()
-            errD = errD_real + errD_fake
-            optimizerD.step()
-
-            # (2) Update G: maximise log(D(G(z))) (fake labels are real for the generator)
-            netG.zero_grad()
-            label.fill_(real_label)
-            output = netD(fake).view(-1)
-            errG = criterion(output, label)
-            errG.backward()
-            D_G_z2 = torch.sigmoid(output).mean().item()
-            optimizerG.step()
-
+            losses = plain.step(images[order[first : first + batch_size]])
             step += 1
             if log_every and (step % log_every == 0 or step == steps):
                 print(
-                    f"[{epoch}][{step}/{steps}] Loss_D: {errD.item():.4f} "
-                    f"Loss_G: {errG.item():.4f} D(x): {D_x:.4f} "
-                    f"D(G(z)): {D_G_z1:.4f} / {D_G_z2:.4f} "
+                    f"[{epoch}][{step}/{steps}] Loss_D: {losses['loss_d']:.4f} "
+                    f"Loss_G: {losses['loss_g']:.4f} D(x): {losses['d_x']:.4f} "
+                    f"D(G(z)): {losses['d_g_z1']:.4f} / {losses['d_g_z2']:.4f} "
                     f"({time.perf_counter() - start:.0f}s)",
                     flush=True,
                 )
         epoch += 1
-    return netG
+    return plain.netG
 
 
 @torch.no_grad()

@@ -194,3 +194,10 @@ def test_latent_errors_are_one_line(runs, capsys, monkeypatch, tmp_path, argv, w
     argv = [arg.format(**paths) for arg in argv]
     assert main(["latent", *argv]) == 2
     one_line_error(capsys, *words)
+
+
+def test_a_translator_has_no_latent_space(tmp_path, capsys):
+    options = {**TINY, "data": "mnist-mini-edges", "resolution": 32, "steps": 1}
+    run = ganforge.train(model="pix2pix", out=str(tmp_path / "p2p"), **options)
+    assert main(["latent", "walk", str(run.path), "--out", str(tmp_path / "w.gif")]) == 2
+    one_line_error(capsys, "pix2pix", "translate")

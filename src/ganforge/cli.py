@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ema", action="store_true", help="use the raw generator, not its weight average"
     )
     translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    _add_bench_command(commands)
     _add_eval_commands(commands)
     _add_latent_commands(commands)
     _add_app_command(commands)
@@ -164,6 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("datasets", help="list the built-in datasets")
     _add_data_commands(commands)
     return parser
+
+
+def _add_bench_command(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="time the training step of a config on this machine: img/s and where time goes",
+        description="Train a config (any training flag) in a temporary folder for --warmup "
+        "untimed and --steps timed iterations (default 40); print images per second and the "
+        "time of data, each phase's step, diagnostics and the rest. Keeps nothing.",
+    )
+    bench.add_argument("--config", metavar="FILE", help="TOML, JSON or YAML file of options")
+    bench.add_argument(
+        "--warmup", type=int, default=5, metavar="N", help="untimed first steps (default: 5)"
+    )
+    _add_train_options(bench)
 
 
 def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
@@ -405,6 +421,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"samples: {run.path / 'samples' / 'final.png'}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from ganforge.training.bench import bench
+
+    options = load_config_file(args.config) if args.config else {}
+    options.update(_train_options(args))
+    print(bench(options, warmup=args.warmup).report())
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from ganforge import train
 
@@ -635,6 +659,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "train": cmd_train,
+    "bench": cmd_bench,
     "demo": cmd_demo,
     "sample": cmd_sample,
     "eval": cmd_eval,

@@ -184,6 +184,11 @@ class LatentSpace:
     ) -> LatentSpace:
         run = run if isinstance(run, Run) else Run(run)
         family = run.load(checkpoint)
+        if family.condition == "image":
+            raise GanforgeError(
+                f"run '{run.path}' is a {run.config.model} run, which translates images (it has "
+                "no latent space to walk): use `ganforge translate RUN INPUT`"
+            )
         label = int(run.class_labels(class_)[0]) if class_ is not None else None
         if family.condition == "class" and label is None:
             names = ", ".join(run.config.class_names[:12])

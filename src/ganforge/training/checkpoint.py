@@ -415,6 +415,19 @@ def unpack_optimizer(
     if len({frozenset(entries) for entries in state.values()}) > 1:
         raise GanforgeError(f"{prefix}: the saved states of its parameters differ in kind")
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+    _match_memory_format(optimizer)
+
+
+def _match_memory_format(optimizer: torch.optim.Optimizer) -> None:
+    """Lay each state tensor out in memory as its parameter is (a channels-last convolution's,
+    training/fast_paths.py): files hold contiguous tensors, and the fused Adam kernel reads a
+    parameter and its state element by element in memory order, so a mismatch would update
+    weights with the moments of other weights."""
+    for param, entries in optimizer.state.items():
+        for key, value in entries.items():
+            fits = isinstance(value, torch.Tensor) and value.shape == param.shape
+            if fits and value.stride() != param.stride():
+                entries[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _same_kind(saved: object, live: object) -> bool:
