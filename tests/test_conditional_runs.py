@@ -202,5 +202,7 @@ def test_a_model_s_own_defaults_fill_only_the_options_not_given(tmp_path, tiny_o
     assert (given.lr_g, given.lr_d) == (1e-4, defaults["lr_d"])
     assert _new_config({"model": "dcgan"}, {}).lr_g == ganforge.TrainConfig().lr_g
     # the resolved values are what the run records
-    run = ganforge.train(**{**tiny_options, "model": "cgan", "steps": 2, "out": str(tmp_path / "r")})
+    run = ganforge.train(
+        **{**tiny_options, "model": "cgan", "steps": 2, "out": str(tmp_path / "r")}
+    )
     assert run.config.lr_g == defaults["lr_g"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 import traceback
@@ -417,6 +418,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         options = load_config_file(args.config) if args.config else {}
         options.update(given)
         run = train(options)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return
     print(f"run: {run.path} (step {run.step})")
     print(f"samples: {run.path / 'samples' / 'final.png'}")
 

@@ -22,6 +22,7 @@ evaluates; decisions taken on one rank (stop, early stop, a late checkpoint) are
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import socket
@@ -74,6 +75,16 @@ class ShardedOrder:
         indices = self.order.next_indices()
         share = len(indices) // self.world_size
         return indices[self.rank * share : (self.rank + 1) * share]
+
+
+# No broadcast of buffers before each forward: batchnorm running statistics are only read in
+# eval mode (samples, evaluation), on rank 0, whose own are the ones saved (torch >= 2.13
+# renamed the option).
+_NO_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": False}
+)
 
 
 class _PhaseDDP(DistributedDataParallel):
@@ -169,9 +180,7 @@ class Distributed:
         for name in trained:
             network = compiled.get(name, networks[name])
             device_ids = [network_device(network).index] if self._on_cuda(network) else None
-            # broadcast_buffers=False: batchnorm running statistics are only read in eval
-            # mode (samples, evaluation), on rank 0, whose own are the ones saved.
-            self._wrapped[name] = _PhaseDDP(network, device_ids=device_ids, broadcast_buffers=False)
+            self._wrapped[name] = _PhaseDDP(network, device_ids=device_ids, **_NO_BUFFER_SYNC)
 
     def stand_ins(self, trains: tuple[str, ...], compiled: dict[str, nn.Module]) -> dict:
         """The modules a phase calls in place of the plain networks: the DDP wrapper of each
@@ -288,7 +297,7 @@ def launch(config: TrainConfig, run_dir: Path, resuming: bool, device: torch.dev
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         mp.start_processes(_worker, args=arguments, nprocs=count, start_method="spawn")
-    except mp.ProcessException as exc:
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
         messages = []
         while not errors.empty():
             messages.append(errors.get())
