@@ -12,21 +12,27 @@ rollback snapshot) with checkpoints and sample grids moved out of the timed wind
 loop runs the tutorial's iteration (`PlainDCGAN.step`) on batches drawn from the same images,
 held in memory as float tensors. After a warm-up, blocks of --block iterations alternate
 (ganforge, plain, plain, ganforge, ...) so that the noise of a shared machine falls on both
-alike; the ratio ganforge/plain is the figure. Process CPU time is reported next to wall time:
-with one thread it is the steadier of the two on a busy machine.
+alike. The figure is the median over block pairs of plain time / ganforge time (> 1: ganforge
+is faster), with its quartiles; process CPU time is reported next to wall time (with one
+thread it is the steadier of the two on a busy machine). The plain loop reads D(x), D(G(z))
+and both losses with .item() every iteration, as the tutorial does (free on a CPU, a host
+sync each on a GPU); ganforge reads its statistics once per record.
 
-Peak memory (--memory): each loop runs alone in a fresh process (the same settings,
---memory-steps iterations); on CPU the figure is the peak resident set (ru_maxrss) minus the
-resident set just before the networks were built (torch, the data and the interpreter are the
-same for both); on CUDA, torch.cuda.max_memory_allocated.
+Peak memory (--memory): each loop is built alone in a fresh process (the same settings), then
+runs --memory-steps iterations; on CPU the figure is the peak resident set while training
+(VmHWM, reset when training starts: data, networks, optimiser state, activations, torch and
+the interpreter; for ganforge also the EMA copy and the doctor's rollback snapshot; the plain
+loop holds its data as float, as the tutorial's DataLoader hands it over, ganforge as uint8);
+on CUDA also torch.cuda.max_memory_allocated.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,8 +108,8 @@ def compare(resolution: int, channels: int, args: argparse.Namespace) -> dict:
         for loop in loops.values():
             for _ in range(args.warmup):
                 loop()
-        wall = dict.fromkeys(loops, 0.0)
-        cpu = dict.fromkeys(loops, 0.0)
+        wall = {name: [] for name in loops}
+        cpu = {name: [] for name in loops}
         for block in range(args.blocks):
             order = list(loops) if block % 2 == 0 else list(reversed(loops))
             for name in order:
@@ -112,8 +118,8 @@ def compare(resolution: int, channels: int, args: argparse.Namespace) -> dict:
                 for _ in range(args.block):
                     loops[name]()
                 synchronize(device)
-                wall[name] += time.perf_counter() - start_wall
-                cpu[name] += time.process_time() - start_cpu
+                wall[name].append(time.perf_counter() - start_wall)
+                cpu[name].append(time.process_time() - start_cpu)
         trainer.real_batches.close()
     images = args.blocks * args.block * BATCH
     return {
@@ -121,48 +127,76 @@ def compare(resolution: int, channels: int, args: argparse.Namespace) -> dict:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "iterations": args.blocks * args.block,
-        "img_per_s": {name: images / seconds for name, seconds in wall.items()},
-        "ratio_wall": wall["plain"] / wall["ganforge"],
-        "ratio_cpu": cpu["plain"] / cpu["ganforge"],
+        "img_per_s": {name: images / sum(seconds) for name, seconds in wall.items()},
+        "ratio_wall": median_ratio(wall),
+        "ratio_cpu": median_ratio(cpu),
+        "ratio_spread": spread(wall),
         "channels_last": trainer.channels_last,
     }
+
+
+def median_ratio(seconds: dict[str, list[float]]) -> float:
+    """The median over blocks of plain time / ganforge time, each pair of blocks run back to
+    back: robust to the slow minutes of a shared machine."""
+    return statistics.median(p / g for p, g in zip(seconds["plain"], seconds["ganforge"]))
+
+
+def spread(seconds: dict[str, list[float]]) -> tuple[float, float]:
+    """The lower and upper quartile of the per-block ratios."""
+    ratios = sorted(p / g for p, g in zip(seconds["plain"], seconds["ganforge"]))
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return quartiles[0], quartiles[-1]
 
 
 # ---- peak memory, one loop per process ----------------------------------------------------------
 
 
-def resident_kib() -> int:
-    """This process's resident set now (VmRSS, KiB)."""
+def status_kib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS: now, VmHWM: peak), KiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
+def reset_peak_rss() -> bool:
+    """Start VmHWM afresh at the current resident set (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def measure_memory(which: str, resolution: int, channels: int, args: argparse.Namespace) -> dict:
-    """Run one loop alone in this process; its peak memory over what came before."""
+    """Build one loop alone in this process, then run it: the peak resident set while it
+    trains (data, networks, optimiser state, activations, and for ganforge the EMA copy and
+    the doctor's snapshot), and on CUDA the peak of allocated device memory."""
     from ganforge.data import open_dataset
     from ganforge.run import torch_device
 
-    dataset = open_dataset("mnist-mini", resolution=resolution, channels=channels)
     device = torch_device(args.device)
-    before = resident_kib()  # torch, the decoded data and the interpreter: alike for both
     with tempfile.TemporaryDirectory(prefix="ganforge-memory-") as folder:
         if which == "plain":
+            dataset = open_dataset("mnist-mini", resolution=resolution, channels=channels)
             loop = plain_loop(dataset.images.to(device))
+            del dataset  # the plain loop keeps its float copy
         else:
             loop = ganforge_loop(ganforge_trainer(resolution, channels, args.device, Path(folder)))
+        gc.collect()
+        if not reset_peak_rss():
+            raise SystemExit("cannot reset the peak resident set (/proc/self/clear_refs)")
+        before = status_kib("VmRSS")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         for _ in range(args.memory_steps):
             loop()
         synchronize(device)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    found = {
-        "loop": which,
-        "peak_rss_mib": peak_kib / 1024,
-        "over_start_mib": (peak_kib - before) / 1024,
-    }
+        found = {
+            "loop": which,
+            "before_mib": before / 1024,
+            "peak_rss_mib": status_kib("VmHWM") / 1024,
+        }
     if device.type == "cuda":
         found["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return found
@@ -191,7 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="28x1,64x3", help="RESOLUTIONxCHANNELS, comma-separated")
     parser.add_argument("--block", type=int, default=10, help="iterations per timed block")
-    parser.add_argument("--blocks", type=int, default=6, help="timed blocks per loop")
+    parser.add_argument("--blocks", type=int, default=10, help="timed blocks per loop")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -213,7 +247,9 @@ def main() -> None:
             f"{result['threads']} thread(s), {result['iterations']} iterations each "
             f"(channels-last: {result['channels_last']}):\n"
             f"  ganforge {speeds['ganforge']:8.1f} img/s   plain loop {speeds['plain']:8.1f} img/s"
-            f"   ratio {result['ratio_wall']:.3f} (wall), {result['ratio_cpu']:.3f} (CPU time)",
+            f"\n  ratio ganforge/plain {result['ratio_wall']:.3f} (wall; quartiles "
+            f"{result['ratio_spread'][0]:.3f}-{result['ratio_spread'][1]:.3f}), "
+            f"{result['ratio_cpu']:.3f} (CPU time)",
             flush=True,
         )
         if args.memory:
@@ -225,8 +261,8 @@ def main() -> None:
                     else ""
                 )
                 print(
-                    f"  peak memory {which:<8}: {found['over_start_mib']:7.1f} MiB over the start "
-                    f"(peak RSS {found['peak_rss_mib']:.0f} MiB{cuda})",
+                    f"  peak memory {which:<8}: {found['peak_rss_mib']:7.1f} MiB resident while "
+                    f"training ({found['before_mib']:.0f} MiB before the first step{cuda})",
                     flush=True,
                 )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -119,7 +119,12 @@ def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
     elif isinstance(value, (int, float)):
         changed = value + 7
     else:
-        changed = {"device": "cpu", "data_cache": "stream", "eval_metric": "kid"}.get(
+        changed = {
+            "device": "cpu",
+            "data_cache": "stream",
+            "eval_metric": "kid",
+            "precision": "bf16",
+        }.get(
             option, "elsewhere"
         )
     assert base.replace(**{option: changed}).trajectory_hash() == base.trajectory_hash()

@@ -20,7 +20,16 @@ def hflip_decisions(seed: int, epoch: int, size: int) -> torch.Tensor:
 
 def hflip_(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Mirror left-right, in place, the images (N, C, H, W) where `flip` (N,) is true."""
-    chosen = flip.nonzero().squeeze(1).to(images.device)
+    chosen = flip.nonzero().squeeze(1)
     if len(chosen):
+        chosen = to_device(chosen, images.device)
         images[chosen] = images[chosen].flip(-1)
     return images
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device`; from host memory to a GPU through pinned memory, without waiting
+    for the GPU (a plain copy from pageable memory synchronises the host with the device)."""
+    if tensor.device.type == "cpu" and device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

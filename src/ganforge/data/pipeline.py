@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganforge.config import DATA_CACHES as CACHES
-from ganforge.data.augment import hflip_, hflip_decisions
+from ganforge.data.augment import hflip_, hflip_decisions, to_device
 from ganforge.data.dataset import ImageDataset, to_model_range
 from ganforge.data.folder import ImageFolder
 from ganforge.errors import GanforgeError
@@ -101,19 +101,20 @@ class RealBatches:
         indices = self.order.next_indices()
         if self.streaming:
             images = self._next_streamed(indices)
-        else:
-            images = self.images[indices.to(self.images.device)]
-        labels = self.labels[indices.to(self.labels.device)]
-        sources = None if self.sources is None else self.sources[indices.to(self.sources.device)]
+            labels = self.labels[indices]
+        else:  # labels and sources live with the images
+            on_images = to_device(indices, self.images.device)
+            images, labels = self.images[on_images], self.labels[on_images]
+        sources = None if self.sources is None else self.sources[on_images]
         if self.hflip:
             flip = self._flip_decisions(self.order.epoch)[indices]
             images = hflip_(images, flip)  # a fresh tensor: flipped in place
             if sources is not None:  # a pair is mirrored as a whole
                 sources = hflip_(sources, flip)
-        images = images.to(self.device, non_blocking=True)
-        batch = {"images": to_model_range(images), "labels": labels.to(self.device)}
+        images = to_device(images, self.device)
+        batch = {"images": to_model_range(images), "labels": to_device(labels, self.device)}
         if sources is not None:
-            batch["sources"] = to_model_range(sources.to(self.device, non_blocking=True))
+            batch["sources"] = to_model_range(to_device(sources, self.device))
         return batch
 
     def close(self) -> None:

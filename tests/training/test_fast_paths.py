@@ -1,0 +1,256 @@
+"""The fast paths (training/fast_paths.py): which one a device gets, and that each computes
+the same training (fused optimisers, channels-last, --compile, --precision, no host reads in
+a step). The GPU paths cannot run here: their decisions are tested on device types."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import ganforge
+from ganforge.errors import GanforgeError
+from ganforge.models.gan import GAN_PHASES
+from ganforge.training import checkpoint as ckpt
+from ganforge.training import fast_paths
+from ganforge.training.diagnostics import Doctor
+from ganforge.training.logbook import Logbook
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+def test_the_fastest_optimizer_implementation_per_device():
+    assert fast_paths.optimizer_options(torch.optim.Adam, CPU) == {"fused": True}
+    assert fast_paths.optimizer_options(torch.optim.Adam, CUDA) == {"fused": True}
+    assert fast_paths.optimizer_options(torch.optim.SGD, CUDA) == {"fused": True}
+    assert fast_paths.optimizer_options(torch.optim.SGD, CPU) == {"foreach": True}
+    assert fast_paths.optimizer_options(torch.optim.RMSprop, CUDA) == {"foreach": True}
+
+
+def test_cpu_threads_share_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert fast_paths.cpu_threads(1, cores=8) == 8
+    assert fast_paths.cpu_threads(2, cores=8) == 4
+    assert fast_paths.cpu_threads(4, cores=2) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # torchrun's, or the user's: it wins
+    assert fast_paths.cpu_threads(2, cores=8) == 3
+
+
+def test_channels_last_for_convolutions_on_cuda_and_onednn_cpus(monkeypatch):
+    conv, dense = nn.Sequential(nn.Conv2d(2, 2, 3)), nn.Sequential(nn.Linear(2, 2))
+    assert fast_paths.wants_channels_last([dense, conv], CUDA)
+    assert not fast_paths.wants_channels_last([dense], CUDA)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    assert fast_paths.wants_channels_last([conv], CPU)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert not fast_paths.wants_channels_last([conv], CPU)
+    fast_paths.to_channels_last([conv, dense])
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv[0].weight.is_contiguous()
+    batch = fast_paths.channels_last_batch(
+        {"images": torch.zeros(2, 3, 4, 4), "labels": torch.zeros(2)}
+    )
+    assert batch["images"].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_cudnn_autotuning_is_switched_on_for_cuda_only(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    fast_paths.configure_backends(CPU)
+    assert torch.backends.cudnn.benchmark is False
+    fast_paths.configure_backends(CUDA)
+    assert torch.backends.cudnn.benchmark is True
+
+
+def _conv_and_adam(state: dict | None = None) -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 1, 3))
+    fast_paths.to_channels_last([network])
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.1, fused=True)
+    return network, optimizer
+
+
+def _adam_step(network: nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
+    images = torch.randn(4, 2, 6, 6, generator=torch.Generator().manual_seed(seed))
+    optimizer.zero_grad(set_to_none=True)
+    network(images.contiguous(memory_format=torch.channels_last)).square().mean().backward()
+    optimizer.step()
+
+
+def test_resumed_fused_adam_of_a_channels_last_network_is_exact():
+    """A checkpoint's state tensors are contiguous; the fused Adam kernel reads them in the
+    parameters' memory order: unpacking lays them out as the parameters are."""
+    straight, straight_adam = _conv_and_adam()
+    resumed, resumed_adam = _conv_and_adam()
+    for seed in range(2):
+        _adam_step(straight, straight_adam, seed)
+        _adam_step(resumed, resumed_adam, seed)
+    tensors, meta = ckpt.pack_optimizer("optimizers.d", resumed_adam)
+    modules = ckpt.pack_module("networks.d", resumed)
+    resumed, resumed_adam = _conv_and_adam()
+    ckpt.unpack_module("networks.d", resumed, {k: v.contiguous() for k, v in modules.items()})
+    contiguous = {k: v.contiguous() for k, v in tensors.items()}
+    ckpt.unpack_optimizer("optimizers.d", resumed_adam, contiguous, meta)
+    for seed in range(2, 4):
+        _adam_step(straight, straight_adam, seed)
+        _adam_step(resumed, resumed_adam, seed)
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_the_optimizer_implementation_is_the_live_one_not_the_checkpoints():
+    network = nn.Linear(3, 2)
+    saved = torch.optim.Adam(network.parameters(), lr=0.1, fused=True)
+    network(torch.ones(1, 3)).sum().backward()
+    saved.step()
+    tensors, meta = ckpt.pack_optimizer("optimizers.g", saved)
+    live = torch.optim.Adam(network.parameters(), lr=0.5, foreach=True)
+    ckpt.unpack_optimizer("optimizers.g", live, tensors, meta)
+    group = live.param_groups[0]
+    assert group["lr"] == 0.1  # the run's settings come back...
+    assert group["foreach"] is True and not group["fused"]  # ...its kernels are this device's
+
+
+def test_phases_call_stand_ins_and_the_networks_come_back():
+    networks = nn.ModuleDict({"generator": nn.Linear(2, 2), "discriminator": nn.Linear(2, 1)})
+    plain = networks["generator"]
+    stand_in = nn.Identity()
+    with pytest.raises(RuntimeError, match="inside"):
+        with fast_paths.substituted(networks, {"generator": stand_in}):
+            assert networks["generator"] is stand_in
+            raise RuntimeError("inside")
+    assert networks["generator"] is plain
+    assert list(networks.state_dict()) == list(nn.ModuleDict(dict(networks)).state_dict())
+
+
+# ---- --precision ---------------------------------------------------------------------------
+
+
+def test_fp16_needs_a_gpu(tiny_train):
+    with pytest.raises(GanforgeError, match="--precision fp16: needs a CUDA device"):
+        fast_paths.Precision("fp16", CPU, GAN_PHASES)
+    with pytest.raises(GanforgeError, match="--precision: 'fp8' is not one of"):
+        tiny_train(precision="fp8")
+
+
+def test_fp16_on_cuda_has_one_gradient_scaler_per_phase():
+    with warnings.catch_warnings():  # no CUDA here: the scalers disable themselves, and say so
+        warnings.simplefilter("ignore")
+        precision = fast_paths.Precision("fp16", CUDA, GAN_PHASES)
+    assert set(precision.scalers) == {"discriminator", "generator"}
+    assert precision.dtype is torch.float16
+    stats = precision.float_stats({"loss_d": torch.tensor(1.0, dtype=torch.float16)})
+    assert stats["loss_d"].dtype is torch.float32
+    plain = fast_paths.Precision("fp32", CUDA, GAN_PHASES)
+    assert plain.scalers == {} and plain.state_dict() == {}
+
+
+def test_checkpoints_hold_valid_scaler_states_only(tmp_path):
+    scaler = {
+        "scale": 65536.0,
+        "growth_factor": 2.0,
+        "backoff_factor": 0.5,
+        "growth_interval": 2000,
+        "_growth_tracker": 7,
+    }
+    ckpt.check_metadata({"scalers": {"generator": scaler}}, tmp_path / "c")
+    for bad in ({"generator": {**scaler, "scale": -1.0}}, {"generator": {}}, ["x"]):
+        with pytest.raises(GanforgeError, match="scalers"):
+            ckpt.check_metadata({"scalers": bad}, tmp_path / "c")
+
+
+def test_bf16_autocast_trains_on_cpu(tiny_train):
+    run = tiny_train(precision="bf16", steps=4)
+    records = run.metrics()
+    assert records and all(math.isfinite(r["loss_d"]) for r in records)
+    assert run.config.precision == "bf16"
+
+
+# ---- no host reads in a step ---------------------------------------------------------------
+
+
+def test_a_step_between_records_reads_nothing_back_from_the_device(
+    tmp_path, tiny_options, monkeypatch
+):
+    """Every host read (item, tolist, float(), bool() of a tensor) waits for a GPU: between
+    records the loop makes none (on CPU the same calls show where a GPU would wait)."""
+    from tqdm import tqdm
+
+    from ganforge.config import TrainConfig
+    from ganforge.training.loop import Trainer
+
+    options = {**tiny_options, "model": "dcgan", "resolution": 16, "log_every": 100}
+    trainer = Trainer(TrainConfig(**options, out=None), tmp_path / "run", resuming=False)
+    bar = tqdm(disable=True)
+    trainer._train_one_step(bar)  # the first step builds the optimisers' state
+    reads = []
+    for method in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        original = getattr(torch.Tensor, method)
+
+        def spy(self, *args, _original=original, _name=method):
+            reads.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, method, spy)
+    assert torch.ones(()).item() == 1.0 and reads == ["item"]  # the spies see host reads
+    reads.clear()
+    for _ in range(3):
+        trainer._train_one_step(bar)
+    monkeypatch.undo()
+    assert reads == []
+
+
+# ---- --compile -----------------------------------------------------------------------------
+
+
+def test_an_unusable_torch_compile_is_one_line(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nlong traceback")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(GanforgeError) as error:
+        fast_paths.compiled_networks(nn.ModuleDict({"generator": nn.Linear(1, 1)}))
+    assert str(error.value).startswith("--compile: torch.compile does not work here")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_compile_trains_and_its_checkpoint_loads_uncompiled(tiny_train):
+    run = tiny_train(compile=True, steps=3, ema_decay=0.0, doctor=False)
+    tensors, _ = ckpt.load_checkpoint(run.checkpoints[-1][1])
+    assert not any("_orig_mod" in name for name in tensors)
+    family = ganforge.load_run(run.path).load()  # plain networks, as ganforge.sample uses
+    assert not any("_orig_mod" in name for name in family.networks.state_dict())
+    assert run.sample(4, seed=0).shape[0] == 4
+
+
+# ---- data-parallel hooks of the logbook and the doctor -------------------------------------------
+
+
+def test_a_logbook_without_a_path_writes_nothing_and_reduces_its_sums(tmp_path):
+    halves = Logbook(None, reduce=lambda sums: {k: v / 2 for k, v in sums.items()})
+    halves.add({"loss_d": torch.tensor(3.0)})
+    tensors, _ = halves.pack_pending()
+    assert tensors["logbook.loss_d"].item() == 1.5
+    assert halves.flush(1, {})["loss_d"] == 1.5
+    halves.append({"step": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_process_finds_the_problem_one_process_saw(digits, tmp_path):
+    from ganforge.config import TrainConfig
+    from ganforge.models import build_model
+
+    config = TrainConfig(model="mlp", width=8, z_dim=8)
+    family = build_model(config, 8, 1)
+    doctor = Doctor(config, family, digits, None, CPU)
+    doctor.watch("generator", torch.tensor(1.0), step=7)
+    # another process saw a NaN generator loss at step 7: the minimum over processes says so
+    other = torch.tensor([7.0, 1.0, 1.0], dtype=torch.float64)
+    problem = doctor.check(family.networks, minimum=lambda mine: torch.minimum(mine, other))
+    assert problem == "the generator loss was NaN or infinite at step 7"
+    assert doctor.check(family.networks) is None
+    doctor._write(None)  # no events file for a process other than rank 0: nothing to write
+    assert list(tmp_path.iterdir()) == []
