@@ -9,7 +9,6 @@ it), DIR/compare.html (self-contained: grids as base64 PNG) and DIR/compare.json
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -25,6 +24,7 @@ from ganforge.metrics import load_extractor
 from ganforge.metrics.registry import default_extractor
 from ganforge.models import model_condition
 from ganforge.report.grid import image_grid, save_images
+from ganforge.report.html import data_uri
 from ganforge.run import Run
 
 DEFAULT_METRICS = ("fid", "pr", "dc", "modes")
@@ -199,7 +199,7 @@ def _png_uri(images) -> str:
     picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(buffer.getvalue(), "image/png")
 
 
 def html_page(labels, runs, results, grids, header: str, notes: Sequence[str]) -> str:

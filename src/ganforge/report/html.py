@@ -87,10 +87,11 @@ def _figure_png(title: str, series: dict, log_scale: bool, events: list[dict]) -
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    return _data_uri(buffer.getvalue(), "image/png")
+    return data_uri(buffer.getvalue(), "image/png")
 
 
-def _data_uri(data: bytes, mime: str) -> str:
+def data_uri(data: bytes, mime: str) -> str:
+    """`data` inline in a page (figures, grids, GIFs): the page stays one file."""
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
@@ -149,12 +150,12 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
     if grids:
         gif = grids_to_gif([p for _, p in grids], run_dir / SAMPLES_DIR / GIF_FILE)
         cells = "".join(
-            f'<figure><img class="grid" src="{_data_uri(p.read_bytes(), "image/png")}">'
+            f'<figure><img class="grid" src="{data_uri(p.read_bytes(), "image/png")}">'
             f"<figcaption>step {step}</figcaption></figure>"
             for step, p in grids
         )
         animation = (
-            f'<figure><img class="gif" src="{_data_uri(gif.read_bytes(), "image/gif")}">'
+            f'<figure><img class="gif" src="{data_uri(gif.read_bytes(), "image/gif")}">'
             f"<figcaption>the same noise across training "
             f"({html.escape(str(gif.relative_to(run_dir)))})</figcaption></figure>"
             if gif
