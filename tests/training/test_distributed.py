@@ -8,6 +8,8 @@ has no batchnorm (PyTorch's SyncBatchNorm, --sync-bn, runs on GPUs only).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -127,3 +129,19 @@ def test_ddp_on_two_processes_equals_one_process_and_resumes(
         "step_0000004.safetensors",
         "step_0000008.safetensors",
     ]
+
+
+@pytest.mark.slow
+def test_torchrun_starts_a_data_parallel_run(tmp_path):
+    """`torchrun --nproc-per-node 2 -m ganforge train ...`: the processes find each other from
+    torchrun's environment; the run folder is written, and its summary printed, once."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["--standalone", "-m", "ganforge", "train", "--model", "mlp", "--data", "digits"]
+    command += ["--width", "8", "--z-dim", "8", "--batch-size", "16", "--steps", "4"]
+    command += ["--log-every", "2", "--n-grid", "16", "--no-progress", "--out", "run"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run: run (step 4)") == 1
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [record["step"] for record in records] == [2, 4]
+    assert not json.loads((tmp_path / "run" / "config.json").read_text())["ddp"]

@@ -30,6 +30,14 @@ def test_the_fastest_optimizer_implementation_per_device():
     assert fast_paths.optimizer_options(torch.optim.RMSprop, CUDA) == {"foreach": True}
 
 
+def test_an_optimizer_without_the_fused_kernel_falls_back_to_foreach(monkeypatch):
+    params = [nn.Parameter(torch.ones(2))]
+    assert fast_paths.fastest(torch.optim.Adam, params, lr=0.1).defaults["fused"] is True
+    monkeypatch.setattr(fast_paths, "optimizer_options", lambda *_: {"fused": True})
+    optimizer = fast_paths.fastest(torch.optim.RMSprop, params, lr=0.1)  # RMSprop has none
+    assert optimizer.defaults["foreach"] is True
+
+
 def test_cpu_threads_share_the_cores(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert fast_paths.cpu_threads(1, cores=8) == 8

@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,6 +178,9 @@ class Distributed:
         construction broadcasts rank 0's weights."""
         if not self.active:
             return
+        # a channels-last weight with one input or output channel has strides autograd's
+        # gradient does not copy: DDP says so (a copy into its bucket, nothing more)
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
         for name in trained:
             network = compiled.get(name, networks[name])
             device_ids = [network_device(network).index] if self._on_cuda(network) else None

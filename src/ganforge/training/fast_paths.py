@@ -53,6 +53,19 @@ def optimizer_options(optimizer: type[torch.optim.Optimizer], device: torch.devi
     return {"foreach": True}
 
 
+def fastest(
+    optimizer: type[torch.optim.Optimizer], params: list[nn.Parameter], **settings
+) -> torch.optim.Optimizer:
+    """`optimizer(params, **settings)` in the implementation optimizer_options picks for the
+    parameters' device, or foreach where this torch lacks that kernel (CPU fused Adam came
+    with torch 2.4)."""
+    device = params[0].device if params else torch.device("cpu")
+    try:
+        return optimizer(params, **settings, **optimizer_options(optimizer, device))
+    except (RuntimeError, TypeError, ValueError):
+        return optimizer(params, **settings, foreach=True)
+
+
 def uses_convolutions(network: nn.Module) -> bool:
     return any(isinstance(layer, nn.modules.conv._ConvNd) for layer in network.modules())
 

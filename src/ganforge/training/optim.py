@@ -6,22 +6,18 @@ import torch
 from torch import nn
 
 from ganforge.config import TrainConfig
-from ganforge.training.fast_paths import optimizer_options
+from ganforge.training.fast_paths import fastest
 
 
 def make_optimizer(config: TrainConfig, network: nn.Module, lr: float) -> torch.optim.Optimizer:
     """The optimiser of `network`, in its fastest implementation on the network's device
     (fused or foreach: the same update, to float rounding; training/fast_paths.py)."""
     params = list(network.parameters())
-    device = params[0].device if params else torch.device("cpu")
     if config.optimizer == "adam":
-        fast = optimizer_options(torch.optim.Adam, device)
-        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), **fast)
+        return fastest(torch.optim.Adam, params, lr=lr, betas=(config.beta1, config.beta2))
     if config.optimizer == "rmsprop":
-        fast = optimizer_options(torch.optim.RMSprop, device)
-        return torch.optim.RMSprop(params, lr=lr, momentum=config.beta1, **fast)
-    fast = optimizer_options(torch.optim.SGD, device)
-    return torch.optim.SGD(params, lr=lr, momentum=config.beta1, **fast)
+        return fastest(torch.optim.RMSprop, params, lr=lr, momentum=config.beta1)
+    return fastest(torch.optim.SGD, params, lr=lr, momentum=config.beta1)
 
 
 SAMPLE_MAKERS = ("generator", "decoder")  # a GAN's generator, a VAE's decoder
