@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 import ganforge
-from conftest import TINY_OPTIONS
 from ganforge import GanforgeError
 from ganforge.cli import main
 from ganforge.latent import (
@@ -23,7 +22,18 @@ from ganforge.latent import (
     slerp,
 )
 
-TINY = {**TINY_OPTIONS, "steps": 4, "log_every": 2}  # tests/conftest.py
+TINY = {
+    "data": "digits",
+    "width": 8,
+    "z_dim": 8,
+    "batch_size": 16,
+    "steps": 4,
+    "log_every": 2,
+    "checkpoint_every": 100,
+    "sample_every": 100,
+    "n_grid": 16,
+    "progress": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +41,7 @@ def runs(tmp_path_factory):
     """Tiny runs of a GAN, a class-conditional GAN and the VAE."""
     root = tmp_path_factory.mktemp("latent")
     return {
-        model: ganforge.train(**{**TINY, "model": model, "out": str(root / model)})
+        model: ganforge.train(model=model, out=str(root / model), **TINY)
         for model in ("dcgan", "cgan", "vae")
     }
 
@@ -187,7 +197,7 @@ def test_latent_errors_are_one_line(runs, capsys, monkeypatch, tmp_path, argv, w
 
 
 def test_a_translator_has_no_latent_space(tmp_path, capsys):
-    options = {**TINY, "model": "pix2pix", "data": "mnist-mini-edges", "resolution": 32}
-    run = ganforge.train(**{**options, "steps": 1, "out": str(tmp_path / "p2p")})
+    options = {**TINY, "data": "mnist-mini-edges", "resolution": 32, "steps": 1}
+    run = ganforge.train(model="pix2pix", out=str(tmp_path / "p2p"), **options)
     assert main(["latent", "walk", str(run.path), "--out", str(tmp_path / "w.gif")]) == 2
     one_line_error(capsys, "pix2pix", "translate")

@@ -9,12 +9,23 @@ import torch
 from PIL import Image
 
 import ganforge
-from conftest import TINY_OPTIONS
 from ganforge.cli import main
 from ganforge.data import to_model_range, to_uint8
 from ganforge.reconstruction import paired_rows, reconstruct
 
-TINY = {**TINY_OPTIONS, "model": "vae", "steps": 6, "log_every": 3}  # tests/conftest.py
+TINY = {
+    "model": "vae",
+    "data": "digits",
+    "width": 8,
+    "z_dim": 8,
+    "batch_size": 16,
+    "steps": 6,
+    "log_every": 3,
+    "checkpoint_every": 100,
+    "sample_every": 100,
+    "n_grid": 16,
+    "progress": False,
+}
 
 
 @pytest.fixture(scope="module")
