@@ -18,6 +18,8 @@ import ganforge
 from ganforge.data import load_dataset
 from ganforge.training.logbook import WALL_CLOCK_FIELDS
 
+pytest_plugins = ["strict_skips"]  # GANFORGE_STRICT_SKIPS=1 (CI): a skipped test fails the run
+
 # The networks here are tiny: one intra-op thread is the fastest setting, and it avoids the
 # thread oversubscription that makes torch crawl on a shared 2-core CI machine.
 torch.set_num_threads(int(os.environ.get("GANFORGE_TEST_THREADS", "1")))
