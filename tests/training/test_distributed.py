@@ -2,7 +2,8 @@
 one process computes with the same global batch, write the run folder once, and resume.
 
 The equivalence needs batchnorm statistics of the global batch: the tiny runs use `mlp`, which
-has no batchnorm (PyTorch's SyncBatchNorm, --sync-bn, runs on GPUs only).
+has no batchnorm (PyTorch's SyncBatchNorm, --sync-bn, runs on GPUs only). A `dcgan` without
+--sync-bn equals one process whose batchnorm sees each process's slice alone.
 """
 
 from __future__ import annotations
@@ -145,3 +146,44 @@ def test_torchrun_starts_a_data_parallel_run(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [record["step"] for record in records] == [2, 4]
     assert not json.loads((tmp_path / "run" / "config.json").read_text())["ddp"]
+
+
+def _per_slice_batchnorm(slices: int):
+    """Batchnorm in training mode that normalises each of `slices` equal parts of its batch
+    with that part's own statistics: what each of `slices` processes does with its slice."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    original = _BatchNorm.forward
+
+    def forward(self, x):
+        if not self.training:
+            return original(self, x)
+        return torch.cat([original(self, part) for part in x.chunk(slices)])
+
+    return _BatchNorm, forward
+
+
+def _parameters(run: ganforge.Run) -> dict[str, torch.Tensor]:
+    """The networks' weights, without batchnorm's running statistics (buffers, which each
+    process updates from its own slice and only eval mode reads)."""
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    return {k: v for k, v in _networks(run).items() if not k.endswith(buffers)}
+
+
+@pytest.mark.slow
+def test_ddp_without_sync_bn_normalises_each_slice_alone(tmp_path, tiny_options, monkeypatch):
+    """README (Many processes): without --sync-bn each process normalises with its own
+    slice's statistics. A dcgan (batchnorm in G and D) on 2 processes equals one process
+    whose batchnorm sees each half of every batch alone, and not the one-process run whose
+    batchnorm sees the whole batch."""
+    options = {**tiny_options, "model": "dcgan", "resolution": 16, "steps": 3, "device": "cpu"}
+    ddp = _parameters(ganforge.train(**options, out=str(tmp_path / "ddp"), ddp=True))
+    whole = _parameters(ganforge.train(**options, out=str(tmp_path / "whole")))
+    batchnorm, per_slice = _per_slice_batchnorm(2)
+    monkeypatch.setattr(batchnorm, "forward", per_slice)
+    halves = _parameters(ganforge.train(**options, out=str(tmp_path / "halves")))
+    monkeypatch.undo()
+    _assert_close(ddp, halves)
+    # ...a different run from the global batch's, by much more than float rounding
+    apart = max((ddp[k] - whole[k]).abs().max().item() for k in whole)
+    assert apart > 1e-3
