@@ -399,7 +399,8 @@ def test_argparse_errors_exit_2(capsys):
 
 
 def test_large_seed_is_not_a_traceback(tmp_path, capsys):
-    code = main(tiny_flags(tmp_path / "r", seed=2**50, steps=1))
-    if code != 0:
-        assert code == 2
-        assert_one_line_error(capsys, "--seed")
+    assert main(tiny_flags(tmp_path / "r", seed=2**50, steps=1)) == 0
+    capsys.readouterr()
+    assert main(tiny_flags(tmp_path / "s", seed=2**70, steps=1)) == 2
+    assert_one_line_error(capsys, f"--seed: must be in 0 .. 2^63-1, got {2**70}")
+    assert not (tmp_path / "s").exists()

@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
+from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_seed
 from ganforge.config import TrainConfig, flag_name, load_config_file
 from ganforge.errors import GanforgeError
 
@@ -370,12 +371,12 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     info = actions.add_parser(
         "info",
-        help="count, shape, classes and skipped files, and a grid of real images",
-        description="Print a dataset's count, shape, classes and skipped files, and write a "
-        "grid of its real images.",
+        help="count, shape, classes and skipped files (and a grid of real images)",
+        description="Print a dataset's count, shape, classes and skipped files; with --out, "
+        "write a grid of its real images.",
     )
     info.add_argument("data", metavar="NAME|PATH", help="a dataset name or a folder of images")
-    info.add_argument("--out", help="grid image (default: NAME-real.png)")
+    info.add_argument("--out", metavar="FILE", help="also write a grid of real images to FILE")
     info.add_argument("--n", type=int, default=64, help="images in the grid (default: 64)")
     info.add_argument(
         "--paired",
@@ -413,6 +414,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         if args.config:
             raise GanforgeError("--config: a resumed run keeps its own config; drop --config")
+        _check_run_size(args.resume)
         run = train(resume=args.resume, **given)
     else:
         options = load_config_file(args.config) if args.config else {}
@@ -422,6 +424,21 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     print(f"run: {run.path} (step {run.step})")
     print(f"samples: {run.path / 'samples' / 'final.png'}")
+
+
+def _check_run_size(path: str) -> None:
+    """A run whose config.json asks for networks too large is refused naming the file."""
+    from ganforge import load_run
+    from ganforge.models.registry import check_model_size
+    from ganforge.run import CONFIG_FILE
+
+    run = load_run(path)
+    config = run.config
+    if config.resolution is not None and config.channels is not None:
+        try:
+            check_model_size(config, config.resolution, config.channels)
+        except GanforgeError as exc:
+            raise GanforgeError(f"'{run.path / CONFIG_FILE}': {exc}") from None
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -478,10 +495,17 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from ganforge.sampling import balanced_labels
 
     run = load_run(args.run)
-    if args.checkpoint:
-        run.load(args.checkpoint)
     if args.class_ is not None and args.classes is not None:
         raise GanforgeError("--class: give --class or --classes, not both")
+    check_seed("--seed", args.seed)
+    if args.classes is not None:
+        total = (8 if args.n is None else args.n) * max(1, run.config.num_classes)
+    else:
+        total = 64 if args.n is None else args.n
+    picture = not str(args.out).lower().endswith(".npz")
+    run.check_samples("--n", total, picture=picture)  # before any work
+    if args.checkpoint:
+        run.load(args.checkpoint)
     columns = None
     if args.classes is not None:
         per_class = 8 if args.n is None else args.n
@@ -506,7 +530,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from ganforge.evaluate import evaluate_run, format_table
+    from ganforge.evaluate import evaluate_run, format_table, write_eval_file
+
+    check_seed("--seed", args.seed)
 
     result = evaluate_run(
         args.run,
@@ -521,13 +547,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
         use_cache=not args.no_cache,
         inception_weights=args.inception_weights,
         pairs=args.pairs,
+        write=False,
     )
-    print(format_table(result))
-    print(f"wrote {result['run']}/eval.json ({result['seconds']:.0f} s)")
+    print(format_table(result), flush=True)  # first: a read-only run folder loses nothing
+    path = write_eval_file(result)
+    print(f"wrote {path} ({result['seconds']:.0f} s)")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
     from ganforge.compare import compare_runs
+
+    check_seed("--seed", args.seed)
+    check_at_most("--n", args.n, MAX_EVAL_SAMPLES)
 
     result = compare_runs(
         args.runs,
@@ -555,6 +586,11 @@ def cmd_latent(args: argparse.Namespace) -> None:
         )
         print(f"wrote {count} images and their reconstructions to {path}")
         return
+    if args.latent_command == "interp":
+        latent.check_frames(args.steps, 1, "--steps")
+    elif args.latent_command == "walk":
+        check_seed("--seed", args.seed)
+        latent.check_frames(args.keys, args.frames, "--keys x --frames")
     space = latent.LatentSpace.of_run(args.run, args.checkpoint, not args.no_ema, args.class_)
     if args.latent_command == "interp":
         frames = space.interpolate(args.seed_from, args.seed_to, args.steps, args.mode)
@@ -682,12 +718,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except GanforgeError as exc:
+    except (GanforgeError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"ganforge: error: {exc}", file=sys.stderr)
+        message = exc if isinstance(exc, GanforgeError) else describe_os_error(exc)
+        print(f"ganforge: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # during start-up, an evaluation, a sample: nothing half-written
+        if args.debug:
+            traceback.print_exc()
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+def describe_os_error(exc: OSError) -> GanforgeError:
+    """A disk that is full, a folder that is read-only, a file that vanished: one line naming
+    the file (every write is write-then-rename, so nothing is left half-written)."""
+    where = f"'{exc.filename}': " if exc.filename is not None else ""
+    return GanforgeError(f"{where}{exc.strerror or exc}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ganforge import bounds
 from ganforge.errors import GanforgeError, brief
 
 if sys.version_info >= (3, 11):
@@ -492,6 +493,7 @@ class TrainConfig:
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise _option_error(name, f"must be at least 1, got {getattr(self, name)}")
+        self._check_bounds()
         if not 0 <= self.checkpoint_minutes < float("inf"):
             raise _option_error(
                 "checkpoint_minutes",
@@ -574,8 +576,7 @@ class TrainConfig:
             )
         if self.data_workers < 0:
             raise _option_error("data_workers", f"must be 0 or more, got {self.data_workers}")
-        if not 0 <= self.seed < 2**32:
-            raise _option_error("seed", f"must be in [0, 2^32), got {self.seed}")
+        bounds.check_seed("--seed", self.seed)
         for name in ("doctor_patience", "doctor_repeat", "doctor_stall_evals"):
             if getattr(self, name) < 1:
                 raise _option_error(name, f"must be at least 1, got {getattr(self, name)}")
@@ -598,6 +599,31 @@ class TrainConfig:
         for name in ("doctor_collapse_kl", "doctor_swing"):
             if not getattr(self, name) >= 0:
                 raise _option_error(name, f"must be 0 or more, got {getattr(self, name)}")
+
+    def _check_bounds(self) -> None:
+        """Absurd sizes (ganforge.bounds), refused before any work: each names its flag."""
+        for name, bound in _BOUNDED_OPTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                bounds.check_at_most(flag_name(name), value, bound)
+        if self.resolution is not None and self.channels is not None:
+            # a progress grid holds n_grid images (a conditional one: a row per class)
+            grid = max(self.n_grid, self.num_classes)
+            bounds.check_images(
+                "--n-grid", grid, self.resolution, self.channels, bounds.MAX_GRID_BYTES
+            )
+        bounds.check_noise("--eval-n", self.eval_n, self.z_dim)
+
+
+_BOUNDED_OPTIONS = (
+    ("resolution", bounds.MAX_RESOLUTION),
+    ("z_dim", bounds.MAX_Z_DIM),
+    ("width", bounds.MAX_WIDTH),
+    ("num_classes", bounds.MAX_NUM_CLASSES),
+    ("d_steps", bounds.MAX_D_STEPS),
+    ("n_grid", bounds.MAX_GRID),
+    ("eval_n", bounds.MAX_EVAL_SAMPLES),
+)
 
 
 def diffaugment_policies(text: str) -> tuple[str, ...]:
@@ -663,6 +689,29 @@ def _check_types(config: TrainConfig) -> None:
             raise _option_error(f.name, f"expected true or false, got {brief(value)}")
         elif kind.startswith("list") and not isinstance(value, list):
             raise _option_error(f.name, f"expected a list, got {brief(value)}")
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not _is_utf8(text):
+                # a path such as b'caf\xe9' from a Latin-1 disk: config.json (UTF-8) cannot
+                # hold it, so the run could never finish, resume or be reported
+                raise _option_error(
+                    f.name, f"{brief(_raw_bytes(text))} is not valid UTF-8 text; rename it"
+                )
+
+
+def _raw_bytes(text: str) -> bytes:
+    """The bytes a file name decoded with surrogateescape came from (os.fsencode's)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape, not from bytes
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: undecodable bytes of a file name
+        return False
+    return True
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

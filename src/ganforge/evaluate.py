@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ganforge.atomic import atomic_write_text
+from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_noise, check_seed
 from ganforge.config import TrainConfig
 from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
@@ -237,6 +238,9 @@ def evaluate_run(
     A translator (pix2pix) is measured on held-out pairs instead (translate.py; `pairs`: a
     folder of them, needed when the run's data has no test split)."""
     run = run if isinstance(run, Run) else Run(run)
+    check_at_most("--n", n, MAX_EVAL_SAMPLES)  # before any work: features of every sample
+    check_noise("--n", n, run.config.z_dim)
+    check_seed("--seed", seed)
     if model_condition(run.config.model) == "image":
         from ganforge.translate import evaluate_translation
 
@@ -304,12 +308,19 @@ def evaluate_run(
         "seconds": round(time.perf_counter() - started, 2),
     }
     if write:
-        atomic_write_text(run.path / EVAL_FILE, json.dumps(result, indent=2) + "\n")
+        write_eval_file(result)
     return result
 
 
+def write_eval_file(result: dict) -> Path:
+    """RUN/eval.json, the last evaluation of a run (`result["run"]` names the run folder)."""
+    path = Path(result["run"]) / EVAL_FILE
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    return path
+
+
 def _checkpoint_step(run: Run, checkpoint) -> int:
-    if checkpoint is None:
+    if checkpoint is None or str(checkpoint) == "newest":
         return run.step
     from ganforge.training.checkpoint import load_checkpoint
 

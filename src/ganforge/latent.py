@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforge.bounds import MAX_FRAMES, MAX_GRID_BYTES, check_at_most, check_images, check_seed
 from ganforge.data import to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily
@@ -71,8 +72,19 @@ def interpolation_codes(
         raise GanforgeError(f"--mode: '{mode}' is not one of {', '.join(MODES)}")
     if steps < 2:
         raise GanforgeError(f"--steps: an interpolation needs at least 2 frames, got {steps}")
+    check_frames(steps, 1, "--steps")
     a, b = z_from.reshape(-1), z_to.reshape(-1)
     return torch.stack([INTERPOLATIONS[mode](a, b, i / (steps - 1)) for i in range(steps)])
+
+
+def check_frames(
+    count: int, per: int, flag: str, frame_shape: tuple[int, int] | None = None
+) -> None:
+    """`count` x `per` frames, all held at once in one picture or GIF: at most
+    bounds.MAX_FRAMES, and (with the frames' (resolution, channels)) MAX_GRID_BYTES of pixels."""
+    check_at_most(flag, count * per, MAX_FRAMES)
+    if frame_shape is not None:
+        check_images(flag, count * per, *frame_shape, MAX_GRID_BYTES)
 
 
 def arithmetic_code(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -88,6 +100,7 @@ def loop_codes(keys: torch.Tensor, frames_per_key: int) -> torch.Tensor:
         raise GanforgeError(f"--frames: must be at least 1, got {frames_per_key}")
     if len(keys) < 2:
         raise GanforgeError(f"--keys: a walk needs at least 2 codes, got {len(keys)}")
+    check_frames(len(keys), frames_per_key, "--keys x --frames")
     path = []
     for k in range(len(keys)):
         a, b = keys[k], keys[(k + 1) % len(keys)]
@@ -173,6 +186,7 @@ class LatentSpace:
     family: ModelFamily
     network: nn.Module
     label: int | None = None
+    frame_shape: tuple[int, int] | None = None  # (resolution, channels), for the size bounds
 
     @classmethod
     def of_run(
@@ -195,13 +209,15 @@ class LatentSpace:
             raise GanforgeError(
                 f"--class: run '{run.path}' is class-conditional; name one ({names})"
             )
-        return cls(family, run.generator(ema), label)
+        shape = (run.config.resolution, run.config.channels)
+        return cls(family, run.generator(ema), label, None if None in shape else shape)
 
     def images(self, codes: torch.Tensor) -> np.ndarray:
         return decode(self.family, self.network, codes, self.label)
 
     def interpolate(self, seed_from: int, seed_to: int, steps: int = 10, mode: str = "slerp"):
         """Frames (steps, H, W, C) from the sample of `seed_from` to that of `seed_to`."""
+        check_frames(steps, 1, "--steps", self.frame_shape)
         ends = seed_codes(self.family, [seed_from, seed_to])
         return self.images(interpolation_codes(ends[0], ends[1], steps, mode))
 
@@ -222,6 +238,10 @@ class LatentSpace:
         """A looping walk through `keys` random codes drawn from `seed`."""
         if keys < 2:
             raise GanforgeError(f"--keys: a walk needs at least 2 codes, got {keys}")
+        if frames_per_key < 1:
+            raise GanforgeError(f"--frames: must be at least 1, got {frames_per_key}")
+        check_frames(keys, frames_per_key, "--keys x --frames", self.frame_shape)
+        check_seed("--seed", seed)
         codes = self.family.sample_latent(keys, generator=torch.Generator().manual_seed(seed))
         return self.images(loop_codes(codes, frames_per_key))
 

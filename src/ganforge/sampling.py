@@ -13,9 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforge.bounds import check_seed
 from ganforge.data import to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily
+
+
+CLASS_GRID_BATCH = 256  # images per pass of a class grid
 
 
 def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
@@ -69,6 +73,7 @@ def sample_batches(
             "this model translates images (it has no noise to sample from): "
             "use `ganforge translate RUN INPUT`"
         )
+    check_seed("--seed", seed)
     device = next(network.parameters()).device
     noise = family.sample_latent(n, generator=torch.Generator().manual_seed(seed))
     if family.condition == "class":
@@ -107,20 +112,23 @@ def class_rows(
 ) -> tuple[np.ndarray, torch.Tensor]:
     """One row per class, `per_class` columns; column j uses the same noise in every row, so
     the grid shows what the label changes and what the noise keeps. Returns images and labels."""
+    check_seed("--seed", seed)
     classes = family.num_classes
     labels = torch.arange(classes).repeat_interleave(per_class)
     noise = family.sample_latent(per_class, generator=torch.Generator().manual_seed(seed))
     device = next(network.parameters()).device
     was_training = network.training
     network.eval()
+    chunks = []
     try:
-        with torch.no_grad():
-            images = sampler_output(
-                family, network, noise.repeat(classes, 1).to(device), labels.to(device)
-            )
+        with torch.no_grad():  # a large grid in batches (a small one in one pass, as always)
+            codes = noise.repeat(classes, 1)
+            for z, part in zip(codes.split(CLASS_GRID_BATCH), labels.split(CLASS_GRID_BATCH)):
+                images = sampler_output(family, network, z.to(device), part.to(device))
+                chunks.append(to_uint8(images).cpu())
     finally:
         network.train(was_training)
-    return to_uint8(images).cpu().permute(0, 2, 3, 1).numpy(), labels
+    return torch.cat(chunks).permute(0, 2, 3, 1).numpy(), labels
 
 
 def preview_grid(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -125,7 +126,8 @@ def make_cifar_records():
 
 class _MirrorHandler(BaseHTTPRequestHandler):
     """Serves server.files (URL path -> bytes); paths in server.truncated send half the body
-    under the full Content-Length, then hang up."""
+    under the full Content-Length, then hang up; paths in server.dripped send one byte every
+    0.2 s (until the client hangs up); paths in server.unsized send no Content-Length."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         body = self.server.files.get(self.path)
@@ -134,8 +136,21 @@ class _MirrorHandler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        if self.path not in self.server.unsized:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.path in self.server.dripped:
+            try:
+                for byte in body:  # bounded: the body's length, at most
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    self.server.dripped_bytes += 1
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up, as it should
+            return
+        if self.path in self.server.unsized:
+            self.close_connection = True
         if self.path in self.server.truncated:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -155,6 +170,7 @@ def mirror(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _MirrorHandler)
     server.daemon_threads = True
     server.files, server.truncated = {}, set()
+    server.dripped, server.unsized, server.dripped_bytes = set(), set(), 0
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True

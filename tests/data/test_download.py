@@ -164,3 +164,57 @@ def test_cifar_archive_download_cut_short_then_whole(
     mirror.truncated.clear()
     assert np.array_equal(load_dataset("cifar10").images.numpy(), images)
     assert [p.name for p in (data_root / "cifar10").iterdir()] == ["cifar-10-binary.tar.gz"]
+
+
+# ---- bounded in time and size ------------------------------------------------------------
+
+
+def test_a_server_dripping_a_byte_at_a_time_fails_at_the_deadline(mirror, tmp_path):
+    """One byte per 0.2 s: each read is quick, so only a deadline on the whole download ends
+    it (the test's deadline is 1 s; the body would take 20 s)."""
+    mirror.files["/slow.bin"] = PAYLOAD[:100]
+    mirror.dripped.add("/slow.bin")
+    dest = tmp_path / "slow.bin"
+    url = f"{mirror.url}/slow.bin"
+    with pytest.raises(GanforgeError) as info:
+        download_file(url, dest, md5=md5(PAYLOAD[:100]), progress=False, deadline_s=1.0)
+    message = str(info.value)
+    assert message.startswith(f"{url}: not finished within 1 s") and "\n" not in message
+    assert "nothing was kept" in message
+    assert mirror.dripped_bytes < 50  # it gave up long before the server was done
+    assert list(tmp_path.iterdir()) == []  # no partial file, under any name
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["content-length", "no-content-length"])
+def test_a_server_sending_more_than_the_cap_fails_naming_it(mirror, tmp_path, sized):
+    mirror.files["/big.bin"] = PAYLOAD  # 10,240 bytes
+    if not sized:
+        mirror.unsized.add("/big.bin")
+    url = f"{mirror.url}/big.bin"
+    with pytest.raises(GanforgeError) as info:
+        download_file(url, tmp_path / "big.bin", progress=False, max_bytes=4096)
+    message = str(info.value)
+    assert message.startswith(url) and "cap of 4,096 bytes" in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+    download_file(url, tmp_path / "big.bin", progress=False, max_bytes=len(PAYLOAD))  # at the cap
+    assert (tmp_path / "big.bin").read_bytes() == PAYLOAD
+
+
+def test_a_dataset_file_is_capped_at_twice_its_known_size(mirror, data_root):
+    mirror.files["/thing/t.bin"] = PAYLOAD
+    small = DataFile("t.bin", md5(PAYLOAD), size=len(PAYLOAD) // 4)
+    with pytest.raises(GanforgeError, match="cap of 5,120 bytes"):
+        ensure_files("thing", [small], [f"{mirror.url}/thing/"], progress=False)
+    assert not (data_root / "thing" / "t.bin").exists()
+    right = dataclasses.replace(small, size=len(PAYLOAD))
+    (path,) = ensure_files("thing", [right], [f"{mirror.url}/thing/"], progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_official_mirrors_use_https_where_they_have_it():
+    """yann.lecun.com serves no https; it stays, last, behind an https mirror (checksummed)."""
+    for dataset in (mnist.MNIST, mnist.FASHION_MNIST, mnist.KMNIST):
+        assert dataset.mirrors[0].startswith("https://"), dataset.mirrors
+        plain = [m for m in dataset.mirrors if not m.startswith("https://")]
+        assert plain in ([], ["http://yann.lecun.com/exdb/mnist/"]), plain
+    assert all(m.startswith("https://") for m in cifar.MIRRORS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -247,3 +248,97 @@ def test_a_file_pillow_cannot_decode_found_while_streaming_is_an_error_naming_it
     dds_texture(tmp_path / "a.png")  # replaced after the scan
     with pytest.raises(GanforgeError, match="a.png': Unknown pixel format"):
         folder.images_at(torch.tensor([0]))
+
+
+# ---- pixels decoded as a photo viewer shows them, or refused naming the file ----------------
+
+
+def quadrant_image() -> np.ndarray:
+    """16x16 grey: the stored top-left 8x8 quadrant white, the rest black."""
+    pixels = np.zeros((16, 16), dtype=np.uint8)
+    pixels[:8, :8] = 255
+    return pixels
+
+
+@pytest.mark.parametrize(("suffix", "orientation", "turn"), [(".png", 6, -1), (".jpg", 3, 2)])
+def test_exif_orientation_turns_the_image_upright(tmp_path, suffix, orientation, turn):
+    stored = quadrant_image()
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # 6: shown turned 90 degrees clockwise; 3: turned 180 degrees
+    Image.fromarray(stored).save(tmp_path / f"photo{suffix}", exif=exif, quality=100)
+    image = load_image_folder(tmp_path, 16, 1).images[0, 0].numpy().astype(int)
+    shown = np.rot90(stored, k=turn).astype(int)  # what a photo viewer displays
+    assert np.abs(image - shown).max() <= 8  # JPEG: a few levels of ringing at the edges
+    bright = (slice(0, 8), slice(8, 16)) if orientation == 6 else (slice(8, 16), slice(8, 16))
+    assert image[bright].mean() > 240  # the white quadrant is where a viewer shows it
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_saturated(tmp_path):
+    values = np.array([[0, 257 * 100, 65535, 257 * 128]] * 4, dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "depth.png")
+    assert Image.open(tmp_path / "depth.png").mode == "I;16"
+    grey = load_image_folder(tmp_path, 4, 1).images[0, 0]
+    assert grey[0].tolist() == [0, 100, 255, 128]
+    rgb = load_image_folder(tmp_path, 4, 3).images[0]
+    assert rgb[:, 0, :].tolist() == [[0, 100, 255, 128]] * 3
+
+
+def test_a_float_tiff_in_0_1_is_scaled_to_0_255_not_black(tmp_path):
+    values = np.array([[0.0, 0.2, 1.0, 0.6]] * 4, dtype=np.float32)
+    Image.fromarray(values).save(tmp_path / "float.tif")
+    assert Image.open(tmp_path / "float.tif").mode == "F"
+    grey = load_image_folder(tmp_path, 4, 1).images[0, 0]
+    assert grey[0].tolist() == [0, 51, 255, 153]
+
+
+@pytest.mark.parametrize(
+    ("values", "why"),
+    [
+        (np.array([[0.0, np.nan]] * 2, dtype=np.float32), "not finite"),
+        (np.array([[-5.0, 300.0]] * 2, dtype=np.float32), "range is unknown"),
+        (np.array([[0, 70000]] * 2, dtype=np.int32), "32-bit integer pixels"),
+    ],
+)
+def test_pixels_of_unknown_range_are_refused_naming_the_file(tmp_path, values, why):
+    Image.fromarray(values).save(tmp_path / "odd.tif")
+    with pytest.raises(GanforgeError, match=f"odd.tif'.*{why}") as caught:
+        load_image_folder(tmp_path, 2, 1, strict=True)
+    assert "\n" not in str(caught.value)
+
+
+def png_declaring(path, width: int, height: int):
+    """A real 1x1 PNG whose header then declares `width` x `height` (CRC fixed): Pillow opens
+    it lazily; decoding would fail (or take gigabytes): only a header check refuses it cleanly."""
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_image_over_the_pixel_budget_is_refused_from_its_header(tmp_path):
+    write_image(tmp_path / "a.png")
+    huge = png_declaring(tmp_path / "huge.png", 9000, 9000)  # 81 MP, under Pillow's own limit
+    with pytest.raises(GanforgeError, match="huge.png'.*9000x9000.*limit of 40 megapixels"):
+        load_image_folder(tmp_path, 8, 1, strict=True)
+    for read in (load_image_folder, open_image_folder):  # skipped, by name, on both paths
+        with pytest.warns(UserWarning, match="huge.png'.*limit of 40 megapixels"):
+            assert len(read(tmp_path, 8, 1)) == 1
+    assert huge.exists()
+
+
+def test_the_pixel_budget_is_a_setting(tmp_path, monkeypatch):
+    write_image(tmp_path / "a.png", size=(10, 10))
+    write_image(tmp_path / "b.png", size=(11, 10))
+    monkeypatch.setattr("ganforge.data.folder.MAX_IMAGE_PIXELS", 100)
+    with pytest.warns(UserWarning, match="b.png'.*11x10"):
+        dataset = load_image_folder(tmp_path, 8, 1)
+    assert len(dataset) == 1
+
+
+def test_pillows_decompression_bomb_error_is_one_line_naming_the_file(tmp_path):
+    png_declaring(tmp_path / "bomb.png", 20000, 20000)  # 400 MP: Pillow refuses it in open()
+    with pytest.raises(GanforgeError, match="bomb.png'.*decompression bomb") as caught:
+        load_image_folder(tmp_path, 8, 1, strict=True)
+    assert "\n" not in str(caught.value)

@@ -16,14 +16,18 @@ def _in_tmp(tmp_path, monkeypatch):
 
 def test_info_on_a_named_dataset(data_root, write_mnist, tmp_path, capsys):
     write_mnist(tmp_path / "elsewhere" / "mnist", n=50)
-    assert main(["data", "info", "mnist", "--data-root", str(tmp_path / "elsewhere")]) == 0
+    args = ["data", "info", "mnist", "--data-root", str(tmp_path / "elsewhere")]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "images    50, uint8, 1 x 28 x 28" in out
     assert "classes   10: 0 (5), 1 (5)" in out
     assert str(tmp_path / "elsewhere" / "mnist") in out
     assert "skipped   0 files" in out
-    grid = tmp_path / "mnist-real.png"
-    assert f"grid      {grid.name} (50 images)" in out
+    assert "grid" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]  # nothing written unasked
+    grid = tmp_path / "digits.png"
+    assert main([*args, "--out", grid.name]) == 0
+    assert f"grid      {grid.name} (50 images)" in capsys.readouterr().out
     with Image.open(grid) as image:
         assert image.size[0] > 28 * 7  # a grid of 8 columns of enlarged digits
 
@@ -56,11 +60,15 @@ def test_info_on_paired_folders(tmp_path, capsys):
         for i in range(2):
             pixels = np.full((20, 20), value + i, dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "pairs" / side / f"{i}.png")
-    assert main(["data", "info", str(tmp_path / "pairs"), "--paired", "--channels", "1"]) == 0
+    args = ["data", "info", str(tmp_path / "pairs"), "--paired", "--channels", "1"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "pairs     2 in" in out and "(folders)" in out
     assert "A and B: uint8, 1 x 64 x 64" in out
-    assert (tmp_path / "pairs-real.png").is_file()
+    assert "grid" not in out and sorted(p.name for p in tmp_path.iterdir()) == ["pairs"]
+    assert main([*args, "--out", "pairs.png"]) == 0
+    assert "grid      pairs.png (2 pairs, A left of B)" in capsys.readouterr().out
+    assert (tmp_path / "pairs.png").is_file()
 
 
 @pytest.mark.parametrize(

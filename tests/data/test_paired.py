@@ -76,3 +76,16 @@ def test_unreadable_pairs_and_empty_folders(tmp_path):
         load_paired_folder(tmp_path / "nothing")
     with pytest.raises(GanforgeError, match="--layout"):
         load_paired_folder(tmp_path, layout="stacked")
+
+
+def test_side_by_side_pairs_are_decoded_as_a_viewer_shows_them(tmp_path):
+    """A 16-bit A|B pair stored turned (EXIF orientation 3, 180 degrees): upright, 8-bit."""
+    pair = np.zeros((4, 8), dtype=np.uint16)
+    pair[:, :4] = 257 * 200  # shown left half (A): 200 once scaled to 8 bits
+    pair[:, 4:] = 257 * 50
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.fromarray(np.rot90(pair, 2).copy()).save(tmp_path / "pair.png", exif=exif)
+    pairs = load_paired_folder(tmp_path, resolution=4, channels=1)
+    assert pairs.images_a.unique().tolist() == [200]
+    assert pairs.images_b.unique().tolist() == [50]

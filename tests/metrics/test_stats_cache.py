@@ -3,6 +3,10 @@ files go, and an unwritable cache."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -172,3 +176,106 @@ def test_non_uint8_images_are_an_error(tmp_path, images, extractor):
     with pytest.raises(GanforgeError, match="uint8"):
         real_features(images.float(), extractor, root=tmp_path)
     assert npz_files(tmp_path) == []
+
+
+# ---- a cache file that lies: verified before use, recomputed with a one-line note ------------
+
+
+def entry_arrays(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def sha256_of(*arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def rewrite_entry(path, change, *, fix_checksum=True):
+    """Rewrite the entry with `change(arrays)` applied; by default its checksum is made to
+    match the new values, so that only the check under test can refuse it."""
+    arrays = entry_arrays(path)
+    change(arrays)
+    if fix_checksum:
+        arrays["checksum"] = np.str_(sha256_of(arrays["features"], arrays["logits"]))
+    write_npz(path, **arrays)
+
+
+def set_value(value):
+    def change(arrays):
+        arrays["features"] = arrays["features"].copy()
+        arrays["features"][5, 7] = value
+
+    return change
+
+
+def declared_array(shape, dtype="<f4") -> bytes:
+    """A .npy member whose header declares `shape` but which holds 16 bytes of values."""
+    handle = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(handle, header)
+    return handle.getvalue() + bytes(16)
+
+
+def replace_member(path, name: str, data: bytes):
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    members[name] = data
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda p: rewrite_entry(p, set_value(np.nan)), "'features' holds NaN or infinite"),
+        (lambda p: rewrite_entry(p, set_value(1e38)), "'features' holds 1e+38, beyond 1e+06"),
+        (lambda p: rewrite_entry(p, set_value(3.5), fix_checksum=False), "checksum"),
+        (
+            lambda p: rewrite_entry(p, lambda a: a.update(features=a["features"][:, :64])),
+            "'features' is float32 (100, 64), expected f (100, 128)",
+        ),
+        (
+            lambda p: rewrite_entry(p, lambda a: a.update(logits=a["logits"][:99])),
+            "'logits' is float32 (99, 10)",
+        ),
+        (
+            lambda p: replace_member(p, "features.npy", declared_array((10**7, 10**5))),
+            "'features' is float32 (10000000, 100000), expected f (100, 128)",
+        ),
+        (
+            lambda p: replace_member(p, "data.npy", declared_array((10**12,), "<U64")),
+            "'data' is <U64 (1000000000000,)",
+        ),
+        (lambda p: rewrite_entry(p, lambda a: a.pop("checksum"), fix_checksum=False), "holds"),
+    ],
+    ids=["nan", "1e38", "checksum", "feature-dim", "count", "huge", "huge-string", "no-checksum"],
+)
+def test_a_lying_cache_file_is_noted_and_recomputed(
+    tmp_path, images, extractor, calls, capfd, damage, why
+):
+    first = real_features(images, extractor, root=tmp_path)
+    (path,) = npz_files(tmp_path)
+    damage(path)
+    capfd.readouterr()
+    again = real_features(images, extractor, root=tmp_path)
+    assert calls.count == 2
+    np.testing.assert_array_equal(again.features, first.features)
+    np.testing.assert_array_equal(again.logits, first.logits)
+    note = capfd.readouterr().err
+    assert note.count("\n") == 1 and str(path) in note and why in note, note
+    assert note.rstrip().endswith("recomputing them")
+    calls.fail = True  # rewritten whole and verified: the next call reads it, quietly
+    np.testing.assert_array_equal(
+        real_features(images, extractor, root=tmp_path).features, first.features
+    )
+    assert capfd.readouterr().err == ""
+
+
+def test_the_written_checksum_is_the_sha256_of_the_values(tmp_path, images, extractor):
+    found = real_features(images, extractor, root=tmp_path)
+    (path,) = npz_files(tmp_path)
+    assert str(entry_arrays(path)["checksum"]) == sha256_of(found.features, found.logits)

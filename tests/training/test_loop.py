@@ -3,6 +3,7 @@ the run folder it writes, logging, optimisers and the errors it raises before tr
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import ganforge
 from ganforge import GanforgeError, TrainConfig, losses
 from ganforge.data import load_dataset, to_model_range
 from ganforge.models import build_model, list_models, model_condition
+from ganforge.sampling import generate
 from ganforge.training.loop import Trainer, only_trainable
 from ganforge.training.optim import learning_rate, make_optimizer
 
@@ -282,9 +284,55 @@ def test_ema_copy(tiny_train):
     ema_keys = [k for k in load_file(str(with_ema.checkpoints[-1][1])) if "generator_ema" in k]
     assert ema_keys
     assert not [k for k in load_file(str(without.checkpoints[-1][1])) if "_ema" in k]
-    # the average lags the raw generator, so its samples differ
-    assert not (with_ema.sample(8, seed=0) == with_ema.sample(8, seed=0, ema=False)).all()
     assert (without.sample(8, seed=0) == without.sample(8, seed=0, ema=False)).all()
+
+
+def test_the_ema_follows_its_rule_step_by_step_and_sampling_uses_it(tmp_path, tiny_options):
+    """After iteration t (from 0), ema = β·ema + (1 - β)·G with β = min(decay, (1+t)/(10+t))
+    (ema.py: the warm-up); recomputed here from G's weights recorded after every iteration.
+    decay 0.3 is reached at t = 3, so both the warm-up and the decay are checked."""
+    decay, steps = 0.3, 8
+    options = {**tiny_options, "ema_decay": decay, "steps": steps, "lr_g": 0.02}  # G moves far
+    config = TrainConfig.from_dict(options)
+    trainer = Trainer(config, tmp_path / "run", resuming=False)
+    generator = trainer.family.networks["generator"]
+    average = [p.detach().double().clone() for p in generator.parameters()]  # starts as G
+    recorded = []
+    iteration = trainer._iteration
+
+    def recording_iteration(log_now):
+        out = iteration(log_now)
+        recorded.append([p.detach().double().clone() for p in generator.parameters()])
+        return out
+
+    trainer._iteration = recording_iteration
+    run = trainer.fit()
+    assert len(recorded) == steps
+    assert any(not torch.equal(a, b) for a, b in zip(recorded[0], recorded[-1], strict=True))
+    for t, weights in enumerate(recorded):
+        beta = min(decay, (1 + t) / (10 + t))
+        average = [beta * a + (1 - beta) * w for a, w in zip(average, weights, strict=True)]
+
+    saved = load_file(str(run.checkpoints[-1][1]))
+    names = [name for name, _ in generator.named_parameters()]
+    for name, expected, raw in zip(names, average, recorded[-1], strict=True):
+        ema = saved[f"networks.generator_ema.{name}"].double()
+        assert torch.allclose(ema, expected, atol=1e-6), name
+        assert not torch.allclose(ema, raw, atol=1e-4), f"{name}: the EMA is the raw G"
+        assert torch.equal(saved[f"networks.generator.{name}"].double(), raw)
+
+    # sampling (the API's default and the loop's grids) draws from the EMA copy
+    assert trainer.sampling_network() is trainer.ema.network
+    by_hand = copy.deepcopy(generator)
+    with torch.no_grad():
+        for parameter, expected in zip(by_hand.parameters(), average, strict=True):
+            parameter.copy_(expected)
+    family = run.load()
+    ema_samples = generate(family, by_hand, 8, seed=0).astype(int)
+    raw_samples = generate(family, generator, 8, seed=0).astype(int)
+    assert abs(run.sample(8, seed=0).astype(int) - ema_samples).max() <= 1  # float rounding
+    assert (run.sample(8, seed=0, ema=False) == raw_samples).all()
+    assert abs(ema_samples - raw_samples).max() > 1
 
 
 def test_default_run_folder_is_under_runs(tmp_path, tiny_options, monkeypatch):

@@ -14,7 +14,7 @@ _HFLIP_SALT = 0x9E37_79B9  # keeps the flip stream apart from the batch order's 
 
 def hflip_decisions(seed: int, epoch: int, size: int) -> torch.Tensor:
     """Which of the `size` images are mirrored in `epoch`: bool (size,), half on average."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch + _HFLIP_SALT)
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch + _HFLIP_SALT) % 2**64)
     return torch.randint(0, 2, (size,), generator=generator, dtype=torch.uint8).bool()
 
 

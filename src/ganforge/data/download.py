@@ -7,6 +7,10 @@ looks like a dataset. Offline, the error says which files to place where.
 
 $GANFORGE_OFFLINE=1 never tries the network; $GANFORGE_DATA_MIRROR=URL replaces the official
 mirrors by URL/NAME/FILE (a data root served over HTTP, e.g. on a local network).
+
+A download is bounded in time as a whole (DEADLINE_S, not only per read: a server that drips a
+byte at a time would otherwise hold it forever) and in size (twice the file's known size, and
+MAX_DOWNLOAD_BYTES in any case).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -28,7 +33,9 @@ from ganforge.errors import GanforgeError
 
 OFFLINE_ENV = "GANFORGE_OFFLINE"
 MIRROR_ENV = "GANFORGE_DATA_MIRROR"
-TIMEOUT_S = 30.0
+TIMEOUT_S = 30.0  # for each read
+DEADLINE_S = 3600.0  # for the whole download: 170 MB (CIFAR) at 50 kB/s
+MAX_DOWNLOAD_BYTES = 1 << 30  # no dataset file or weights file is larger
 CHUNK_BYTES = 1 << 20
 
 
@@ -41,6 +48,11 @@ class DataFile:
     md5: str
     sha256: str | None = None
     local_names: tuple[str, ...] = ()
+    size: int | None = None  # bytes, when known: a download may not exceed twice this
+
+    @property
+    def max_bytes(self) -> int:
+        return min(2 * self.size, MAX_DOWNLOAD_BYTES) if self.size else MAX_DOWNLOAD_BYTES
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -109,6 +121,7 @@ def ensure_files(
                     md5=file.md5,
                     sha256=file.sha256,
                     progress=progress,
+                    max_bytes=file.max_bytes,
                 )
                 break
             except GanforgeError as exc:
@@ -129,11 +142,14 @@ def download_file(
     sha256: str | None = None,
     sha1: str | None = None,
     progress: bool = True,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+    deadline_s: float = DEADLINE_S,
 ) -> Path:
     """Download `url` to `dest` through a temporary file, verifying length and checksums.
 
     Raises GanforgeError naming the URL on HTTP errors, network errors, a transfer shorter
-    than its Content-Length, or a checksum mismatch; `dest` is then left untouched.
+    than its Content-Length, a checksum mismatch, more than `max_bytes`, or a download not
+    finished within `deadline_s` seconds; `dest` is then left untouched.
     """
     dest = Path(dest)
     digests = {"MD5": (hashlib.md5(usedforsecurity=False), md5)}
@@ -143,7 +159,9 @@ def download_file(
         digests["SHA-1"] = (hashlib.sha1(usedforsecurity=False), sha1)
     try:
         with atomic_path(dest) as tmp:
-            received, expected = _stream_to(url, tmp, [d for d, _ in digests.values()], progress)
+            hashes = [d for d, _ in digests.values()]
+            limits = (max_bytes, deadline_s)
+            received, expected = _stream_to(url, tmp, hashes, progress, limits)
             if expected is not None and received != expected:
                 raise GanforgeError(
                     f"{url}: transfer cut short at {received} of {expected} bytes; nothing was kept"
@@ -159,13 +177,20 @@ def download_file(
     return dest
 
 
-def _stream_to(url: str, path: Path, digests: list, progress: bool) -> tuple[int, int | None]:
-    """Copy `url` into `path`, feeding `digests`; returns (bytes received, Content-Length)."""
-    received = 0
+def _stream_to(
+    url: str, path: Path, digests: list, progress: bool, limits: tuple[int, float]
+) -> tuple[int, int | None]:
+    """Copy `url` into `path`, feeding `digests`, within `limits` (max bytes, deadline in s);
+    returns (bytes received, Content-Length)."""
+    max_bytes, deadline_s = limits
+    received, started = 0, time.monotonic()
+    too_big = f"{url}: more than the cap of {max_bytes:,} bytes for this file; nothing was kept"
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        with urllib.request.urlopen(url, timeout=min(TIMEOUT_S, deadline_s)) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
+            if expected is not None and expected > max_bytes:
+                raise GanforgeError(too_big)
             bar = tqdm(
                 total=expected,
                 unit="B",
@@ -176,7 +201,14 @@ def _stream_to(url: str, path: Path, digests: list, progress: bool) -> tuple[int
                 leave=False,
             )
             with bar, open(path, "wb") as out:
-                while chunk := response.read(CHUNK_BYTES):
+                while chunk := response.read1(CHUNK_BYTES):  # what has arrived, not 1 MiB
+                    if received + len(chunk) > max_bytes:
+                        raise GanforgeError(too_big)
+                    if time.monotonic() - started > deadline_s:
+                        raise GanforgeError(
+                            f"{url}: not finished within {deadline_s:g} s ({received:,} bytes "
+                            "received); nothing was kept"
+                        )
                     out.write(chunk)
                     for digest in digests:
                         digest.update(chunk)
@@ -191,6 +223,8 @@ def _stream_to(url: str, path: Path, digests: list, progress: bool) -> tuple[int
         ) from None
     except urllib.error.URLError as exc:
         raise GanforgeError(f"{url}: {exc.reason}") from None
+    except TimeoutError:
+        raise GanforgeError(f"{url}: no data for {min(TIMEOUT_S, deadline_s):g} s") from None
     except (OSError, http.client.HTTPException) as exc:
         raise GanforgeError(f"{url}: {exc}") from None
     return received, expected

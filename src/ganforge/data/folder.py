@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from tqdm.auto import tqdm
 
 from ganforge.data.dataset import ImageDataset
@@ -28,6 +28,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 IGNORED_NAMES = {"Thumbs.db", "desktop.ini"}  # clutter file managers leave, never data
 DEFAULT_RESOLUTION = 64
 NAMED_WARNINGS = 20  # skipped files named one warning each; the summary counts them all
+# The most pixels an image may declare (after a JPEG's reduced-scale draft): a 13000x13000 PNG
+# would take 1.5 GB and seconds to decode only to be shrunk to 64 px. Checked on the header,
+# before any pixel is decoded; Pillow's own DecompressionBombError comes far later (179 MP).
+MAX_IMAGE_PIXELS = 40_000_000
 # What Pillow raises for files it cannot decode: a truncated PNG, OSError; a DDS texture in a
 # pixel format it lacks, NotImplementedError; its plugins' header parsers, SyntaxError,
 # struct.error, EOFError, IndexError, ... (Pillow's own fuzzers expect several of these).
@@ -44,6 +48,11 @@ DECODE_ERRORS = (
     ZeroDivisionError,
     Image.DecompressionBombError,
 )
+
+
+class ImageRefused(ValueError):
+    """An image ganforge will not decode (too many pixels, or pixels of an unknown range);
+    a ValueError, so that every reader reports it like any file that does not decode."""
 
 
 @dataclass
@@ -98,7 +107,48 @@ def read_square(file: Path, resolution: int, channels: int) -> np.ndarray:
     """Decode `file`, center-crop it to a square, resize it (Lanczos): uint8 (C, H, W)."""
     with Image.open(file) as image:
         image.draft(None, (resolution, resolution))  # JPEG: decode at a reduced scale, faster
-        return square_pixels(image, resolution, channels)
+        return square_pixels(as_viewed(image), resolution, channels)
+
+
+def check_pixel_budget(image: Image.Image) -> None:
+    """Refuse an image whose header declares more than MAX_IMAGE_PIXELS (nothing decoded yet)."""
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageRefused(
+            f"{width}x{height} pixels ({width * height / 1e6:.1f} megapixels) is over the limit "
+            f"of {MAX_IMAGE_PIXELS / 1e6:g} megapixels"
+        )
+
+
+def as_viewed(image: Image.Image) -> Image.Image:
+    """`image` as a photo viewer shows it, in an 8-bit mode: turned upright by its EXIF
+    orientation, 16-bit grey scaled to 8 bits, [0, 1] float grey to 0..255. Checks the pixel
+    budget first; refuses pixels whose range it cannot know."""
+    check_pixel_budget(image)
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)  # a copy: only when there is something to turn
+    if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
+        values = np.asarray(image).astype(np.float64)  # PNG and TIFF: 16 bits, 0..65535
+        return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8))
+    if image.mode == "I":
+        raise ImageRefused("32-bit integer pixels of unknown range: save it with 8 or 16 bits")
+    if image.mode == "F":
+        return Image.fromarray(_float_grey(np.asarray(image, dtype=np.float64)))
+    return image
+
+
+def _float_grey(values: np.ndarray) -> np.ndarray:
+    """Float grey pixels in [0, 1] (or already 0..255) as uint8; any other range is refused."""
+    if not np.isfinite(values).all():
+        raise ImageRefused("float pixels that are not finite (NaN or infinity)")
+    low, high = float(values.min()), float(values.max())
+    if low >= 0.0 and high <= 1.0:
+        values = values * 255.0
+    elif low < 0.0 or high > 255.0:
+        raise ImageRefused(
+            f"float pixels from {low:g} to {high:g}: not [0, 1] nor 0..255, the range is unknown"
+        )
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
 def square_pixels(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
@@ -161,7 +211,8 @@ def open_image_folder(
     files = tqdm(folder.files, desc="checking images", unit="img", disable=not progress)
     for index, file in enumerate(files):
         try:
-            with Image.open(file):
+            with Image.open(file) as image:
+                check_pixel_budget(image)
                 kept.append(index)
         except DECODE_ERRORS as exc:
             bad.append((file, decode_failure(exc)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganforge.bounds import MAX_GRID_BYTES, MAX_RESOLUTION, check_at_most, check_images
 from ganforge.data import LoadOptions, open_dataset
 from ganforge.data.cifar import CIFAR_DATASETS, MIRRORS
 from ganforge.data.dataset import ImageDataset
@@ -34,11 +35,14 @@ def dataset_info(
     n: int = 64,
     out: str | Path | None = None,
 ) -> str:
-    """Load `name` as training would, write a grid of `n` of its images to `out`, and return
-    a report: count, shape, classes, where it was read from, and every skipped file."""
+    """Load `name` as training would and return a report: count, shape, classes, where it was
+    read from, and every skipped file; with `out`, also write a grid of `n` of its images there
+    (only when asked: nothing is written into the current folder unasked)."""
     if n < 1:
         raise GanforgeError(f"--n: must be at least 1, got {n}")
-    out = Path(out or f"{Path(name).name or 'dataset'}-real.png")
+    if resolution is not None:
+        check_at_most("--resolution", resolution, MAX_RESOLUTION)
+    out = Path(out) if out is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report lists the skipped files itself
         if paired:
@@ -48,11 +52,14 @@ def dataset_info(
             name, resolution=resolution, channels=channels, strict=strict, options=options
         )
     chosen = _sample_indices(len(dataset), n)
-    images = dataset.images_at(chosen)
     pairs = isinstance(dataset, ImageDataset) and dataset.paired
-    if pairs:  # a translator's data: each source left of its image
-        images = torch.cat([dataset.sources_at(chosen), images], dim=-1)
-    save_images(np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy()), out)
+    if out is not None:
+        count = len(chosen) * (2 if pairs else 1)
+        check_images("--n", count, dataset.resolution, dataset.channels, MAX_GRID_BYTES)
+        images = dataset.images_at(chosen)
+        if pairs:  # a translator's data: each source left of its image
+            images = torch.cat([dataset.sources_at(chosen), images], dim=-1)
+        save_images(np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy()), out)
     held = "in memory (decoded once)" if isinstance(dataset, ImageDataset) else "streamed"
     lines = [
         f"dataset   {dataset.name}",
@@ -61,8 +68,10 @@ def dataset_info(
         f"classes   {_classes(dataset)}",
         f"held      {held}",
         *_skipped(dataset.skipped),
-        f"grid      {out} ({len(chosen)} {'pairs, source left of image' if pairs else 'images'})",
     ]
+    if out is not None:
+        what = "pairs, source left of image" if pairs else "images"
+        lines.append(f"grid      {out} ({len(chosen)} {what})")
     return "\n".join(lines)
 
 
@@ -80,19 +89,27 @@ def download_dataset(name: str, data_root: str | Path | None = None) -> list[Pat
 
 
 def _paired_info(
-    name: str, resolution: int | None, channels: int | None, strict: bool, n: int, out: Path
+    name: str,
+    resolution: int | None,
+    channels: int | None,
+    strict: bool,
+    n: int,
+    out: Path | None,
 ) -> str:
     pairs = load_paired_folder(name, resolution, channels, strict=strict)
     chosen = _sample_indices(len(pairs), n)
-    side_by_side = torch.cat([pairs.images_a[chosen], pairs.images_b[chosen]], dim=-1)
-    save_images(side_by_side.permute(0, 2, 3, 1).contiguous().numpy(), out)
     _, c, h, w = pairs.images_a.shape
+    if out is not None:
+        check_images("--n", 2 * len(chosen), max(h, w), c, MAX_GRID_BYTES)
+        side_by_side = torch.cat([pairs.images_a[chosen], pairs.images_b[chosen]], dim=-1)
+        save_images(side_by_side.permute(0, 2, 3, 1).contiguous().numpy(), out)
     lines = [
         f"pairs     {len(pairs)} in '{pairs.name}' ({pairs.layout})",
         f"images    A and B: uint8, {c} x {h} x {w} (channels x height x width)",
         *_skipped(pairs.skipped),
-        f"grid      {out} ({len(chosen)} pairs, A left of B)",
     ]
+    if out is not None:
+        lines.append(f"grid      {out} ({len(chosen)} pairs, A left of B)")
     return "\n".join(lines)
 
 

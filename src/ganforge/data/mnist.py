@@ -50,8 +50,8 @@ MNIST = IdxDataset(
 FASHION_MNIST = IdxDataset(
     "fashion-mnist",
     (
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        "https://fashion-mnist.s3.eu-central-1.amazonaws.com/",  # the S3 website's bucket, https
     ),
     {
         "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",

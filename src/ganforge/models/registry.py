@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
+from ganforge.bounds import check_parameters
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.models.family import CONDITIONS, ModelFamily
@@ -40,8 +43,21 @@ def model_defaults(name: str) -> dict[str, Any]:
 
 
 def build_model(config: TrainConfig, img_resolution: int, img_channels: int) -> ModelFamily:
-    _check_known(config.model)
+    check_model_size(config, img_resolution, img_channels)
     return _MODELS[config.model][0](config, img_resolution, img_channels)
+
+
+def check_model_size(config: TrainConfig, img_resolution: int, img_channels: int) -> None:
+    """Refuse networks beyond bounds.MAX_PARAMETERS before allocating them: they are built
+    on the meta device first (shapes only: no memory, no random draws)."""
+    _check_known(config.model)
+    with torch.device("meta"):
+        shapes = _MODELS[config.model][0](config, img_resolution, img_channels).networks
+    check_parameters(
+        sum(p.numel() for p in shapes.parameters()),
+        f"--width {config.width}, --resolution {img_resolution}, --z-dim {config.z_dim}"
+        + (f", --num-classes {config.num_classes}" if config.num_classes else ""),
+    )
 
 
 def _check_known(name: str) -> None:

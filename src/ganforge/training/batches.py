@@ -17,7 +17,8 @@ class EpochBatches:
         self._order = self._permutation(epoch)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        # modulo 2^64, what manual_seed takes (a no-op for seeds under 2^44)
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**64)
         return torch.randperm(self.size, generator=generator)
 
     def next_indices(self) -> torch.Tensor:
