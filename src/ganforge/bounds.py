@@ -25,6 +25,7 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed takes 0 .. 2^64-1; int64 keeps every c
 # products, where one allocation is their product
 MAX_PARAMETERS = 500_000_000  # generator + discriminator (x ~5 with gradients, Adam, EMA)
 MAX_IMAGE_BYTES = 2**31  # uint8 images held at once: N x H x W x C (2 GiB)
+MAX_DATASET_BYTES = 2**33  # a dataset resized in memory for training (8 GiB of uint8)
 MAX_GRID_BYTES = 2**28  # one picture: a grid or a GIF's frames (256 MiB of pixels)
 MAX_NOISE_FLOATS = 2**28  # noise drawn at once: N x z-dim float32 (1 GiB)
 

@@ -138,3 +138,25 @@ def test_register_dataset(monkeypatch):
     assert "tiny" in list_datasets()
     dataset = load_dataset("tiny", resolution=4, channels=3)
     assert dataset.images.shape == (6, 3, 4, 4)
+
+
+def test_resizing_goes_by_chunks_and_equals_one_resize_of_the_whole(digits, monkeypatch):
+    from ganforge.data import dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "_RESIZE_CHUNK", 100)  # 1,797 images: 18 chunks
+    resized = digits.to_shape(32, None).images
+    whole = torch.nn.functional.interpolate(
+        digits.images.float(), size=(32, 32), mode="bilinear", antialias=True, align_corners=False
+    )
+    assert resized.dtype == torch.uint8
+    assert torch.equal(resized, whole.round().clamp(0, 255).to(torch.uint8))
+
+
+def test_a_resolution_that_would_not_fit_in_memory_is_refused_before_resizing(digits, monkeypatch):
+    from ganforge.data import dataset as dataset_module
+
+    # at 1024 px the 1,797 digits would take 1.8 GiB: over a bound of 1 GiB
+    monkeypatch.setattr(dataset_module, "MAX_DATASET_BYTES", 2**30)
+    monkeypatch.setattr(dataset_module.F, "interpolate", None)  # never reached
+    with pytest.raises(GanforgeError, match=r"^--resolution: 1,797 images of 1 x 1024 x 1024"):
+        digits.to_shape(1024, None)

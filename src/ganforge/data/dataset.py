@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from ganforge.bounds import MAX_DATASET_BYTES, check_images
+
 
 @dataclass
 class ImageDataset:
@@ -67,15 +69,24 @@ def _reshape(images: torch.Tensor, resolution: int | None, channels: int | None)
     if channels is not None and channels != images.shape[1]:
         images = _convert_channels(images, channels)
     if resolution is not None and resolution != images.shape[-1]:
-        resized = F.interpolate(
-            images.float(),
-            size=(resolution, resolution),
-            mode="bilinear",
-            antialias=True,
-            align_corners=False,
+        check_images("--resolution", len(images), resolution, images.shape[1], MAX_DATASET_BYTES)
+        resized = torch.empty(
+            (len(images), images.shape[1], resolution, resolution), dtype=torch.uint8
         )
-        images = resized.round().clamp(0, 255).to(torch.uint8)
+        for start in range(0, len(images), _RESIZE_CHUNK):  # a float copy of a chunk at a time
+            chunk = F.interpolate(
+                images[start : start + _RESIZE_CHUNK].float(),
+                size=(resolution, resolution),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+            resized[start : start + len(chunk)] = chunk.round().clamp(0, 255).to(torch.uint8)
+        images = resized
     return images
+
+
+_RESIZE_CHUNK = 512
 
 
 def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
