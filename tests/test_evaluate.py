@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+import torch
 
 import ganforge.metrics as gm
 from ganforge.cli import main
-from ganforge.data import load_dataset
+from ganforge.data import load_dataset, to_model_range
 from ganforge.errors import GanforgeError
-from ganforge.evaluate import evaluate_run, format_table, parse_metrics
+from ganforge.evaluate import (
+    evaluate_run,
+    format_table,
+    measure_generator,
+    parse_metrics,
+    real_reference,
+)
 
 
 def test_eval_json_numbers_equal_the_metrics_api_on_the_same_samples(trained_run):
@@ -29,7 +35,63 @@ def test_eval_json_numbers_equal_the_metrics_api_on_the_same_samples(trained_run
     modes = gm.mode_coverage(fake, "mnist")
     assert values["classes_found"] == modes.classes_found
     assert values["kl_to_uniform"] == pytest.approx(modes.kl_to_uniform)
-    assert np.isfinite([values[k] for k in ("kid", "density", "coverage", "is")]).all()
+    kid = gm.kid(real, fake, "mnist", seed=3)
+    assert (values["kid"], values["kid_std"]) == pytest.approx((kid.mean, kid.std), rel=1e-6)
+    dc = gm.density_coverage(real, fake, "mnist")
+    assert (values["density"], values["coverage"]) == pytest.approx((dc.density, dc.coverage))
+    score = gm.inception_score(fake, "mnist")
+    assert (values["is"], values["is_std"]) == pytest.approx((score.mean, score.std), rel=1e-6)
+    assert 1 <= values["is"] <= 10  # exp(KL) of 10 classes: 1 (one class) to 10 (ideal)
+
+
+class Replay(torch.nn.Module):
+    """A stand-in generator that returns the given uint8 images in order, whatever its noise."""
+
+    def __init__(self, images: torch.Tensor):
+        super().__init__()
+        self.images, self.at = to_model_range(images), 0
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # sampling asks for a device
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.images[self.at : self.at + len(z)]
+        self.at += len(z)
+        return out
+
+
+def test_the_measured_values_for_a_perfect_and_a_hopeless_generator(trained_run):
+    """Through the whole path (sampling, 8-bit rounding, features, metrics): the real digits
+    measured against themselves score perfectly, uniform noise hopelessly, and half of the
+    real digits in between."""
+    reference = real_reference(trained_run.config)
+    family = trained_run.load()
+    real = load_dataset("digits").images
+    n, metrics = len(real), ("fid", "kid", "pr", "dc", "modes")
+
+    same = measure_generator(family, Replay(real), reference, ("fid", "pr", "dc", "modes"), n=n)
+    assert same["fid"] == pytest.approx(0.0, abs=1e-3)
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    assert same["density"] == pytest.approx(1.0, abs=0.25)
+    assert same["classes_found"] == 10
+
+    quarter = real[::4]  # 450 real digits
+    noise = torch.randint(0, 256, quarter.shape, dtype=torch.uint8, generator=torch.Generator())
+    some = measure_generator(family, Replay(quarter), reference, metrics, n=len(quarter))
+    hopeless = measure_generator(family, Replay(noise), reference, metrics, n=len(quarter))
+    assert 0.0 < some["fid"] < hopeless["fid"] / 100
+    # unbiased KID: ~0 for the same distribution (a little below here: the sets share images)
+    assert abs(some["kid"]) < hopeless["kid"] / 50
+    assert some["precision"] == 1.0 and some["coverage"] > 0.8 and some["classes_found"] == 10
+    assert hopeless["precision"] < 0.05 and hopeless["coverage"] < 0.05
+
+
+def test_the_newest_checkpoint_by_name_is_the_default(trained_run):
+    default = evaluate_run(trained_run, n=50, metrics="fid", write=False)
+    newest = evaluate_run(trained_run, n=50, metrics="fid", checkpoint="newest", write=False)
+    older = evaluate_run(
+        trained_run, n=50, metrics="fid", checkpoint="step_0000005.safetensors", write=False
+    )
+    assert newest["step"] == default["step"] == 10 and older["step"] == 5
+    assert newest["metrics"] == default["metrics"] != older["metrics"]
 
 
 def test_a_better_generator_scores_better(tiny_train):

@@ -486,7 +486,7 @@ META_KEYS = [
     "counts",
     "images",
     "format",
-    "tensors_sha256",
+    "sha256",
     "ganforge",
 ]
 META_VALUES = [
@@ -530,21 +530,38 @@ HEADER_EDITS = st.one_of(
 CHECKPOINT_OPS = byte_ops(with_u64=True, extra=HEADER_EDITS)
 
 
+# A flip of the file's last byte: the last tensor's data, outside the header (-2 % (n + 1) is
+# n - 1). Only the checksum can tell such a file from the original.
+FLIP_TENSOR_DATA = [("flip", -2, False, 1)]
+
+
+def same_tensors(tensors: dict[str, torch.Tensor], original: dict[str, torch.Tensor]) -> bool:
+    return tensors.keys() == original.keys() and all(
+        torch.equal(tensors[k], original[k]) for k in original
+    )
+
+
+def test_every_checkpoint_carries_the_checksum_the_fuzz_tests_rely_on(newest_checkpoint):
+    assert len(newest_checkpoint.metadata["sha256"]) == 64
+    damaged = mutate(newest_checkpoint.raw, FLIP_TENSOR_DATA, hot=newest_checkpoint.header_end)
+    assert len(damaged) == len(newest_checkpoint.raw) and damaged != newest_checkpoint.raw
+    header = newest_checkpoint.header_end
+    assert damaged[:header] == newest_checkpoint.raw[:header]
+
+
 @fuzz(90)
 @given(ops=CHECKPOINT_OPS)
+@example(ops=FLIP_TENSOR_DATA)  # loads without error: only the checksum can refuse it
 def test_mutated_checkpoint_only_raises_ganforge_error(newest_checkpoint, ops):
     original, original_meta = newest_checkpoint.tensors, newest_checkpoint.metadata
     with scratch() as folder:
         path = Path(folder) / newest_checkpoint.name
         path.write_bytes(mutate(newest_checkpoint.raw, ops, hot=newest_checkpoint.header_end))
         loaded, _ = outcome(lambda: load_checkpoint(path))
-    if loaded is not None:
+    if loaded is not None:  # checksummed checkpoints: a file that loads holds what was saved
         tensors, metadata = loaded
-        assert isinstance(metadata, dict)
-        assert all(isinstance(t, torch.Tensor) for t in tensors.values())
-        if "tensors_sha256" in original_meta:  # checksummed checkpoints: no silent damage
-            assert tensors.keys() == original.keys()
-            assert all(torch.equal(tensors[k], original[k]) for k in original)
+        assert metadata == original_meta
+        assert same_tensors(tensors, original), "a damaged checkpoint loaded without an error"
 
 
 def copy_run(run: ganforge.Run, dest: Path) -> Path:
@@ -555,24 +572,32 @@ def copy_run(run: ganforge.Run, dest: Path) -> Path:
 @fuzz(12)
 @given(ops=CHECKPOINT_OPS, keep_older=st.booleans())
 @example(ops=[("replace", key("step"), key("step_"))], keep_older=False)  # KeyError: 'step'
+@example(ops=FLIP_TENSOR_DATA, keep_older=False)  # damaged weights, only the checksum tells
+@example(ops=FLIP_TENSOR_DATA, keep_older=True)
 def test_resume_from_a_mutated_checkpoint(tiny_run, newest_checkpoint, ops, keep_older):
+    """Resume is exact: whichever checkpoint it starts from, the run's step-4 state is the
+    original one, bit for bit; or, with only the damaged checkpoint left, it refuses."""
+    mutated = mutate(newest_checkpoint.raw, ops, hot=newest_checkpoint.header_end)
     with scratch() as folder:
         run_dir = copy_run(tiny_run, Path(folder) / "run")
         checkpoints = sorted((run_dir / "checkpoints").glob("step_*.safetensors"))
         if not keep_older:
             for path in checkpoints[:-1]:
                 path.unlink()
-        checkpoints[-1].write_bytes(
-            mutate(newest_checkpoint.raw, ops, hot=newest_checkpoint.header_end)
-        )
+        checkpoints[-1].write_bytes(mutated)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             resumed, error = outcome(lambda: ganforge.train(resume=str(run_dir)))
-            if keep_older:
-                # the step-2 checkpoint is intact: a loader that skips the damaged one resumes
-                # from it; one that does not must still say why in a GanforgeError
-                assert resumed is not None or error is not None
-            outcome(lambda: ganforge.load_run(run_dir).sample(2, seed=0))
+            if keep_older or mutated == newest_checkpoint.raw:
+                # the step-2 checkpoint is intact: the damaged one is skipped, training redoes
+                # steps 3 and 4
+                assert error is None, f"resume failed although a valid checkpoint was kept: {error}"
+            if error is None:
+                tensors, _ = load_checkpoint(run_dir / "checkpoints" / newest_checkpoint.name)
+                assert same_tensors(tensors, newest_checkpoint.tensors), "resumed wrong weights"
+            sample, _ = outcome(lambda: ganforge.load_run(run_dir).sample(2, seed=0))
+            if error is None:
+                assert np.array_equal(sample, tiny_run.sample(2, seed=0))
 
 
 def json_paths(document: Any, prefix: tuple = ()) -> list[tuple]:

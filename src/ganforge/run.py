@@ -22,11 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforge import bounds
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
 from ganforge.sampling import class_rows, generate
 from ganforge.training.checkpoint import (
+    expected_tensors,
     list_checkpoints,
     load_checkpoint,
     load_newest_valid,
@@ -112,20 +114,31 @@ class Run:
         best by the in-training evaluation), on CPU."""
         if checkpoint is not None and str(checkpoint) == "newest":
             checkpoint = None
-        if checkpoint is None:
-            if not self.checkpoints:
-                raise GanforgeError(f"run '{self.path}' has no checkpoint yet")
-            _, tensors, _ = load_newest_valid(self.path / CHECKPOINT_DIR)
-        else:
-            tensors, _ = load_checkpoint(self.checkpoint_path(checkpoint))
+        if checkpoint is None and not self.checkpoints:
+            raise GanforgeError(f"run '{self.path}' has no checkpoint yet")
+        path = None if checkpoint is None else self.checkpoint_path(checkpoint)
         with torch.random.fork_rng(devices=[]):  # random init, overwritten: leave the RNG be
-            family = build_model(self.config, self.config.resolution, self.config.channels)
+            try:
+                family = build_model(self.config, self.config.resolution, self.config.channels)
+            except GanforgeError as exc:  # too large: say which file asked for it
+                raise GanforgeError(f"'{self.path / CONFIG_FILE}': {exc}") from None
+        # the file's tensors are checked against these shapes before any is read
+        config_file = self.path / CONFIG_FILE
+        networks = dict(family.networks.items())
+        networks[family.sampler + EMA_SUFFIX] = family.networks[family.sampler]
+        expected = expected_tensors(networks)
+        if path is None:
+            path, tensors, _ = load_newest_valid(
+                self.path / CHECKPOINT_DIR, expected=expected, config_file=config_file
+            )
+        else:
+            tensors, _ = load_checkpoint(path, expected, config_file)
         for name, network in family.networks.items():
-            unpack_module(f"networks.{name}", network, tensors)
+            unpack_module(f"networks.{name}", network, tensors, path, config_file)
         ema_key = f"networks.{family.sampler}{EMA_SUFFIX}"
         if any(k.startswith(ema_key + ".") for k in tensors):
             ema_network = copy.deepcopy(family.networks[family.sampler])
-            unpack_module(ema_key, ema_network, tensors)
+            unpack_module(ema_key, ema_network, tensors, path, config_file)
             family.networks[family.sampler + EMA_SUFFIX] = ema_network
         self._family = family
         return family
@@ -147,10 +160,23 @@ class Run:
         indices; default: every class in turn)."""
         if n < 1:
             raise GanforgeError(f"--n: must be at least 1, got {n}")
+        self.check_samples("--n", n)
         family = self._family or self.load()
         if labels is not None:
             labels = self.class_labels(labels, n)
         return generate(family, self.generator(ema), n, seed, labels=labels)
+
+    def check_samples(self, flag: str, n: int, picture: bool = False) -> None:
+        """`n` samples at once are refused, naming `flag`, beyond ganforge.bounds."""
+        config = self.config
+        bounds.check_samples(
+            flag,
+            n,
+            z_dim=config.z_dim,
+            resolution=config.resolution,
+            channels=config.channels,
+            picture=picture,
+        )
 
     def class_labels(self, classes, n: int | None = None) -> torch.Tensor:
         """Class indices for class names or indices (a single one repeated `n` times)."""
@@ -180,6 +206,7 @@ class Run:
         row: uint8 images (C * per_class, H, W, C) and their labels."""
         if per_class < 1:
             raise GanforgeError(f"--n: must be at least 1, got {per_class}")
+        self.check_samples("--n", per_class * max(1, self.config.num_classes))
         family = self._family or self.load()
         if family.condition != "class":
             raise GanforgeError(

@@ -9,6 +9,7 @@ written, so a bad file stops the command with nothing changed on disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -92,6 +93,7 @@ def translate_files(
         raise GanforgeError(f"--out: '{out}' is a file, not a folder")
     config = run.config
     files = _input_files(inputs, out)
+    _refuse_overwriting_inputs(files, out)
     sources = torch.stack([_read(file, config) for file, _ in files])
     outputs = translate_images(family, network.to(device), sources)
     written = []
@@ -124,6 +126,28 @@ def _input_files(inputs: Path, out: Path) -> list[tuple[Path, Path]]:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise GanforgeError(f"INPUT: folder '{inputs}' holds no images ({suffixes})")
     return [(file, name) for name, file in found.items()]
+
+
+def _refuse_overwriting_inputs(files: list[tuple[Path, Path]], out: Path) -> None:
+    """An output never replaces an input (`--out` the folder of `photo.png` would write
+    `photo.png`): the same file, however it is named (links too), is refused."""
+    inputs: dict[tuple[int, int], Path] = {}
+    for file, _ in files:
+        with contextlib.suppress(OSError):
+            info = file.stat()
+            inputs[(info.st_dev, info.st_ino)] = file
+    for _, name in files:
+        target = out / name
+        try:
+            info = target.stat()
+        except OSError:  # not there yet
+            continue
+        source = inputs.get((info.st_dev, info.st_ino))
+        if source is not None:
+            raise GanforgeError(
+                f"--out: writing '{target}' would overwrite the input '{source}'; choose "
+                "another --out"
+            )
 
 
 def _read(file: Path, config: TrainConfig) -> torch.Tensor:

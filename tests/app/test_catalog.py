@@ -61,3 +61,31 @@ def test_runs_that_cannot_load_say_why(runs_dir, tmp_path, monkeypatch):
     with pytest.raises(GanforgeError, match="'dcgan' could not be loaded: RuntimeError") as caught:
         RunCatalog(runs_dir).load("dcgan")
     assert "\n" not in str(caught.value)
+
+
+def test_symlinks_out_of_runs_dir_are_not_followed(runs_dir, tmp_path):
+    """A linked folder is not searched, and a run holding a link to anything outside it (its
+    config.json, checkpoints/, one checkpoint) is not listed, so it cannot be opened; a link
+    that stays inside its run is fine."""
+    outside, root = tmp_path / "outside", tmp_path / "runs"
+    shutil.copytree(runs_dir / "dcgan", outside / "dcgan")
+    shutil.copytree(runs_dir / "dcgan", root / "plain")
+    os.symlink(outside / "dcgan", root / "linked-run")
+    os.symlink(outside, root / "linked-group")
+    for name in ("linked-config", "linked-checkpoints", "linked-checkpoint", "inner-link"):
+        shutil.copytree(runs_dir / "dcgan", root / name)
+    (root / "linked-config" / "config.json").unlink()
+    os.symlink(outside / "dcgan" / "config.json", root / "linked-config" / "config.json")
+    shutil.rmtree(root / "linked-checkpoints" / "checkpoints")
+    os.symlink(outside / "dcgan" / "checkpoints", root / "linked-checkpoints" / "checkpoints")
+    newest = sorted((outside / "dcgan" / "checkpoints").glob("step_*.safetensors"))[-1]
+    os.symlink(newest, root / "linked-checkpoint" / "checkpoints" / "step_9999999.safetensors")
+    inner = root / "inner-link" / "checkpoints"
+    os.symlink(sorted(inner.glob("step_*.safetensors"))[-1], inner / "step_9999999.safetensors")
+    catalog = RunCatalog(root)
+    assert catalog.names() == ["inner-link", "plain"]
+    for name in ("linked-run", "linked-group/dcgan", "linked-config", "linked-checkpoint"):
+        with pytest.raises(GanforgeError, match="there is no run"):
+            catalog.open(name)
+    assert RunCatalog(root / "linked-config").names() == []  # RUNS_DIR itself one run
+    assert RunCatalog(root / "plain").names() == ["."]

@@ -4,6 +4,13 @@ report, and errors in words for everything a user can get wrong."""
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import shutil
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,6 +20,7 @@ from ganforge.app import explorer
 from ganforge.app.catalog import RunCatalog
 from ganforge.data import load_dataset
 from ganforge.report.grid import image_grid
+from ganforge.run import Run
 from ganforge.translate import translate_files
 
 
@@ -171,3 +179,63 @@ def test_the_core_install_does_not_import_gradio():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def png_declaring(path, width: int, height: int):
+    """A real 1x1 PNG whose header then declares `width` x `height` (its CRC fixed)."""
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_upload_over_the_pixel_budget_is_refused_from_its_header(catalog, tmp_path):
+    """A 9000x9000 PNG upload (81 MP) is refused before decoding, naming the file and the bound;
+    Pillow's own decompression-bomb error reads as one line too."""
+    pix2pix = catalog.load("pix2pix")
+    huge = png_declaring(tmp_path / "huge.png", 9000, 9000)
+    with pytest.raises(GanforgeError, match="'huge.png'.*limit of 40 megapixels") as caught:
+        explorer.translate_upload(pix2pix, str(huge))
+    assert str(tmp_path) not in str(caught.value) and "\n" not in str(caught.value)
+    bomb = png_declaring(tmp_path / "bomb.png", 20000, 20000)
+    with pytest.raises(GanforgeError, match="'bomb.png'.*decompression bomb") as caught:
+        explorer.translate_upload(pix2pix, str(bomb))
+    assert "\n" not in str(caught.value)
+
+
+HOSTILE = (
+    '<img src="http://evil.example/a.png"> ![x](http://evil.example/b.png) '
+    "[y](http://evil.example/c) <http://evil.example/d> **z** `c` \\ & &amp; <script>1</script>"
+)
+
+
+def rendered_markdown(text: str) -> str:
+    """`text` as CommonMark renders it, raw HTML allowed (as in Gradio's Markdown)."""
+    markdown_it = pytest.importorskip("markdown_it", reason="no CommonMark renderer")
+    return markdown_it.MarkdownIt("commonmark").render(text)
+
+
+def shown_text(rendered: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered))
+
+
+def test_text_from_a_run_folder_shows_as_text_in_markdown(runs_dir, tmp_path):
+    """A config.json's `data` with a tag, an image, links and emphasis: the run's description
+    shows those characters, and renders no image, link, code or emphasis of theirs."""
+    shutil.copytree(runs_dir / "dcgan", tmp_path / "dcgan")
+    config = json.loads((tmp_path / "dcgan" / "config.json").read_text())
+    (tmp_path / "dcgan" / "config.json").write_text(json.dumps({**config, "data": HOSTILE}))
+    rendered = rendered_markdown(explorer.describe(Run(tmp_path / "dcgan")))
+    for tag in ("<img", "<a ", "<script", "<code"):
+        assert tag not in rendered
+    assert rendered.count("<strong>") == 2  # the model's name and the data's, nothing inside
+    assert f"dcgan on {HOSTILE}, draws from noise" in shown_text(rendered)
+
+
+def test_markdown_text_is_one_line_of_plain_characters():
+    text = "# heading\n- item\n\n    code\n> quote\n| a | b |\n|---|---|"
+    rendered = rendered_markdown(explorer.markdown_text(text))
+    assert re.fullmatch(r"<p>[^<]*</p>\n", rendered)
+    assert shown_text(rendered).strip() == " ".join(text.split())

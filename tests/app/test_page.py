@@ -8,6 +8,7 @@ Skipped, with the reason shown, only where Playwright, Gradio or a Chromium bina
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -309,3 +310,25 @@ def test_runs_that_cannot_load_are_explained(page, shot):
     choose_run(page, "dcgan", "dcgan")
     expect(page.locator("#grid img")).to_be_visible()
     expect(page.locator("#message")).to_have_text("")
+
+
+def test_text_from_a_run_folder_is_shown_as_text(page, shot, runs_dir):
+    """A run whose config.json names its data with a tag and a Markdown image: the page shows
+    those characters and fetches nothing."""
+    hostile = runs_dir / "hostile"
+    data = '<img src="http://evil.example/a.png"> ![b](http://evil.example/b.png)'
+    shutil.copytree(runs_dir / "dcgan", hostile)
+    config = json.loads((hostile / "config.json").read_text())
+    (hostile / "config.json").write_text(json.dumps({**config, "data": data}))
+    fetched = []
+    page.on("request", lambda asked: "evil.example" in asked.url and fetched.append(asked.url))
+    try:
+        page.locator("#refresh").click()
+        choose_run(page, "hostile", "dcgan")
+        expect(page.locator("#run-info")).to_contain_text(f"dcgan on {data}, draws from noise")
+        expect(page.locator("#run-info img")).to_have_count(0)
+        expect(page.locator("#grid img")).to_be_visible()
+        shot(page, "14-run-data-shown-as-text")
+    finally:
+        shutil.rmtree(hostile)
+    assert fetched == []

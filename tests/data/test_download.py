@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,34 @@ def test_official_mirrors_use_https_where_they_have_it():
         plain = [m for m in dataset.mirrors if not m.startswith("https://")]
         assert plain in ([], ["http://yann.lecun.com/exdb/mnist/"]), plain
     assert all(m.startswith("https://") for m in cifar.MIRRORS)
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_every_official_file_is_capped_at_twice_its_published_size():
+    splits = ("train", "test")
+    files = [f for spec in mnist.IDX_DATASETS.values() for s in splits for f in spec.files(s)]
+    files += [spec.binary for spec in cifar.CIFAR_DATASETS.values()]
+    assert len(files) == 14
+    for file in files:
+        assert file.size and file.max_bytes == 2 * file.size, file.filename
+    assert 9_000_000 < mnist.MNIST.files("train")[0].size < 10_000_000  # 9.9 MB, the known one
+    assert all(160 << 20 < spec.binary.size < 165 << 20 for spec in cifar.CIFAR_DATASETS.values())
+
+
+@pytest.mark.skipif(
+    not DEBIAN_FASHION.is_dir(),
+    reason="needs Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist)",
+)
+def test_fashion_mnist_sizes_are_those_of_the_real_files():
+    """Debian's copies are the published .gz files without gzip's optional file-name field
+    (FLG.FNAME clear, the compressed data and trailer unchanged, so their MD5 differs): the
+    published size is a copy's size plus that name and its NUL (nothing, when it has one)."""
+    for split in ("train", "test"):
+        for file in mnist.FASHION_MNIST.files(split):
+            data = (DEBIAN_FASHION / file.filename).read_bytes()
+            assert data[:3] == b"\x1f\x8b\x08", file.filename  # gzip, deflate
+            has_name = data[3] & 0x08
+            name_bytes = 0 if has_name else len(file.filename.removesuffix(".gz")) + 1
+            assert file.size == len(data) + name_bytes, file.filename

@@ -9,6 +9,7 @@ from torch import nn
 
 import ganforge
 from ganforge import GanforgeError, TrainConfig
+from ganforge.cli import main
 from ganforge.data import load_dataset, to_model_range
 from ganforge.models import build_model, model_condition
 from ganforge.models.pix2pix import (
@@ -143,23 +144,65 @@ def test_instance_norm_replaces_batch_norm():
     assert any(isinstance(m, nn.BatchNorm2d) for m in tiny_pix2pix().networks.modules())
 
 
+def g_phase_by_hand(family, batch: dict, seed: int, l1_weight: float) -> torch.Tensor:
+    """G's objective recomputed: -mean log σ(D(source, G(source))) + λ mean |G(source) - target|,
+    with G's dropout drawn from the same seed as the phase's."""
+    torch.manual_seed(seed)
+    fake = family.networks["generator"](batch["sources"])
+    logits = family.networks["discriminator"](torch.cat([batch["sources"], fake], 1)).double()
+    adversarial = -torch.nn.functional.logsigmoid(logits).mean()
+    return adversarial + l1_weight * (fake - batch["images"]).abs().double().mean()
+
+
 def test_phase_losses_and_logged_statistics():
     torch.manual_seed(0)
-    family = tiny_pix2pix(l1_weight=100.0)
+    family = tiny_pix2pix()  # the default --l1-weight: the paper's λ = 100
     batch = pix2pix_batch()
+    torch.manual_seed(1)
     loss_d, stats_d = family.phase_loss("discriminator", batch)
     assert loss_d.requires_grad and {"loss_d", "d_real", "d_fake", "d_accuracy"} <= set(stats_d)
-    for key in ("d_real", "d_fake", "d_accuracy"):
-        assert 0 <= stats_d[key].item() <= 1
+    # D's loss on its patch logits, real target 0.9 (the default smoothing), fake target 0
+    torch.manual_seed(1)
+    discriminator = family.networks["discriminator"]
+    with torch.no_grad():
+        fake = family.networks["generator"](batch["sources"])
+    r = discriminator(torch.cat([batch["sources"], batch["images"]], 1)).double()
+    f = discriminator(torch.cat([batch["sources"], fake], 1)).double()
+    logsigmoid = torch.nn.functional.logsigmoid
+    expected_d = (-0.9 * logsigmoid(r) - 0.1 * logsigmoid(-r)).mean() - logsigmoid(-f).mean()
+    assert loss_d.item() == pytest.approx(expected_d.item(), rel=1e-5)
+    assert stats_d["d_real"].item() == pytest.approx(torch.sigmoid(r).mean().item(), rel=1e-5)
+    assert stats_d["d_fake"].item() == pytest.approx(torch.sigmoid(f).mean().item(), rel=1e-5)
+    accuracy = ((r > 0).double().mean() + (f < 0).double().mean()) / 2
+    assert stats_d["d_accuracy"].item() == pytest.approx(accuracy.item())
+
+    torch.manual_seed(2)
     loss_g, stats_g = family.phase_loss("generator", batch)
     assert {"loss_g", "loss_l1", "d_fake_g"} <= set(stats_g)
     assert not any(value.requires_grad for value in stats_g.values())
-    # G's objective: adversarial + lambda * L1 (dropout makes each call differ: compare parts)
+    # G's objective: adversarial + 100 * L1, recomputed by hand with the same dropout
+    assert loss_g.item() == pytest.approx(g_phase_by_hand(family, batch, 2, 100.0).item(), rel=1e-5)
     assert loss_g.item() == pytest.approx(
         stats_g["loss_g"].item() + 100 * stats_g["loss_l1"].item(), rel=1e-5
     )
+    assert stats_g["loss_l1"].item() > 0.01  # so that a wrong λ shows in the total
     with pytest.raises(ValueError):
         family.phase_loss("encoder", batch)
+
+
+def test_the_l1_weight_given_on_the_command_line_is_the_one_g_minimises(tmp_path):
+    out = tmp_path / "run"
+    flags = ["--model", "pix2pix", "--data", "mnist-mini-edges", "--resolution", "32"]
+    flags += ["--width", "4", "--batch-size", "4", "--steps", "1", "--n-grid", "2"]
+    assert main(["train", *flags, "--l1-weight", "7", "--out", str(out), "--no-progress"]) == 0
+    run = ganforge.load_run(out)
+    assert run.config.l1_weight == 7.0
+    family = run.load()  # built from the saved config, as every later command builds it
+    batch = pix2pix_batch(4)
+    torch.manual_seed(3)
+    loss_g, _ = family.phase_loss("generator", batch)
+    assert loss_g.item() == pytest.approx(g_phase_by_hand(family, batch, 3, 7.0).item(), rel=1e-5)
+    assert loss_g.item() != pytest.approx(g_phase_by_hand(family, batch, 3, 100.0).item(), rel=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,20 @@ def test_the_metric_is_logged_and_the_best_step_is_kept(tiny_train):
     run = tiny_train(steps=20, lr_g=2e-3, lr_d=2e-3, **EVAL)
     records = eval_records(run)
     assert [r["step"] for r in records] == [5, 10, 15, 20]
+    fids = [r["eval_fid"] for r in records]
+    assert len(set(fids)) == len(fids)  # the generator changed between evaluations
+    # eval_best marks each new minimum
+    assert [r["eval_best"] for r in records] == [
+        i == 0 or fid < min(fids[:i]) for i, fid in enumerate(fids)
+    ]
     best = min(records, key=lambda r: r["eval_fid"])
-    assert sum(r["eval_best"] for r in records) >= 1
+    # a logged value is the FID of that step's (EMA) generator on --eval-n samples from the
+    # run's seed: what `ganforge eval` measures on that step's checkpoint
+    for checkpoint, record in (("newest", records[-1]), ("best", best)):
+        measured = ganforge.evaluate_run(
+            run, n=100, metrics="fid", seed=0, checkpoint=checkpoint, write=False
+        )
+        assert record["eval_fid"] == pytest.approx(measured["metrics"]["fid"], abs=2e-6)
     best_file = run.path / "checkpoints" / BEST_CHECKPOINT
     meta = checkpoint_meta(best_file)
     assert meta["step"] == best["step"] and meta["eval"]["eval_fid"] == best["eval_fid"]

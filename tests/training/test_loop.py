@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 import ganforge
 from ganforge import GanforgeError, TrainConfig, losses
 from ganforge.data import load_dataset, to_model_range
-from ganforge.models import build_model, list_models, model_condition
+from ganforge.models import GANFamily, build_model, list_models, model_condition
 from ganforge.sampling import generate
 from ganforge.training.loop import Trainer, only_trainable
 from ganforge.training.optim import learning_rate, make_optimizer
@@ -239,7 +239,46 @@ def test_run_folder_contents(tiny_train):
     assert not list(path.rglob("*.tmp"))
 
 
-def test_metrics_records(tiny_train):
+def watch_critic(monkeypatch) -> list[tuple[str, list[torch.Tensor]]]:
+    """From now on, each phase GANFamily runs with the logits of each of its critic calls (the
+    D phase: reals, then fakes; the G phase: fakes)."""
+    calls: list[tuple[str, list[torch.Tensor]]] = []
+    phase_loss, critic = GANFamily.phase_loss, GANFamily.critic
+
+    def watched_phase_loss(self, phase, batch):
+        calls.append((phase, []))
+        return phase_loss(self, phase, batch)
+
+    def watched_critic(self, images, labels=None):
+        logits, classes = critic(self, images, labels)
+        calls[-1][1].append(logits.detach().double())
+        return logits, classes
+
+    monkeypatch.setattr(GANFamily, "phase_loss", watched_phase_loss)
+    monkeypatch.setattr(GANFamily, "critic", watched_critic)
+    return calls
+
+
+def stats_by_hand(phase: str, logits: list[torch.Tensor]) -> dict[str, float]:
+    """A phase's logged statistics from D's logits: bce with real target 0.9, fakes 0; G's
+    non-saturating loss; D's sigmoid means and the share of logits on the right side of 0."""
+    logsigmoid = torch.nn.functional.logsigmoid
+    if phase == "generator":
+        (f,) = logits
+        return {"loss_g": -logsigmoid(f).mean().item(), "d_fake_g": torch.sigmoid(f).mean().item()}
+    r, f = logits
+    loss_d = (-0.9 * logsigmoid(r) - 0.1 * logsigmoid(-r)).mean() - logsigmoid(-f).mean()
+    accuracy = ((r > 0).double().mean() + (f < 0).double().mean()) / 2
+    return {
+        "loss_d": loss_d.item(),
+        "d_real": torch.sigmoid(r).mean().item(),
+        "d_fake": torch.sigmoid(f).mean().item(),
+        "d_accuracy": accuracy.item(),
+    }
+
+
+def test_metrics_records(tiny_train, monkeypatch):
+    calls = watch_critic(monkeypatch)
     run = tiny_train(steps=7, log_every=3, d_steps=2)
     records = run.metrics()
     assert [r["step"] for r in records] == [3, 6, 7]
@@ -257,11 +296,21 @@ def test_metrics_records(tiny_train):
         "images_per_s",
         "elapsed_s",
     }
+    # each record holds the means over its interval (steps 1-3, 4-6, 7) of the statistics
+    # of every phase run: two D phases and one G phase a step
+    assert [phase for phase, _ in calls] == ["discriminator", "discriminator", "generator"] * 7
+    per_step = [
+        [stats_by_hand(phase, logits) for phase, logits in calls[3 * i : 3 * i + 3]]
+        for i in range(7)
+    ]
+    for record, steps in zip(records, [range(0, 3), range(3, 6), range(6, 7)], strict=True):
+        phases = [stats for i in steps for stats in per_step[i]]
+        for key in ("loss_d", "d_real", "d_fake", "d_accuracy", "loss_g", "d_fake_g"):
+            values = [stats[key] for stats in phases if key in stats]
+            assert len(values) == len(steps) * (1 if key in ("loss_g", "d_fake_g") else 2)
+            assert record[key] == pytest.approx(sum(values) / len(values), abs=2e-6), key
     for record in records:
         assert expected <= set(record)
-        for key in ("d_real", "d_fake", "d_accuracy"):
-            assert 0.0 <= record[key] <= 1.0
-        assert record["loss_d"] > 0 and record["loss_g"] > 0
         assert record["grad_norm_discriminator"] > 0 and record["grad_norm_generator"] > 0
         assert record["images_per_s"] > 0
     assert records[0]["elapsed_s"] <= records[-1]["elapsed_s"]
@@ -391,7 +440,7 @@ def test_out_pointing_at_an_existing_run_is_refused_and_left_intact(tiny_train, 
 def test_the_largest_seed_trains_and_a_larger_one_is_refused_clearly(tiny_train):
     """A seed that validates must train (no overflow deep inside torch); a seed out of range is
     a one-line --seed error, not a traceback."""
-    run = tiny_train(seed=2**32 - 1, steps=1)
+    run = tiny_train(seed=2**63 - 1, steps=1)
     assert run.step == 1
     with pytest.raises(GanforgeError, match=r"^--seed:"):
-        TrainConfig(seed=2**50).validate()
+        TrainConfig(seed=2**63).validate()

@@ -9,13 +9,17 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import ganforge
-from ganforge import GanforgeError
+from ganforge import GanforgeError, TrainConfig
 from ganforge.cli import build_parser, main
 from ganforge.data import load_dataset, to_model_range
+from ganforge.models import build_model, list_models
 from ganforge.models.gan import GANFamily
+
+WEIGHTED_LAYERS = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Embedding)
 
 SINGLE_REMEDIES = {
     "hinge": {"loss": "hinge"},
@@ -27,6 +31,8 @@ SINGLE_REMEDIES = {
     "spectral-norm-dcgan": {"spectral_norm": True, "model": "dcgan"},
     "instance-noise": {"instance_noise": 0.3},
     "diffaugment-dcgan": {"diffaugment": "color,translation,cutout", "model": "dcgan"},
+    "label-smoothing": {"label_smoothing": 0.3},
+    "least-squares-smoothed": {"loss": "least-squares", "label_smoothing": 0.3},
 }
 COMBINED = {
     "model": "dcgan",
@@ -61,14 +67,125 @@ def assert_finite_records(run) -> None:
                 assert math.isfinite(record[key]), (key, record)
 
 
+class DWatch:
+    """What D saw and what the D phase computed in a real run, by wrapping GANFamily: every
+    input to discriminate with what D received, every (real logits, fake logits, loss) of the
+    D loss, and every D-phase (total, stats)."""
+
+    def __init__(self, monkeypatch):
+        self.inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.d_losses: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.d_phases: list[tuple[torch.Tensor, dict]] = []
+        self.families: list[GANFamily] = []
+        discriminate, phase_loss = GANFamily.discriminate, GANFamily.phase_loss
+
+        def watched_discriminate(family, images, labels=None):
+            seen = []
+            hook = family.discriminator.register_forward_pre_hook(
+                lambda module, args: seen.append(args[0].detach())
+            )
+            try:
+                return discriminate(family, images, labels)
+            finally:
+                hook.remove()
+                self.inputs.append((images.detach(), seen[0]))
+
+        def watched_phase_loss(family, phase, batch):
+            if not any(family is known for known in self.families):
+                self.families.append(family)
+                family.d_loss = self._recording(family.d_loss)
+            total, stats = phase_loss(family, phase, batch)
+            if phase == "discriminator":
+                self.d_phases.append((total.detach(), stats))
+            return total, stats
+
+        monkeypatch.setattr(GANFamily, "discriminate", watched_discriminate)
+        monkeypatch.setattr(GANFamily, "phase_loss", watched_phase_loss)
+
+    def _recording(self, d_loss):
+        def recorded(real_logits, fake_logits):
+            value = d_loss(real_logits, fake_logits)
+            self.d_losses.append(
+                (real_logits.detach().double(), fake_logits.detach().double(), value.detach())
+            )
+            return value
+
+        return recorded
+
+
+def d_loss_by_hand(loss: str, r: torch.Tensor, f: torch.Tensor, real_label: float):
+    """The D losses' closed forms on real logits r and fake logits f (README: Remedies)."""
+    if loss == "bce":  # targets real_label and 0
+        return (-real_label * F.logsigmoid(r) - (1 - real_label) * F.logsigmoid(-r)).mean() - (
+            F.logsigmoid(-f).mean()
+        )
+    if loss == "hinge":
+        return torch.relu(1 - r).mean() + torch.relu(1 + f).mean()
+    if loss == "wasserstein":
+        return f.mean() - r.mean()
+    assert loss == "least-squares"
+    return 0.5 * ((r - real_label) ** 2).mean() + 0.5 * (f**2).mean()
+
+
+def largest_singular_values(discriminator: torch.nn.Module) -> dict[str, float]:
+    """σ_max of each weight D computes with (its normalised one under spectral norm), reshaped
+    to (out, in·k·k), for every weight-bearing layer; read in eval mode (no power iteration)."""
+    discriminator.eval()
+    sigmas = {}
+    for name, layer in discriminator.named_modules():
+        if isinstance(layer, WEIGHTED_LAYERS):
+            weight = layer.weight.detach().flatten(1)
+            sigmas[name] = torch.linalg.matrix_norm(weight, ord=2).item()
+    return sigmas
+
+
 @pytest.mark.parametrize("options", SINGLE_REMEDIES.values(), ids=SINGLE_REMEDIES.keys())
-def test_each_remedy_trains(tiny_train, options):
-    run = tiny_train(steps=4, log_every=2, **options)
-    assert run.step == 4
+def test_each_remedy_trains_and_does_what_its_flag_says(tiny_train, monkeypatch, options):
+    watch = DWatch(monkeypatch)
+    steps = 4
+    run = tiny_train(steps=steps, log_every=2, **options)
+    assert run.step == steps
     assert_finite_records(run)
     assert run.sample(4, seed=0).shape == (4, 28, 28, 1)
     for key, value in options.items():
         assert getattr(run.config, key) == value
+
+    # the D loss of --loss, with the real target of --label-smoothing, on the logits D gave
+    loss, real_label = options.get("loss", "bce"), 1 - options.get("label_smoothing", 0.1)
+    assert len(watch.d_losses) == len(watch.d_phases) == steps
+    for (r, f, value), (total, stats) in zip(watch.d_losses, watch.d_phases, strict=True):
+        assert value.item() == pytest.approx(d_loss_by_hand(loss, r, f, real_label).item(), 1e-5)
+        assert stats["loss_d"].item() == pytest.approx(value.item())
+        assert stats["d_real"].item() == pytest.approx(torch.sigmoid(r).mean().item(), 1e-5)
+        # the D phase minimises the loss plus the weighted penalties, and only when asked
+        gp, r1 = options.get("gp", 0.0), options.get("r1", 0.0)
+        assert ("gp" in stats) == (gp > 0) and ("r1" in stats) == (r1 > 0)
+        penalties = gp * stats.get("gp", 0.0) + r1 / 2 * stats.get("r1", 0.0)
+        assert total.item() == pytest.approx((value + penalties).item(), rel=1e-5)
+        if gp or r1:
+            assert penalties > 1e-6
+
+    # what D receives: the images, unless instance noise or DiffAugment change them
+    calls = len(watch.inputs) // steps  # reals and fakes in D's phase (+ gp), fakes in G's
+    noise = options.get("instance_noise", 0.0)
+    for call, (given, received) in enumerate(watch.inputs):
+        assert received.shape == given.shape
+        if noise:  # std S at step 0, annealed linearly: S / steps at the last step
+            expected = noise * (1 - (call // calls) / steps)
+            assert (received - given).std().item() == pytest.approx(expected, rel=0.05)
+        elif options.get("diffaugment"):
+            assert (received - given).abs().mean() > 0.05
+        else:
+            assert torch.equal(received, given)
+
+    # --spectral-norm: every weight-bearing layer of D, the last included, has σ_max ~ 1 (the
+    # power iteration's estimate can only fall short, and lags the weights a little)
+    sigmas = largest_singular_values(run.load().networks["discriminator"])
+    assert len(sigmas) >= 3
+    if options.get("spectral_norm"):
+        assert all(0.999 < sigma < 1.06 for sigma in sigmas.values()), sigmas
+    else:
+        assert not all(sigma == pytest.approx(1.0, abs=0.05) for sigma in sigmas.values())
 
 
 def test_combined_remedies_train_and_log_their_stats(tiny_train):
@@ -247,6 +364,75 @@ def input_gradient_norms(run: ganforge.Run, mix: bool) -> torch.Tensor:
     images.requires_grad_(True)
     (grad,) = torch.autograd.grad(family.networks["discriminator"](images).sum(), images)
     return grad.flatten(1).norm(dim=1)
+
+
+class QuadraticCritic(torch.nn.Module):
+    """D(x) = ½c‖x‖² per image, so ‖∇ₓD(x)‖ = c‖x‖: large on real digits (a background of
+    -1), smaller between them and a fresh G's fakes (near 0). Its penalty on reals and on
+    interpolates differ a lot."""
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = torch.nn.Parameter(torch.tensor(c))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return 0.5 * self.c * images.flatten(1).pow(2).sum(1)
+
+
+def test_the_logged_gradient_penalty_is_taken_on_interpolates_of_real_and_fake(digits):
+    """WGAN-GP: (‖∇D(x̂)‖ - 1)² on x̂ = εx + (1 - ε)G(z), one ε ~ U(0, 1) per image drawn
+    after z; recomputed by hand from the same seed."""
+    torch.manual_seed(0)
+    config = TrainConfig(model="mlp", width=8, z_dim=8, loss="wasserstein", gp=10.0)
+    family = build_model(config, 28, 1)
+    family.networks["discriminator"] = QuadraticCritic(0.1)
+    seen = []
+    family.discriminator.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    real = to_model_range(digits.images[:16])
+    torch.manual_seed(5)
+    batch = {"images": real, "labels": digits.labels[:16]}
+    total, stats = family.phase_loss("discriminator", batch)
+
+    torch.manual_seed(5)
+    with torch.no_grad():
+        fake = family.networks["generator"](torch.randn(16, 8))
+    epsilon = torch.rand(16, 1, 1, 1)
+    mixed = epsilon * real + (1 - epsilon) * fake
+    assert len(seen) == 3  # reals, fakes, then the interpolates
+    assert torch.allclose(seen[2], mixed, atol=1e-6)
+    expected = ((0.1 * mixed.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    on_reals = ((0.1 * real.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    on_fakes = ((0.1 * fake.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    assert min(abs(expected - on_reals), abs(expected - on_fakes)) > 0.1  # the test can tell
+    assert stats["gp"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert total.item() == pytest.approx((stats["loss_d"] + 10.0 * stats["gp"]).item(), rel=1e-5)
+
+
+GAN_MODELS = [m for m in list_models() if m != "vae"]  # every model with a discriminator
+
+
+@pytest.mark.parametrize("model", GAN_MODELS)
+def test_spectral_norm_normalises_every_weight_of_every_discriminator(
+    tiny_train, model_options, model
+):
+    """After training steps, each weight D computes with, the last layer's included, has
+    largest singular value ~1, and no weight of D escapes the normalisation."""
+    run = tiny_train(model=model, steps=3, spectral_norm=True, **model_options(model))
+    discriminator = run.load().networks["discriminator"]
+    sigmas = largest_singular_values(discriminator)  # as trained: the estimate lags a little
+    assert all(0.999 < sigma < 1.15 for sigma in sigmas.values()), sigmas
+    discriminator.train()
+    layers = [m for m in discriminator.modules() if isinstance(m, WEIGHTED_LAYERS)]
+    for _ in range(100):  # in training mode each read of a weight runs one power iteration
+        for layer in layers:
+            layer.weight  # noqa: B018
+    converged = largest_singular_values(discriminator)
+    assert all(sigma == pytest.approx(1.0, abs=0.003) for sigma in converged.values()), converged
+    last = [name for name, m in discriminator.named_modules() if isinstance(m, WEIGHTED_LAYERS)]
+    assert last and last[-1] in converged
+    weights = [name for name, p in discriminator.named_parameters() if p.dim() >= 2]
+    assert weights and all(name.endswith(".parametrizations.weight.original") for name in weights)
+    assert len(weights) == len(sigmas)
 
 
 @pytest.mark.slow

@@ -225,12 +225,17 @@ def test_resume_detects_an_edited_config(tiny_train):
         ganforge.train(resume=run.path)
 
 
-def test_resume_needs_a_checkpoint(tiny_train):
+def test_resume_without_any_checkpoint_starts_over_from_step_0(tiny_train, without_wall_clock):
+    """A run folder whose config is intact but that holds no checkpoint (stopped before its
+    first one) trains from step 0, as a new run of its config would."""
+    straight = tiny_train("straight", steps=5)
     run = tiny_train(steps=3)
     for _, path in run.checkpoints:
         path.unlink()
-    with pytest.raises(GanforgeError, match="^--resume: .*no checkpoint"):
-        ganforge.train(resume=run.path, steps=5)
+    resumed = ganforge.train(resume=run.path, steps=5)
+    assert resumed.step == 5
+    assert_same_tensors(final_tensors(straight), final_tensors(resumed))
+    assert without_wall_clock(resumed.metrics()) == without_wall_clock(straight.metrics())
 
 
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path):

@@ -1,7 +1,10 @@
 """The runs the app serves: found under one folder, loaded when first asked for, kept loaded.
 
 A run is any folder holding a config.json (at most MAX_DEPTH levels down; the folder itself
-when it is one run). Loading reads config.json and safetensors only (Run.load), never code from
+when it is one run). Symbolic links are not followed out of RUNS_DIR: a linked folder is not
+searched, and a run folder holding a link to anything outside it (its config.json, its
+checkpoints, a checkpoint file, ...) is not listed, so the page reads nothing the folder does
+not hold. Loading reads config.json and safetensors only (Run.load), never code from
 the run folder. A run is loaded again when its newest checkpoint changes (a run still training),
 and at most CACHE_SIZE runs stay in memory.
 """
@@ -49,7 +52,7 @@ class RunCatalog:
         if not self.root.is_dir():
             raise GanforgeError(f"RUNS_DIR: '{self.root}' is not a folder")
         if (self.root / CONFIG_FILE).is_file():
-            return ["."]
+            return ["."] if _stays_inside(self.root) else []
         found = []
         for config in self._configs(self.root, MAX_DEPTH):
             found.append(config.parent.relative_to(self.root).as_posix())
@@ -62,10 +65,13 @@ class RunCatalog:
             return []
         configs = []
         for child in children:
-            if child.name.startswith(".") or child.name in _NOT_RUNS or not child.is_dir():
+            if child.name.startswith(".") or child.name in _NOT_RUNS:
+                continue
+            if child.is_symlink() or not child.is_dir():
                 continue
             if (child / CONFIG_FILE).is_file():
-                configs.append(child / CONFIG_FILE)
+                if _stays_inside(child):
+                    configs.append(child / CONFIG_FILE)
             elif depth > 1:
                 configs += self._configs(child, depth - 1)
         return configs
@@ -109,6 +115,22 @@ class RunCatalog:
             while len(self._loaded) > CACHE_SIZE:
                 self._loaded.popitem(last=False)
         return loaded
+
+
+def _stays_inside(folder: Path) -> bool:
+    """Whether no entry of run `folder`, nor of a folder in it (checkpoints/, samples/, ...), is
+    a symbolic link to somewhere outside `folder`."""
+    try:
+        inside = folder.resolve()
+        entries = list(folder.iterdir())
+        for entry in list(entries):
+            if entry.is_dir() and not entry.is_symlink():
+                entries += entry.iterdir()
+        return all(
+            entry.resolve().is_relative_to(inside) for entry in entries if entry.is_symlink()
+        )
+    except (OSError, RuntimeError):  # unreadable, or a loop of links
+        return False
 
 
 def _newest_checkpoint(run: Run) -> tuple:

@@ -9,7 +9,7 @@ the page can be reproduced from the command line.
 
 from __future__ import annotations
 
-import html
+import string
 import tempfile
 from pathlib import Path
 
@@ -49,11 +49,22 @@ def describe(run: Run) -> str:
     checkpoints = run.checkpoints
     step = f"step {checkpoints[-1][0]}" if checkpoints else "**no checkpoint yet**"
     lines = [
-        f"**{html.escape(config.model)}** on **{html.escape(config.data)}**, {kind}",
+        f"**{markdown_text(config.model)}** on **{markdown_text(config.data)}**, {kind}",
         f"{config.resolution} px, {config.channels} channel(s), z_dim {config.z_dim}, {step} "
         f"of {config.steps}",
     ]
     return "  \n".join(lines)
+
+
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def markdown_text(value) -> str:
+    """`value` (text from a run folder, a file name, an error) for a Markdown box, on one line,
+    shown as the characters it holds: its tags, links, images and emphasis are not rendered
+    (a config.json's `<img src=...>` would otherwise be fetched by every browser that looks)."""
+    text = " ".join(str(value).split())  # no headings, lists or code blocks of its own
+    return "".join(_ENTITIES.get(c) or ("\\" + c if c in string.punctuation else c) for c in text)
 
 
 def condition_of(run: Run) -> str:

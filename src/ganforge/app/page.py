@@ -12,9 +12,11 @@ from __future__ import annotations
 import html
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -25,9 +27,14 @@ from ganforge.errors import GanforgeError
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
 
 import gradio as gr  # noqa: E402
+from starlette.datastructures import Headers  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
 
 LOG = logging.getLogger("ganforge.app")
 MAX_UPLOAD = "20mb"
+CACHE_CLEANUP = (600, 3600)  # every 10 min, uploads and pictures older than an hour are deleted
+EVERY_ADDRESS = {"0.0.0.0", "::", "[::]", ""}
 SKETCH_PIXELS = 280
 NOT_NOISE = "This run translates images (pix2pix): it draws nothing from noise. See Translate."
 NOT_TRANSLATOR = "This run draws from noise: translating your images takes a pix2pix run."
@@ -44,12 +51,13 @@ def guarded(function: Callable, fallback: tuple) -> Callable:
     def handler(*args):
         try:
             results = function(*args)
-        except GanforgeError as exc:
-            return (*fallback, f"Error: {exc}")
+        except GanforgeError as exc:  # its words may hold a file's or a run's name: as text
+            return (*fallback, explorer.markdown_text(f"Error: {exc}"))
         except Exception as exc:  # a bug: say so in words, keep the details in the log
             LOG.exception("the app's handler %s failed", function.__name__)
             kind = type(exc).__name__
-            return (*fallback, f"Error: unexpected {kind}: {exc} (see the server's log)")
+            words = f"Error: unexpected {kind}: {exc} (see the server's log)"
+            return (*fallback, explorer.markdown_text(words))
         results = results if isinstance(results, tuple) else (results,)
         return (*results, "")
 
@@ -64,8 +72,8 @@ def build_page(runs_dir: str | Path) -> gr.Blocks:
         names = catalog.names()
     except GanforgeError:
         names = []
-    with gr.Blocks(title="ganforge app") as page:
-        gr.Markdown(f"## ganforge · runs in `{html.escape(str(runs_dir))}`")
+    with gr.Blocks(title="ganforge app", delete_cache=CACHE_CLEANUP) as page:
+        gr.Markdown(f"## ganforge · runs in {explorer.markdown_text(runs_dir)}")
         with gr.Row():
             run_name = gr.Dropdown(
                 names, value=names[0] if names else None, label="Run", elem_id="run", scale=4
@@ -340,8 +348,65 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
     on(report.build.click, build_report, [top.run_name], [report.page])
 
 
-def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None) -> None:
-    """Serve the page until interrupted (Ctrl+C); print its address first."""
+# ---- serving --------------------------------------------------------------------------------
+
+
+def allowed_hosts(host: str) -> set[str]:
+    """The names a request may give in its Host header: this machine's loopback names and the
+    address the page listens on; when that is every address (0.0.0.0, ::), also this machine's
+    own name and addresses. Any other name is refused, even one a DNS server points here (DNS
+    rebinding: a foreign page that renamed itself to this address)."""
+    names = {"127.0.0.1", "localhost", "::1", host.strip("[]").lower()}
+    if host in EVERY_ADDRESS:
+        machine = socket.gethostname()
+        names |= {machine.lower(), socket.getfqdn().lower()}
+        try:
+            names |= {str(found[4][0]).lower() for found in socket.getaddrinfo(machine, None)}
+        except OSError:
+            pass
+    return names - {""}
+
+
+class SameOrigin:
+    """ASGI middleware in front of the page: a request must address one of `hosts` (400
+    otherwise), and one sent by a web page (it has an Origin header) must come from the page's
+    own address (403 otherwise), so another site open in the browser can neither upload nor
+    run the models."""
+
+    def __init__(self, app, hosts: set[str]):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            headers = Headers(scope=scope)
+            host = headers.get("host", "")
+            origin = headers.get("origin")
+            refusal = None
+            if _hostname(host) not in self.hosts:
+                refusal = PlainTextResponse("this page does not answer to that Host", 400)
+            elif origin is not None and origin.lower() not in (
+                f"http://{host}".lower(),
+                f"https://{host}".lower(),
+            ):
+                refusal = PlainTextResponse("requests from another site are refused", 403)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _hostname(host: str) -> str | None:
+    """The name in a Host header ("name:port", "[::1]:port"), lower case; None if malformed."""
+    if "@" in host or "/" in host:
+        return None
+    try:
+        return urlsplit(f"//{host}").hostname
+    except ValueError:
+        return None
+
+
+def start(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None):
+    """Start serving the page in the background: the running gr.Blocks and its address."""
     root = Path(runs_dir)
     if not root.is_dir():
         raise GanforgeError(f"RUNS_DIR: '{root}' is not a folder (train a run into it first)")
@@ -360,8 +425,15 @@ def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None
             footer_links=[],
             prevent_thread_lock=True,
             quiet=True,
+            app_kwargs={"middleware": [Middleware(SameOrigin, hosts=allowed_hosts(host))]},
         )
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise GanforgeError(f"--host/--port: cannot listen on {host}:{port}: {exc}") from None
-    print(f"ganforge app: {url} (runs in {root}; Ctrl+C stops)", flush=True)
+    return page, url
+
+
+def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """Serve the page until interrupted (Ctrl+C); print its address first."""
+    page, url = start(runs_dir, host, port)
+    print(f"ganforge app: {url} (runs in {Path(runs_dir)}; Ctrl+C stops)", flush=True)
     page.block_thread()

@@ -60,14 +60,19 @@ class CifarDataset:
 
     @property
     def binary(self) -> DataFile:
-        return DataFile(self.archive.filename, self.archive.md5, local_names=(self.binary_dir,))
+        archive = self.archive
+        return DataFile(
+            archive.filename, archive.md5, local_names=(self.binary_dir,), size=archive.size
+        )
 
 
 CIFAR10 = CifarDataset(
     name="cifar10",
     num_classes=10,
     label_bytes=1,
-    archive=DataFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530"),
+    archive=DataFile(
+        "cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", size=170_052_171
+    ),
     binary_dir="cifar-10-batches-bin",
     batches={
         "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
@@ -87,7 +92,9 @@ CIFAR100 = CifarDataset(
     name="cifar100",
     num_classes=100,
     label_bytes=2,
-    archive=DataFile("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8"),
+    archive=DataFile(
+        "cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8", size=168_513_733
+    ),
     binary_dir="cifar-100-binary",
     batches={"train": ("train.bin",), "test": ("test.bin",)},
     names_file="fine_label_names.txt",

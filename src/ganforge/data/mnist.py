@@ -7,7 +7,7 @@ Checksums are the published MD5s of the .gz files (torchvision lists the same).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,15 @@ class IdxDataset:
     mirrors: tuple[str, ...]
     md5s: dict[str, str]  # official .gz file name -> published MD5
     class_names: tuple[str, ...]
+    sizes: dict[str, int] = field(default_factory=dict)  # .gz file name -> published bytes
 
     def files(self, split: str) -> list[DataFile]:
         prefix = {"train": "train", "test": "t10k"}[split]
         names = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
-        return [DataFile(n, self.md5s[n], local_names=(n.removesuffix(".gz"),)) for n in names]
+        return [
+            DataFile(n, self.md5s[n], local_names=(n.removesuffix(".gz"),), size=self.sizes.get(n))
+            for n in names
+        ]
 
 
 MNIST = IdxDataset(
@@ -46,6 +50,12 @@ MNIST = IdxDataset(
         "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
     },
     tuple(str(d) for d in range(10)),
+    sizes={
+        "train-images-idx3-ubyte.gz": 9_912_422,
+        "train-labels-idx1-ubyte.gz": 28_881,
+        "t10k-images-idx3-ubyte.gz": 1_648_877,
+        "t10k-labels-idx1-ubyte.gz": 4_542,
+    },
 )
 FASHION_MNIST = IdxDataset(
     "fashion-mnist",
@@ -71,6 +81,12 @@ FASHION_MNIST = IdxDataset(
         "Bag",
         "Ankle boot",
     ),
+    sizes={
+        "train-images-idx3-ubyte.gz": 26_421_880,
+        "train-labels-idx1-ubyte.gz": 29_515,
+        "t10k-images-idx3-ubyte.gz": 4_422_102,
+        "t10k-labels-idx1-ubyte.gz": 5_148,
+    },
 )
 KMNIST = IdxDataset(
     "kmnist",
@@ -82,6 +98,12 @@ KMNIST = IdxDataset(
         "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
     },
     ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    sizes={
+        "train-images-idx3-ubyte.gz": 18_165_135,
+        "train-labels-idx1-ubyte.gz": 29_497,
+        "t10k-images-idx3-ubyte.gz": 3_041_136,
+        "t10k-labels-idx1-ubyte.gz": 5_120,
+    },
 )
 IDX_DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST, KMNIST)}
 

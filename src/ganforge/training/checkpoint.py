@@ -6,13 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ganforge.atomic import atomic_path
@@ -67,19 +70,38 @@ def checkpoint_digest(tensors: dict[str, torch.Tensor], document: dict[str, Any]
     return digest.hexdigest()
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify tensors and metadata; any damage is a GanforgeError naming the file."""
+class CheckpointMismatch(GanforgeError):
+    """A whole checkpoint whose tensors do not fit the network its run's config builds (an
+    edited config.json): no other checkpoint of the run would fit either."""
+
+
+def load_checkpoint(
+    path: str | Path,
+    expected: Mapping[str, torch.Tensor] | None = None,
+    config_file: str | Path | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read and verify tensors and metadata; any damage is a GanforgeError naming the file.
+
+    The header is checked before any tensor is read: every declared tensor must fit in the
+    file, and with `expected` (the network tensors the run's config builds, by name; from
+    `config_file`) a network tensor must have the network's shape and nothing else may
+    be larger than the network's largest, so a file cannot make ganforge allocate more than
+    a checkpoint of this network holds (a sparse file of a few KB can declare gigabytes).
+    Floating tensors must be finite: a NaN weight would be sampled, or resumed, silently."""
     path = Path(path)
+    header, data_size = read_header(path)
+    declared = _declared_tensors(path, header, data_size)
+    if expected is not None:
+        _check_expected(path, declared, expected, config_file)
     try:
         tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
     except Exception as exc:  # safetensors raises several types on damaged files
         raise GanforgeError(f"cannot read checkpoint '{path}': {exc}") from None
+    document = header.get("__metadata__")
     try:
-        metadata = json.loads(header["ganforge"])
-    except (KeyError, ValueError, RecursionError):  # ValueError: bad JSON, a 5,000-digit number
-        raise GanforgeError(
+        metadata = json.loads(document["ganforge"])
+    except (KeyError, TypeError, ValueError, RecursionError):  # ValueError: bad JSON, a
+        raise GanforgeError(  # 5,000-digit number
             f"'{path}' is not a ganforge checkpoint (no ganforge metadata)"
         ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
@@ -91,31 +113,187 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         whole = False
     if not whole:
         raise GanforgeError(f"checkpoint '{path}' is damaged: it fails its checksum")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise GanforgeError(
+                f"checkpoint '{path}' holds NaN or infinity in tensor '{name}': it cannot be "
+                "sampled or resumed from"
+            )
     check_metadata(metadata, path)
     return tensors, metadata
 
 
 def load_newest_valid(
-    folder: str | Path, complete: bool = False
+    folder: str | Path,
+    complete: bool = False,
+    expected: Mapping[str, torch.Tensor] | None = None,
+    config_file: str | Path | None = None,
 ) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
     """The newest checkpoint in `folder` that loads and verifies (and, with `complete`, holds
     everything a resume needs); damaged newer ones are skipped with a warning naming them (a
-    crash can only leave an older one behind, but a disk can damage anything)."""
+    crash can only leave an older one behind, but a disk can damage anything). A checkpoint
+    that does not fit the network (`expected`, load_checkpoint) stops the search: the
+    config, not the file, is wrong."""
     found = list_checkpoints(folder)
     if not found:
         raise GanforgeError(f"'{folder}' holds no checkpoint")
     problems = []
     for _, path in reversed(found):
         try:
-            tensors, metadata = load_checkpoint(path)
+            tensors, metadata = load_checkpoint(path, expected, config_file)
             if complete:
                 check_metadata(metadata, path, complete=True)
+        except CheckpointMismatch:
+            raise
         except GanforgeError as exc:
             problems.append(str(exc))
             warnings.warn(f"skipping {exc}", stacklevel=2)
             continue
         return path, tensors, metadata
     raise GanforgeError(f"no valid checkpoint in '{folder}': {problems[0]}")
+
+
+# ---- the safetensors header, read before any tensor -------------------------------------
+
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on its JSON header
+MAX_DIMENSIONS = 32
+# bytes per element of each safetensors dtype
+DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+# Tensors besides the networks' (optimiser moments, RNG states, logbook sums): none larger
+# than the largest network tensor or this many elements, and all of them together no more
+# than this many times the networks' bytes (Adam keeps two moments of each trained weight,
+# RMSprop up to three) plus EXTRA_BYTES.
+OTHER_ELEMENTS = 2**20
+STATE_FACTOR = 4
+EXTRA_BYTES = 2**24
+
+
+def read_header(path: str | Path) -> tuple[dict, int]:
+    """The JSON header of a safetensors file and the size of its data section, read without
+    reading any tensor: an 8-byte little-endian length (bounded by the file and by
+    MAX_HEADER_BYTES), then that many bytes of JSON. Only a regular file is opened (a FIFO
+    named like a checkpoint would block a plain open forever)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise GanforgeError(f"checkpoint '{path}' is not a regular file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise GanforgeError(f"cannot read checkpoint '{path}': {exc.strerror or exc}") from None
+    try:
+        size = os.fstat(fd).st_size
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat above
+            raise GanforgeError(f"checkpoint '{path}' is not a regular file")
+        length = int.from_bytes(_read_at(fd, 8, 0), "little") if size >= 8 else -1
+        if not 0 < length <= min(MAX_HEADER_BYTES, size - 8):
+            raise GanforgeError(
+                f"cannot read checkpoint '{path}': not a safetensors file (a header of "
+                f"{length} bytes in a file of {size})"
+            )
+        raw = _read_at(fd, length, 8)
+    except OSError as exc:
+        raise GanforgeError(f"cannot read checkpoint '{path}': {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError):
+        header = None
+    if not isinstance(header, dict):
+        raise GanforgeError(f"cannot read checkpoint '{path}': its header is not a JSON object")
+    return header, size - 8 - length
+
+
+def _read_at(fd: int, count: int, offset: int) -> bytes:
+    chunks = []
+    while count > 0:
+        chunk = os.pread(fd, count, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count, offset = count - len(chunk), offset + len(chunk)
+    return b"".join(chunks)
+
+
+def _declared_tensors(path: Path, header: dict, data_size: int) -> dict[str, tuple[tuple, int]]:
+    """(shape, bytes) of every tensor the header declares, each checked against the file:
+    a known dtype, a shape of whole numbers, data_offsets inside the data section that
+    hold exactly that many bytes; all of them together no more than the data section."""
+    declared: dict[str, tuple[tuple, int]] = {}
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        ok = (
+            isinstance(entry, dict)
+            and entry.get("dtype") in DTYPE_BYTES
+            and isinstance(shape, list)
+            and len(shape) <= MAX_DIMENSIONS
+            and all(_whole(n) for n in shape)
+            and isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_whole(n) for n in offsets)
+            and offsets[0] <= offsets[1] <= data_size
+        )
+        if not ok:
+            raise GanforgeError(
+                f"checkpoint '{path}' is damaged: tensor {brief(name)} is declared as "
+                f"{brief(entry)} in a data section of {data_size} bytes"
+            )
+        size = math.prod(shape) * DTYPE_BYTES[entry["dtype"]]
+        if size != offsets[1] - offsets[0]:
+            raise GanforgeError(
+                f"checkpoint '{path}' is damaged: tensor {brief(name)} declares "
+                f"{entry['dtype']} {tuple(shape)} ({size} bytes) in {offsets[1] - offsets[0]}"
+            )
+        total += size
+        declared[name] = (tuple(shape), size)
+    if total > data_size:
+        raise GanforgeError(
+            f"checkpoint '{path}' is damaged: its tensors declare {total} bytes in a data "
+            f"section of {data_size}"
+        )
+    return declared
+
+
+def _check_expected(
+    path: Path,
+    declared: dict[str, tuple[tuple, int]],
+    expected: Mapping[str, torch.Tensor],
+    config_file: str | Path | None,
+) -> None:
+    """Declared tensors against the network's: the same shape for a network tensor, no
+    other one larger than the largest network tensor (or OTHER_ELEMENTS), and no more
+    bytes in all than a checkpoint of this network can hold."""
+    source = f" of '{config_file}'" if config_file else ""
+    for name, (shape, _) in declared.items():
+        tensor = expected.get(name)
+        if tensor is not None and shape != tuple(tensor.shape):
+            network = ".".join(name.split(".")[:2])
+            raise CheckpointMismatch(
+                f"checkpoint '{path}' does not match network '{network}'{source}: tensor "
+                f"'{name}' is {shape} in the checkpoint, {tuple(tensor.shape)} in the network "
+                f"(was {config_file or 'the config'} edited?)"
+            )
+    largest = max([OTHER_ELEMENTS, *(tensor.numel() for tensor in expected.values())])
+    network_bytes = sum(tensor.numel() * tensor.element_size() for tensor in expected.values())
+    for name, (shape, _) in declared.items():
+        if name not in expected and math.prod(shape) > largest:
+            raise GanforgeError(
+                f"checkpoint '{path}' is damaged: tensor {brief(name)} declares {shape}, "
+                f"larger than any tensor of the network{source}"
+            )
+    total = sum(size for _, size in declared.values())
+    if total > (1 + STATE_FACTOR) * network_bytes + EXTRA_BYTES:
+        raise GanforgeError(
+            f"checkpoint '{path}' is damaged: its tensors declare {total} bytes, more than a "
+            f"checkpoint of the network{source} holds ({network_bytes} bytes of weights)"
+        )
 
 
 # ---- the metadata's schema ----------------------------------------------------------------
@@ -298,16 +476,24 @@ def _plain(value: object, limit: float = MAX_COUNT) -> bool:
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """(step, path) of every checkpoint in `folder`, oldest first."""
+    """(step, path) of every checkpoint in `folder`, oldest first: regular files only (a FIFO
+    or a device named like a checkpoint is left out; opening it could block)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     found = []
     for path in folder.iterdir():
         match = _STEP_FILE.match(path.name)
-        if match:
+        if match and _is_regular(path):
             found.append((int(match.group(1)), path))
     return sorted(found)
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:
@@ -316,10 +502,32 @@ def remove_stale_temporaries(folder: str | Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def prune_checkpoints(folder: str | Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoints."""
-    for _, path in list_checkpoints(folder)[:-keep]:
-        path.unlink(missing_ok=True)
+def prune_checkpoints(
+    folder: str | Path, keep: int, newest_valid: str | Path | None = None
+) -> None:
+    """Delete all but the newest `keep` checkpoints, but never the newest one that verifies:
+    `newest_valid` (the one just written), or else the newest that loads and verifies. A
+    damaged checkpoint of a later step (one that `--resume` skipped) is not a reason to
+    delete the good ones."""
+    found = list_checkpoints(folder)
+    kept = {path.name for _, path in found[-keep:]} if keep > 0 else set()
+    if newest_valid is None:
+        newest_valid = _newest_verifying(found)
+    if newest_valid is not None:
+        kept.add(Path(newest_valid).name)
+    for _, path in found:
+        if path.name not in kept:
+            path.unlink(missing_ok=True)
+
+
+def _newest_verifying(found: list[tuple[int, Path]]) -> Path | None:
+    for _, path in reversed(found):
+        try:
+            load_checkpoint(path)
+        except GanforgeError:
+            continue
+        return path
+    return None
 
 
 # ---- packing training state into flat tensors + JSON ----------------------------------
@@ -329,17 +537,38 @@ def pack_module(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]
     return {f"{prefix}.{name}": value for name, value in module.state_dict().items()}
 
 
-def unpack_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+def expected_tensors(networks: Mapping[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint holds for `networks` (name -> module, the EMA copy under its
+    own name), by their names in the file: what load_checkpoint checks a header against."""
+    found: dict[str, torch.Tensor] = {}
+    for name, network in networks.items():
+        found.update(pack_module(f"networks.{name}", network))
+    return found
+
+
+def unpack_module(
+    prefix: str,
+    module: torch.nn.Module,
+    tensors: dict[str, torch.Tensor],
+    checkpoint: str | Path | None = None,
+    config_file: str | Path | None = None,
+) -> None:
+    """Load the tensors under `prefix` into `module`; a mismatch names `checkpoint` and the
+    `config_file` the module was built from, where given."""
     start = prefix + "."
     state = {name[len(start) :]: value for name, value in tensors.items() if name.startswith(start)}
+    where = f"checkpoint '{checkpoint}'" if checkpoint else "checkpoint"
+    source = f" of '{config_file}'" if config_file else ""
     try:
         missing, unexpected = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # a tensor of another shape
         reason = str(exc).split("\n\t")[-1]
-        raise GanforgeError(f"checkpoint does not match network '{prefix}': {reason}") from None
+        raise GanforgeError(
+            f"{where} does not match network '{prefix}'{source}: {reason}"
+        ) from None
     if missing or unexpected:
         raise GanforgeError(
-            f"checkpoint does not match network '{prefix}': missing {missing[:3]}, "
+            f"{where} does not match network '{prefix}'{source}: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}"
         )
 

@@ -70,6 +70,7 @@ from ganforge.training.evaluation import TrainingEvaluator
 from ganforge.training.interrupt import GracefulInterrupt
 from ganforge.training.logbook import Logbook, truncate_records
 from ganforge.training.optim import learning_rate, make_optimizer
+from ganforge.training.run_lock import LOCK_FILE, RunLock, check_unlocked
 from ganforge.training.tensorboard_log import TensorBoardLog
 
 
@@ -91,9 +92,11 @@ def train(
     else:
         config = _new_config(config, options)
         run_dir = Path(config.out or _default_run_name(config))
-    if config.ddp and not launched():  # --ddp: start the processes; each builds a Trainer
+    if not launched():  # before any data is read; the writer takes the lock (Trainer)
         if resume is None:
             _refuse_existing_run(run_dir)
+        check_unlocked(run_dir, "--out" if resume is None else "--resume")
+    if config.ddp and not launched():  # --ddp: start the processes; each builds a Trainer
         launch(config, run_dir, resume is not None, torch_device(config.device))
         return Run(run_dir)
     return Trainer(config, run_dir, resuming=resume is not None).fit()
@@ -237,21 +240,36 @@ class Trainer:
             else None
         )
         self._early_stop: str | None = None
-        if resuming:
-            self._restore()
-        elif main:
-            self._create_run_dir()
-        if self.tensorboard is not None:
-            self.tensorboard.start(self.step)
+        self._lock: RunLock | None = None  # one writer per run folder (training/run_lock.py)
+        try:
+            if resuming:
+                if main:
+                    self._lock = RunLock.acquire(run_dir, "--resume")
+                self._restore()
+            elif main:
+                self._create_run_dir()
+            if self.tensorboard is not None:
+                self.tensorboard.start(self.step)
+        except BaseException:
+            self._release_lock()
+            raise
 
     # ---- run folder ------------------------------------------------------------------
     def _create_run_dir(self) -> None:
         _refuse_existing_run(self.run_dir)
         try:
-            (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise GanforgeError(f"--out: cannot create '{self.run_dir}': {exc.strerror}") from None
+        self._lock = RunLock.acquire(self.run_dir, "--out")
+        _refuse_existing_run(self.run_dir)  # another run may have been written meanwhile
+        (self.run_dir / SAMPLES_DIR).mkdir(exist_ok=True)
         self._write_config()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _write_config(self) -> None:
         text = json.dumps(self.config.to_dict(), indent=2) + "\n"
@@ -293,20 +311,43 @@ class Trainer:
         tensors, metadata = self._checkpoint_contents()  # every process: it averages the logbook
         if self.dist.is_main:
             folder = self.run_dir / CHECKPOINT_DIR
-            ckpt.save_checkpoint(folder / ckpt.checkpoint_name(self.step), tensors, metadata)
-            ckpt.prune_checkpoints(folder, self.config.keep_checkpoints)
+            path = folder / ckpt.checkpoint_name(self.step)
+            ckpt.save_checkpoint(path, tensors, metadata)
+            ckpt.prune_checkpoints(folder, self.config.keep_checkpoints, newest_valid=path)
         self._saved_at = time.monotonic()
 
     def _restore(self) -> None:
+        """Continue from the newest valid checkpoint; a run stopped before its first one (a
+        second Ctrl-C, a crash) has an intact config (Run read it): it starts over from step
+        0, as a new run of that config would."""
         folder = self.run_dir / CHECKPOINT_DIR
-        if not ckpt.list_checkpoints(folder):
-            raise GanforgeError(f"--resume: run '{self.run_dir}' has no checkpoint to resume from")
-        if self.dist.is_main:
+        if self.dist.is_main and folder.is_dir():
             ckpt.remove_stale_temporaries(folder)
-        path, tensors, meta = ckpt.load_newest_valid(folder, complete=True)
+        rollbacks = self._load_newest(folder) if ckpt.list_checkpoints(folder) else 0
+        if not self.dist.is_main:
+            return
+        truncate_records(self.run_dir / METRICS_FILE, self.step)
+        truncate_events(self.run_dir / EVENTS_FILE, self.step, rollbacks)
+        (self.run_dir / SAMPLES_DIR).mkdir(exist_ok=True)
+        self._write_config()  # records the new --steps and intervals
+
+    def _load_newest(self, folder: Path) -> int:
+        """Load the newest valid checkpoint; the doctor's rollback count it carries."""
+        config_file = self.run_dir / CONFIG_FILE
+        networks = dict(self.family.networks.items())
+        if self.ema is not None:
+            networks[f"{self.family.sampler}{EMA_SUFFIX}"] = self.ema.network
+        expected = ckpt.expected_tensors(networks)
+        try:
+            path, tensors, meta = ckpt.load_newest_valid(
+                folder, complete=True, expected=expected, config_file=config_file
+            )
+        except ckpt.CheckpointMismatch as exc:
+            raise GanforgeError(f"--resume: {exc}") from None
         if meta["config_hash"] != self.config.trajectory_hash():
             raise GanforgeError(
-                f"--resume: checkpoint '{path}' was written with a different config"
+                f"--resume: checkpoint '{path}' was written with a different config than "
+                f"'{config_file}'"
             )
         try:
             self._load_state(tensors, meta)
@@ -318,12 +359,7 @@ class Trainer:
                 f"--steps: run '{self.run_dir}' is already at step {self.step}; "
                 f"give --steps {self.step} or more"
             )
-        if not self.dist.is_main:
-            return
-        truncate_records(self.run_dir / METRICS_FILE, self.step)
-        rollbacks = meta["doctor"]["rollbacks"] if meta.get("doctor") is not None else 0
-        truncate_events(self.run_dir / EVENTS_FILE, self.step, rollbacks)
-        self._write_config()  # records the new --steps and intervals
+        return meta["doctor"]["rollbacks"] if meta.get("doctor") is not None else 0
 
     def _load_state(
         self, tensors: dict[str, torch.Tensor], meta: dict, position: bool = True
@@ -451,6 +487,7 @@ class Trainer:
             if self.tensorboard is not None:
                 self.tensorboard.close()
             self.dist.close()
+            self._release_lock()
 
     def _fit(self) -> Run:
         config = self.config
@@ -609,17 +646,30 @@ class Trainer:
         if saved:
             return GanforgeError(f"interrupted at step {self.step}; checkpoint saved; {resume}")
         found = ckpt.list_checkpoints(self.run_dir / CHECKPOINT_DIR)
-        last = f"step {found[-1][0]}" if found else "no checkpoint yet"
+        last = f"step {found[-1][0]}" if found else "none yet, so it starts over from step 0"
         return GanforgeError(
             f"interrupted inside step {self.step + 1} (last checkpoint: {last}); {resume}"
         )
 
 
 def _refuse_existing_run(run_dir: Path) -> None:
+    """--out must be a new or empty folder (its lock aside): a run is resumed, not
+    overwritten, and a folder of the user's own files is never written into."""
     if (run_dir / CONFIG_FILE).exists():
         raise GanforgeError(
             f"--out: '{run_dir}' already holds a run; resume it with "
             f"`ganforge train --resume {run_dir}` or choose another --out"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanforgeError(f"--out: '{run_dir}' is a file, not a folder")
+    try:
+        others = run_dir.is_dir() and any(e.name != LOCK_FILE for e in run_dir.iterdir())
+    except OSError as exc:
+        raise GanforgeError(f"--out: cannot read folder '{run_dir}': {exc.strerror}") from None
+    if others:
+        raise GanforgeError(
+            f"--out: folder '{run_dir}' is not empty and is not a ganforge run; give a new or "
+            "empty folder"
         )
 
 
