@@ -18,6 +18,7 @@ from ganforge.models import build_model
 from ganforge.models.registry import _MODELS
 from ganforge.run import Run
 from ganforge.sampling import class_rows
+from cli_errors import assert_one_line_error
 
 
 def tiny_flags(out, **overrides) -> list[str]:
@@ -36,13 +37,6 @@ def tiny_flags(out, **overrides) -> list[str]:
     return ["train", *[f"--{k}={v}" for k, v in options.items()], "--no-progress"]
 
 
-def one_line_error(capsys, *words) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("ganforge: error: "), err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +69,7 @@ TRAIN_BOUNDS = [  # flag, an absurd value, the bound as the message writes it
 def test_an_absurd_training_size_is_refused_before_any_work(tmp_path, capsys, flag, value, bound):
     overrides = {flag: value, "model": "cgan"} if flag == "num-classes" else {flag: value}
     assert main(tiny_flags(tmp_path / "r", **overrides)) == 2
-    one_line_error(capsys, f"--{flag}: must be at most {bound}, got {value:,}")
+    assert_one_line_error(capsys, f"--{flag}: must be at most {bound}, got {value:,}")
     assert not (tmp_path / "r").exists()
 
 
@@ -110,7 +104,7 @@ def test_a_progress_grid_too_large_for_one_picture_is_refused():
 def test_networks_too_large_are_refused_before_any_allocation(tmp_path, capsys):
     """Each size in bounds, their product not: 3.3 billion parameters for mlp at width 4096."""
     assert main(tiny_flags(tmp_path / "r", width=4096)) == 2
-    one_line_error(capsys, "--width: the networks would have", "more than 500,000,000")
+    assert_one_line_error(capsys, "--width: the networks would have", "more than 500,000,000")
     assert not (tmp_path / "r").exists()
     with pytest.raises(GanforgeError, match="--resolution 1024"):
         build_model(TrainConfig(model="dcgan"), 1024, 3)
@@ -158,7 +152,7 @@ def test_a_data_folder_whose_name_is_not_utf8_is_refused_at_the_start(tmp_path, 
         pixels = np.full((8, 8), 10 * i, dtype=np.uint8)
         Image.fromarray(pixels).save(os.fsdecode(os.path.join(folder, b"%d.png" % i)))
     assert main(tiny_flags(tmp_path / "r", data=os.fsdecode(folder), resolution=8)) == 2
-    one_line_error(capsys, "--data: b'", "caf\\xe9' is not valid UTF-8 text")
+    assert_one_line_error(capsys, "--data: b'", "caf\\xe9' is not valid UTF-8 text")
     assert not (tmp_path / "r").exists()
 
 
@@ -188,7 +182,7 @@ def test_an_absurd_size_on_a_run_is_refused_before_any_work(
     monkeypatch.setattr(Run, "load", lambda *a, **k: pytest.fail("loaded the generator first"))
     args = [str(trained_run.path) if a == "RUN" else a for a in args]
     assert main(args) == 2
-    one_line_error(capsys, *words)
+    assert_one_line_error(capsys, *words)
     assert tree_snapshot(trained_run.path) == before
     assert list(tmp_path.iterdir()) == []  # no samples.png, walk.gif, compare/
 
@@ -233,7 +227,7 @@ def test_a_hand_edited_config_json_meets_the_same_bounds(
         "latent": ["latent", "interp", str(path), "--from", "0", "--to", "1"],
     }[command]
     assert main(args) == 2
-    one_line_error(capsys, "config.json", *words)
+    assert_one_line_error(capsys, "config.json", *words)
     assert tree_snapshot(path) == before
 
 

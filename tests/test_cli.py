@@ -16,6 +16,7 @@ import ganforge
 from ganforge.cli import main
 from ganforge.data import list_datasets
 from ganforge.models import list_models
+from cli_errors import assert_one_line_error
 
 
 def tiny_flags(out, **overrides) -> list[str]:
@@ -35,14 +36,6 @@ def tiny_flags(out, **overrides) -> list[str]:
     return ["train", *flags, "--no-progress"]
 
 
-def assert_one_line_error(capsys, *words) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("ganforge: error: "), err
-    assert err.count("\n") == 1 and err.endswith("\n"), err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ import pytest
 
 import ganforge
 from ganforge.cli import main
+from cli_errors import assert_one_line_error
 
 TINY = ["--model", "mlp", "--data", "digits", "--width", "8", "--batch-size", "16"]
 TINY += ["--z-dim", "8", "--log-every", "2", "--n-grid", "4", "--no-progress"]
@@ -55,13 +56,6 @@ def failing_writes(monkeypatch):
     return install
 
 
-def one_line_error(capsys, *words) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("ganforge: error: "), err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
@@ -79,7 +73,7 @@ def finished(tmp_path) -> Path:
 def test_a_new_run_on_a_full_or_read_only_disk(tmp_path, failing_writes, capsys, code):
     failing_writes(tmp_path / "new", code)
     assert main(["train", *TINY, "--steps", "4", "--out", str(tmp_path / "new")]) == 2
-    one_line_error(capsys, os.strerror(code), str(tmp_path / "new"))
+    assert_one_line_error(capsys, os.strerror(code), str(tmp_path / "new"))
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
@@ -88,7 +82,7 @@ def test_a_resume_on_a_full_or_read_only_disk_keeps_the_run(finished, failing_wr
     capsys.readouterr()
     failing_writes(finished, code)
     assert main(["train", "--resume", str(finished), "--steps", "8", "--no-progress"]) == 2
-    one_line_error(capsys, os.strerror(code))
+    assert_one_line_error(capsys, os.strerror(code))
     assert files_under(finished) == before
     assert ganforge.load_run(finished).step == 4  # still loads, still resumable
 
@@ -98,7 +92,7 @@ def test_sample_into_a_read_only_folder(finished, tmp_path, failing_writes, caps
     out = tmp_path / "grids" / "grid.png"
     capsys.readouterr()
     assert main(["sample", str(finished), "--n", "4", "--out", str(out)]) == 2
-    one_line_error(capsys, f"'{out}': Read-only file system")  # the file, not a temporary
+    assert_one_line_error(capsys, f"'{out}': Read-only file system")  # the file, not a temporary
     assert not out.exists()
 
 
@@ -107,7 +101,7 @@ def test_report_of_a_read_only_run(finished, failing_writes, capsys):
     capsys.readouterr()
     failing_writes(finished, errno.EROFS)
     assert main(["report", str(finished)]) == 2
-    one_line_error(capsys, "Read-only file system", str(finished))
+    assert_one_line_error(capsys, "Read-only file system", str(finished))
     assert files_under(finished) == before
 
 
