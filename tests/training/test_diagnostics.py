@@ -127,8 +127,10 @@ def test_mode_collapse_from_an_evaluation_of_the_class_histogram():
         {"step": 100, "eval_kl_to_uniform": 0.49, "eval_best": True},
         {"step": 200, "eval_kl_to_uniform": 1.6, "eval_classes_found": 3, "eval_num_classes": 10},
         {"step": 200, "loss_d": 0.7},  # a training record says nothing about classes
+        {"step": 300, "eval_kl_to_uniform": 0.5},  # the threshold itself counts
+        {"step": 400, "eval_kl_to_uniform": 0.51},
     ]
-    assert firing(detector, evals) == [False, True, False]
+    assert firing(detector, evals) == [False, True, False, True, True]
     assert "3 of 10 classes" in detector.examine(evals[1])["explanation"]
 
 
