@@ -115,18 +115,22 @@ def test_sigkill_at_an_injected_fault_then_resume_is_bit_identical(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANFORGE_TEST_THREADS": "1"}
     command = [sys.executable, str(injector), where, str(count), "train", "--no-progress"]
     command += ["--out", str(killed), *_flags(options)]
-    process = subprocess.run(command, env=env, capture_output=True, timeout=300)
-    assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
     reached = ganforge.load_run(killed).checkpoints[-1][0]
     assert 0 < reached < options["steps"]
     if where == "checkpoint-written":
         assert list((killed / "checkpoints").glob(".*.tmp"))  # the fault left its temporary
 
-    resumed = ganforge.train(resume=killed, progress=False)
+    assert (killed / "train.lock").is_file()  # a killed writer leaves its lock behind
+    with pytest.warns(UserWarning, match=f"taking over the lock of process {process.pid}"):
+        resumed = ganforge.train(resume=killed, progress=False)
     assert resumed.step == options["steps"]
     assert _same_final_weights(straight, resumed)
     assert without_wall_clock(resumed.metrics()) == without_wall_clock(straight.metrics())
     assert not list((killed / "checkpoints").glob(".*.tmp"))
+    assert not (killed / "train.lock").exists()
 
 
 def test_sigterm_finishes_the_step_and_checkpoints(tiny_train, during_generator_phase):
