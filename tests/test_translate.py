@@ -1,9 +1,11 @@
 """`ganforge translate` and the evaluation of translators: files in, PNGs out with the same
-names; bad inputs stop with one line and nothing written; L1/PSNR/SSIM on held-out pairs."""
+names; bad inputs stop with one line and nothing written; an output never replaces an input
+(however --out names its folder); L1/PSNR/SSIM on held-out pairs."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -190,3 +192,41 @@ def test_eval_every_keeps_the_best_checkpoint_by_psnr(tmp_path):
 def test_eval_metrics_must_fit_the_model(tmp_path, options, message):
     with pytest.raises(GanforgeError, match=message):
         ganforge.train(**{**PIX2PIX, "eval_every": 2, **options}, out=str(tmp_path / "run"))
+
+
+# --- an output never replaces an input ---
+
+
+@pytest.fixture
+def photo(tmp_path):
+    edges = load_dataset("mnist-mini-edges", split="test")
+    path = tmp_path / "photos" / "photo.png"
+    path.parent.mkdir()
+    Image.fromarray(edges.sources[0, 0].numpy()).save(path)
+    return path
+
+
+def test_out_as_the_inputs_own_folder_is_refused(pix2pix_run, photo, capsys):
+    before = photo.read_bytes()
+    with pytest.raises(GanforgeError, match="^--out: ") as info:
+        translate_files(pix2pix_run, photo, photo.parent)
+    assert str(photo) in str(info.value) and "overwrite" in str(info.value)
+    assert main(["translate", str(pix2pix_run.path), str(photo), "--out", str(photo.parent)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(photo) in error
+    assert photo.read_bytes() == before
+
+
+def test_an_output_that_is_a_link_to_an_input_is_refused(pix2pix_run, photo, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(photo, out / "photo.png")  # the same file under the output's name
+    before = photo.read_bytes()
+    with pytest.raises(GanforgeError, match="would overwrite the input"):
+        translate_files(pix2pix_run, photo, out)
+    assert photo.read_bytes() == before
+
+
+def test_a_folder_translated_into_a_folder_beside_it_still_works(pix2pix_run, photo, tmp_path):
+    written = translate_files(pix2pix_run, photo.parent, tmp_path / "out")
+    assert [p.name for p in written] == ["photo.png"]
