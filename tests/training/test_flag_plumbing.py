@@ -144,6 +144,13 @@ def optimizer_group(network: str, key: str, index: int | None = None):
     return probe
 
 
+def both_optimizers(key: str, index: int):
+    """The same hyper-parameter read from G's and D's optimisers."""
+    generator = optimizer_group("generator", key, index)
+    discriminator = optimizer_group("discriminator", key, index)
+    return lambda b: (generator(b), discriminator(b))
+
+
 def family(attribute: str):
     return lambda b: getattr(b.trainer.family, attribute)
 
@@ -436,22 +443,8 @@ PROBES: dict[str, Probe] = {
     "--out": Probe(another_folder, lambda b: b.trainer.run_dir.name, "elsewhere"),
     "--lr-g": Probe("0.003", optimizer_group("generator", "lr"), 0.003),
     "--lr-d": Probe("0.005", optimizer_group("discriminator", "lr"), 0.005),
-    "--beta1": Probe(
-        "0.1",
-        lambda b: (
-            optimizer_group("generator", "betas", 0)(b),
-            optimizer_group("discriminator", "betas", 0)(b),
-        ),
-        (0.1, 0.1),
-    ),
-    "--beta2": Probe(
-        "0.9",
-        lambda b: (
-            optimizer_group("generator", "betas", 1)(b),
-            optimizer_group("discriminator", "betas", 1)(b),
-        ),
-        (0.9, 0.9),
-    ),
+    "--beta1": Probe("0.1", both_optimizers("betas", 0), (0.1, 0.1)),
+    "--beta2": Probe("0.9", both_optimizers("betas", 1), (0.9, 0.9)),
     "--optimizer": Probe(
         "rmsprop",
         lambda b: sorted((name, type(o).__name__) for name, o in b.trainer.optimizers.items()),
