@@ -73,9 +73,9 @@ def tiny_train(tmp_path, tiny_options):
 def translator_options(model: str) -> dict:
     """What a tiny run of `model` needs besides TINY_OPTIONS: a translator (pix2pix) trains on
     image pairs, at a size its U-Net takes."""
-    from ganforge.models import model_condition
+    from ganforge.models import model_kind
 
-    if model_condition(model) == "image":
+    if model_kind(model).translator:
         return {"data": "mnist-mini-edges", "resolution": 32}
     return {}
 

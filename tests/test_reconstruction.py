@@ -11,7 +11,7 @@ from PIL import Image
 import ganforge
 from ganforge.cli import main
 from ganforge.data import to_model_range, to_uint8
-from ganforge.reconstruction import paired_rows, reconstruct
+from ganforge.report.grid import paired_rows
 
 TINY = {
     "model": "vae",
@@ -45,7 +45,7 @@ def test_reconstruct_decodes_the_posterior_mean_in_eval_mode(vae_run, digits):
     family = vae_run.load()
     decoder = vae_run.generator(ema=False)
     images = digits.images[:5]
-    out = reconstruct(family, decoder, images)
+    out = family.reconstruct(decoder, images)
     with torch.no_grad():
         family.networks["encoder"].eval()
         mu, _ = family.networks["encoder"](to_model_range(images))

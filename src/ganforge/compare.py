@@ -22,7 +22,7 @@ from ganforge.errors import GanforgeError
 from ganforge.evaluate import BIAS_NOTE, ROWS, evaluate_run, parse_metrics
 from ganforge.metrics import load_extractor
 from ganforge.metrics.registry import default_extractor
-from ganforge.models import model_condition
+from ganforge.models import model_kind
 from ganforge.report.grid import image_grid, save_images
 from ganforge.report.html import data_uri
 from ganforge.run import Run
@@ -55,7 +55,7 @@ def check_comparable(runs: Sequence[Run]) -> None:
         return (run.config.data, run.config.resolution, run.config.channels)
 
     for run in runs:
-        if model_condition(run.config.model) == "image":
+        if model_kind(run.config.model).translator:
             raise GanforgeError(
                 f"compare: run '{run.path}' is a translator; compare its L1/PSNR/SSIM with "
                 "`ganforge eval`"

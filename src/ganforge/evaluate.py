@@ -28,7 +28,7 @@ from ganforge.metrics.frechet import frechet_distance
 from ganforge.metrics.kernel_distance import kid_of_features
 from ganforge.metrics.prdc import density_coverage_of_features, precision_recall_of_features
 from ganforge.metrics.registry import default_extractor
-from ganforge.models import model_condition
+from ganforge.models import model_kind
 from ganforge.run import Run
 from ganforge.sampling import balanced_labels, sample_batches
 
@@ -176,7 +176,7 @@ def measure_generator(
     """Sample `n` images from `network` (seeded) and compute `metrics` against `reference`.
     A class-conditional generator is asked for every class (`class_names`) equally often."""
     labels = None
-    if family.condition == "class":
+    if family.kind.class_conditional:
         labels = balanced_labels(n, family.num_classes)
     fake = extract_features(
         reference.extractor,
@@ -241,7 +241,7 @@ def evaluate_run(
     check_at_most("--n", n, MAX_EVAL_SAMPLES)  # before any work: features of every sample
     check_noise("--n", n, run.config.z_dim)
     check_seed("--seed", seed)
-    if model_condition(run.config.model) == "image":
+    if model_kind(run.config.model).translator:
         from ganforge.translate import evaluate_translation
 
         if metrics is not None:
@@ -254,7 +254,7 @@ def evaluate_run(
     started = time.perf_counter()
     chosen = parse_metrics(metrics) if metrics is not None else METRICS
     family = run.load(checkpoint)
-    if family.condition != "class":
+    if not family.kind.class_conditional:
         asked = [m for m in chosen if m in CONDITIONAL_ONLY]
         if asked and metrics is not None:
             raise GanforgeError(

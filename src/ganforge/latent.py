@@ -27,10 +27,11 @@ from ganforge.bounds import MAX_FRAMES, MAX_GRID_BYTES, check_at_most, check_ima
 from ganforge.data import to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily
+from ganforge.modules import device_of, eval_mode
 from ganforge.report import save_images
 from ganforge.report.gif import frames_to_gif
 from ganforge.run import Run
-from ganforge.sampling import check_labels, sampler_output
+from ganforge.sampling import check_labels
 
 MODES = ("lerp", "slerp")
 _PARALLEL = 1e-7  # sin of the angle below which slerp falls back to lerp (no unique circle)
@@ -126,29 +127,24 @@ def decode(
 ) -> np.ndarray:
     """uint8 (N, H, W, C) images of `codes`, each decoded alone in eval mode on the network's
     device (as `generate` decodes one sample), with class `label` for a conditional model."""
-    if family.condition == "image":
+    if not family.kind.draws_from_noise:
         raise GanforgeError(
             "this model translates images (it has no latent space to walk): use "
             "`ganforge translate RUN INPUT`"
         )
     labels = None
-    if family.condition == "class":
+    if family.kind.class_conditional:
         if label is None:
             raise GanforgeError("--class: a class-conditional run needs the class to draw")
         labels = check_labels(family, torch.tensor([label]))
     elif label is not None:
         raise GanforgeError("--class: this model is not class-conditional")
-    device = next(network.parameters()).device
-    was_training = network.training
-    network.eval()
+    device = device_of(network)
     images = []
-    try:
-        with torch.no_grad():
-            for z in codes.split(1):
-                condition = None if labels is None else labels.to(device)
-                images.append(to_uint8(sampler_output(family, network, z.to(device), condition)))
-    finally:
-        network.train(was_training)
+    with eval_mode(network):
+        for z in codes.split(1):
+            condition = None if labels is None else labels.to(device)
+            images.append(to_uint8(family.sample(network, z.to(device), condition)))
     return torch.cat(images).cpu().permute(0, 2, 3, 1).numpy()
 
 
@@ -198,13 +194,13 @@ class LatentSpace:
     ) -> LatentSpace:
         run = run if isinstance(run, Run) else Run(run)
         family = run.load(checkpoint)
-        if family.condition == "image":
+        if not family.kind.draws_from_noise:
             raise GanforgeError(
                 f"run '{run.path}' is a {run.config.model} run, which translates images (it has "
                 "no latent space to walk): use `ganforge translate RUN INPUT`"
             )
         label = int(run.class_labels(class_)[0]) if class_ is not None else None
-        if family.condition == "class" and label is None:
+        if family.kind.class_conditional and label is None:
             names = ", ".join(run.config.class_names[:12])
             raise GanforgeError(
                 f"--class: run '{run.path}' is class-conditional; name one ({names})"

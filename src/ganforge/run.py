@@ -208,7 +208,7 @@ class Run:
             raise GanforgeError(f"--n: must be at least 1, got {per_class}")
         self.check_samples("--n", per_class * max(1, self.config.num_classes))
         family = self._family or self.load()
-        if family.condition != "class":
+        if not family.kind.class_conditional:
             raise GanforgeError(
                 f"--classes: run '{self.path}' ({self.config.model}) is not class-conditional"
             )

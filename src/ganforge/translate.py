@@ -32,9 +32,9 @@ from ganforge.data.folder import DECODE_ERRORS, IMAGE_SUFFIXES, decode_failure, 
 from ganforge.errors import GanforgeError
 from ganforge.evaluate import EVAL_FILE
 from ganforge.metrics.paired import paired_scores
-from ganforge.models import ModelFamily, model_condition
+from ganforge.models import ModelFamily, model_kind
+from ganforge.modules import device_of, eval_mode
 from ganforge.run import Run
-from ganforge.sampling import sampler_output
 
 BATCH_SIZE = 64
 
@@ -46,7 +46,7 @@ def load_translator(
     run whose model does not translate images."""
     run = run if isinstance(run, Run) else Run(run)
     family = run.load(checkpoint)
-    if family.condition != "image":
+    if not family.kind.translator:
         raise GanforgeError(
             f"run '{run.path}' is a {run.config.model} run, which does not translate images "
             "(that takes a pix2pix run); draw samples with `ganforge sample`"
@@ -62,17 +62,12 @@ def translate_images(
 ) -> torch.Tensor:
     """uint8 (N, C, H, W) sources -> uint8 (N, C, H, W) translations (on the CPU), in eval mode
     on `network`'s device."""
-    device = next(network.parameters()).device
-    was_training = network.training
-    network.eval()
+    device = device_of(network)
     outputs = []
-    try:
-        with torch.no_grad():
-            for chunk in sources.split(batch_size):
-                images = sampler_output(family, network, None, to_model_range(chunk).to(device))
-                outputs.append(to_uint8(images).cpu())
-    finally:
-        network.train(was_training)
+    with eval_mode(network):
+        for chunk in sources.split(batch_size):
+            images = family.sample(network, None, to_model_range(chunk).to(device))
+            outputs.append(to_uint8(images).cpu())
     return torch.cat(outputs)
 
 
@@ -253,7 +248,7 @@ def training_pairs_reference(config: TrainConfig) -> tuple[torch.Tensor, torch.T
     the first --eval-n), for a translator or a
     translation metric; a clear error when the model, the metric or the data does not allow
     it (a noise model with l1, a translator with fid, a folder without held-out pairs)."""
-    translator = model_condition(config.model) == "image"
+    translator = model_kind(config.model).translator
     if translator != (config.eval_metric in TRANSLATION_METRICS):
         names = ", ".join(TRANSLATION_METRICS)
         wanted = f"one of {names}" if translator else f"a metric of samples, not {names}"

@@ -11,6 +11,7 @@ import pytest
 
 from ganforge import GanforgeError
 from ganforge.app.catalog import RunCatalog
+from ganforge.models import Kind
 from ganforge.run import Run
 
 NO_CHECKPOINT, BROKEN = "problems/no-checkpoint", "problems/broken-config"  # conftest.py
@@ -34,7 +35,7 @@ def test_loads_once_and_again_after_a_new_checkpoint(runs_dir, tmp_path):
     catalog = RunCatalog(tmp_path)
     first = catalog.load("dcgan")
     assert catalog.load("dcgan") is first
-    assert first.family.condition == "none" and not first.network.training
+    assert first.family.kind == Kind() and not first.network.training
     newest = sorted((tmp_path / "dcgan" / "checkpoints").glob("step_*.safetensors"))[-1]
     later = newest.with_name("step_9999999.safetensors")
     shutil.copy(newest, later)

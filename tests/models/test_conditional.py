@@ -13,7 +13,7 @@ from ganforge.data import to_model_range
 from ganforge.metrics import extract_features, load_extractor
 from ganforge.models import build_model
 from ganforge.models.conditional import ConcatDiscriminator, ProjectionDiscriminator
-from ganforge.sampling import balanced_labels, sampler_output
+from ganforge.sampling import balanced_labels
 
 CONDITIONAL = [("cgan", "concat"), ("cgan", "projection"), ("acgan", "concat")]
 
@@ -42,8 +42,8 @@ def test_the_label_changes_the_generated_image(model, cond):
     family = conditional_family(model, cond)
     generator = family.networks["generator"].eval()
     z = family.sample_latent(1).repeat(10, 1)
-    images = sampler_output(family, generator, z, torch.arange(10))
-    assert family.condition == "class" and family.num_classes == 10
+    images = family.sample(generator, z, torch.arange(10))
+    assert family.kind.class_conditional and family.num_classes == 10
     # the same noise, ten labels: ten different images
     assert all(not torch.allclose(images[0], images[c]) for c in range(1, 10))
 

@@ -12,15 +12,15 @@ from torch.nn.utils import parametrize
 from ganforge import GanforgeError, TrainConfig
 from ganforge.config import DIFFAUGMENT_POLICIES, LOSSES, diffaugment_policies
 from ganforge.data import to_model_range
-from ganforge.models import build_model, list_models, model_condition
+from ganforge.models import build_model, list_models, model_kind
 from ganforge.models.diffaugment import AUGMENTATIONS, color, cutout, diff_augment, translation
 
 # GAN families: not translators (test_pix2pix.py), nor the VAE (no discriminator)
-MODELS = [m for m in list_models() if model_condition(m) != "image" and m != "vae"]
+MODELS = [m for m in list_models() if not model_kind(m).translator and m != "vae"]
 
 
 def tiny_family(model: str = "mlp", resolution: int = 28, **options):
-    if model_condition(model) == "class":
+    if model_kind(model).class_conditional:
         options.setdefault("num_classes", 10)
     config = TrainConfig(model=model, width=8, z_dim=8, **options)
     return build_model(config, resolution, 1)
@@ -152,7 +152,7 @@ def test_spectral_norm_gives_every_d_layer_unit_largest_singular_value(model):
     # At once roughly 1 (15 power iterations at construction; the estimate of the largest
     # singular value can only fall short, so the normalised one is >= 1)...
     assert all(1 - 1e-4 < sigma < 1.1 for sigma in largest_singular_values())
-    labels = torch.arange(4) % 10 if family.condition == "class" else None
+    labels = torch.arange(4) % 10 if family.kind.class_conditional else None
     for _ in range(200):  # ... and closer with the one power iteration of each training forward
         family.critic(torch.randn(4, 1, 28, 28), labels)
     for layer, sigma in zip(layers, largest_singular_values()):

@@ -13,22 +13,22 @@ from ganforge.models import (
     GANFamily,
     build_model,
     list_models,
-    model_condition,
+    model_kind,
     register_model,
     registry,
 )
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, base_size
-from ganforge.sampling import balanced_labels, sampler_output
+from ganforge.sampling import balanced_labels
 
 MODELS = list_models()
 # Models that turn noise into images (translators have tests of their own: test_pix2pix.py)
-NOISE_MODELS = [m for m in MODELS if model_condition(m) != "image"]
+NOISE_MODELS = [m for m in MODELS if not model_kind(m).translator]
 
 
 def tiny_family(
     model: str, resolution: int = 28, channels: int = 1, width: int = 8, z_dim: int = 8, **options
 ):
-    if model in registry._MODELS and model_condition(model) == "class":
+    if model in registry._MODELS and model_kind(model).class_conditional:
         options.setdefault("num_classes", 10)
     config = TrainConfig(model=model, width=width, z_dim=z_dim, **options)
     return build_model(config, resolution, channels)
@@ -36,7 +36,7 @@ def tiny_family(
 
 def some_labels(family, n: int) -> torch.Tensor | None:
     """Labels for a class-conditional family (None for others)."""
-    return balanced_labels(n, family.num_classes) if family.condition == "class" else None
+    return balanced_labels(n, family.num_classes) if family.kind.class_conditional else None
 
 
 def test_builtin_models_are_registered():
@@ -55,7 +55,7 @@ def test_shapes_and_ranges(model, resolution, channels):
     assert z.shape == (5, family.z_dim)
     labels = some_labels(family, 5)
 
-    images = sampler_output(family, generator, z, labels)
+    images = family.sample(generator, z, labels)
     assert images.shape == (5, channels, resolution, resolution)
     assert images.dtype == torch.float32
     assert images.min() >= -1.0 and images.max() <= 1.0
@@ -63,7 +63,7 @@ def test_shapes_and_ranges(model, resolution, channels):
 
     # also in eval mode (as used for sampling), and for the extremes of the tanh range
     generator.eval()
-    assert sampler_output(family, generator, z * 50, labels).abs().max() <= 1.0
+    assert family.sample(generator, z * 50, labels).abs().max() <= 1.0
 
     if "discriminator" not in family.networks:  # a VAE: tests/models/test_vae.py
         return

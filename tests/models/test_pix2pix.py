@@ -11,7 +11,7 @@ import ganforge
 from ganforge import GanforgeError, TrainConfig
 from ganforge.cli import main
 from ganforge.data import load_dataset, to_model_range
-from ganforge.models import build_model, model_condition
+from ganforge.models import build_model, model_kind
 from ganforge.models.pix2pix import (
     PatchDiscriminator,
     Pix2PixFamily,
@@ -20,7 +20,6 @@ from ganforge.models.pix2pix import (
     patch_map_size,
     unet_depth,
 )
-from ganforge.sampling import sampler_output
 
 
 def tiny_pix2pix(resolution: int = 32, channels: int = 1, width: int = 8, **options):
@@ -40,8 +39,8 @@ def pix2pix_batch(n: int = 8, resolution: int = 32) -> dict[str, torch.Tensor]:
 
 def test_registered_as_an_image_conditioned_family():
     family = tiny_pix2pix()
-    assert model_condition("pix2pix") == "image"
-    assert isinstance(family, Pix2PixFamily) and family.condition == "image"
+    assert model_kind("pix2pix").translator
+    assert isinstance(family, Pix2PixFamily) and family.kind.translator
     assert family.sampler == "generator" and family.num_classes == 0
     assert [p.name for p in family.phases] == ["discriminator", "generator"]
     assert family.phases[0].repeats == "d_steps" and not family.phases[1].fresh_batch
@@ -55,7 +54,7 @@ def test_shapes_and_ranges(resolution, patches, channels):
     family = tiny_pix2pix(resolution, channels, width=4)
     generator, discriminator = family.networks["generator"], family.networks["discriminator"]
     sources = torch.rand(2, channels, resolution, resolution) * 2 - 1
-    images = sampler_output(family, generator, family.sample_latent(2), sources)
+    images = family.sample(generator, family.sample_latent(2), sources)
     assert images.shape == (2, channels, resolution, resolution)
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
     logits = discriminator(pair(sources, images))

@@ -112,13 +112,13 @@ def test_shapes_encoder_decoder_and_learning_rates():
     family = tiny_vae()
     encoder, decoder = family.networks["encoder"], family.networks["decoder"]
     assert isinstance(encoder, ConvEncoder) and isinstance(decoder, DCGANGenerator)
-    assert family.sampler == "decoder" and family.condition == "none"
+    assert family.sampler == "decoder" and family.kind.autoencoder
     mu, logvar = encoder(torch.rand(5, 1, 28, 28) * 2 - 1)
     assert mu.shape == logvar.shape == (5, 8)
     assert family.phases[0].trains == ("encoder", "decoder")
     config = TrainConfig(lr_g=1e-3, lr_d=3e-4)
-    assert learning_rate(config, "decoder") == 1e-3  # the sampler learns at --lr-g
-    assert learning_rate(config, "encoder") == 3e-4
+    assert learning_rate(config, family, "decoder") == 1e-3  # the sampler learns at --lr-g
+    assert learning_rate(config, family, "encoder") == 3e-4
 
 
 @pytest.mark.parametrize(

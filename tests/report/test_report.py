@@ -9,9 +9,14 @@ import pytest
 from PIL import Image
 
 from ganforge import GanforgeError
+from ganforge.config import TrainConfig
+from ganforge.models import describe_model
 from ganforge.report import image_grid, plot_training_curves, save_images
 from ganforge.report.grid import MIN_CELL_PIXELS
-from ganforge.report.plots import curve_panels
+from ganforge.report.plots import curve_panels, run_panels
+
+# the panels of a run of a plain GAN
+GAN_PANELS = run_panels(describe_model(TrainConfig(model="mlp", resolution=8, channels=1)))
 
 
 def random_images(n, size, channels, seed=0):
@@ -103,49 +108,49 @@ def test_plot_training_curves(tmp_path):
         }
         for s in range(1, 6)
     ]
-    path = plot_training_curves(records, tmp_path / "curves.png", "title")
+    path = plot_training_curves(records, tmp_path / "curves.png", GAN_PANELS, "title")
     with Image.open(path) as picture:
         assert picture.format == "PNG"
         width, height = picture.size
     # four panels side by side: a wide picture
     assert width > 2 * height
     # fewer series, fewer panels
-    narrow = plot_training_curves([{"step": 1, "loss_d": 1.0}], tmp_path / "one.png")
+    narrow = plot_training_curves([{"step": 1, "loss_d": 1.0}], tmp_path / "one.png", GAN_PANELS)
     with Image.open(narrow) as picture:
         assert picture.size[0] < width
 
 
 def test_diversity_and_penalty_panels_only_when_their_keys_are_logged(tmp_path):
     plain = [{"step": s, "loss_d": 1.0, "loss_g": 0.7, "d_accuracy": 0.6} for s in range(1, 6)]
-    titles = [name for name, _ in curve_panels(plain)]
+    titles = [name for name, _ in curve_panels(plain, GAN_PANELS)]
     assert titles == ["Losses", "Discriminator accuracy"]
     doctor = [{**r, "diversity": 0.5 + r["step"], "diversity_real": 6.0} for r in plain]
     with_r1 = [{**r, "r1": 0.01, "gp": "n/a"} for r in doctor]  # gp not a number: left out
-    panels = dict(curve_panels(with_r1))
+    panels = dict(curve_panels(with_r1, GAN_PANELS))
     assert list(panels) == [
         "Losses",
         "Discriminator accuracy",
+        "Penalties (--gp, --r1)",  # the family's own panels first
         "Diversity (doctor)",
-        "Penalties (--gp, --r1)",
     ]
     assert list(panels["Diversity (doctor)"]) == ["diversity", "diversity_real"]
     assert panels["Diversity (doctor)"]["diversity"][0] == (1.0, 1.5)
     assert list(panels["Penalties (--gp, --r1)"]) == ["r1"]
     both = [{**r, "gp": 0.3} for r in with_r1]
-    assert list(dict(curve_panels(both))["Penalties (--gp, --r1)"]) == ["gp", "r1"]
+    assert list(dict(curve_panels(both, GAN_PANELS))["Penalties (--gp, --r1)"]) == ["gp", "r1"]
     # in the picture: four panels make one row, five two rows of three and two
-    with Image.open(plot_training_curves(with_r1, tmp_path / "four.png")) as picture:
+    with Image.open(plot_training_curves(with_r1, tmp_path / "four.png", GAN_PANELS)) as picture:
         four = picture.size
     with_eval = [*both, {"step": 5, "eval_fid": 40.0, "eval_best": True}]
-    with Image.open(plot_training_curves(with_eval, tmp_path / "five.png")) as picture:
+    with Image.open(plot_training_curves(with_eval, tmp_path / "five.png", GAN_PANELS)) as picture:
         five = picture.size
     assert five[0] == pytest.approx(0.75 * four[0], rel=0.02)
     assert five[1] == pytest.approx(2 * four[1], rel=0.05)
 
 
 def test_plot_nothing_to_plot(tmp_path):
-    assert plot_training_curves([], tmp_path / "a.png") is None
-    assert plot_training_curves([{"step": 1, "other": 2.0}], tmp_path / "b.png") is None
+    assert plot_training_curves([], tmp_path / "a.png", GAN_PANELS) is None
+    assert plot_training_curves([{"step": 1, "other": 2.0}], tmp_path / "b.png", GAN_PANELS) is None
     assert not list(tmp_path.iterdir())
 
 
@@ -159,7 +164,7 @@ def test_plot_skips_values_that_are_not_finite_numbers(tmp_path):
         {"step": 4, "loss_d": True, "loss_g": {"x": 1}},
         {"step": 10**400, "loss_d": 0.5},
     ]
-    path = plot_training_curves(records, tmp_path / "curves.png")
+    path = plot_training_curves(records, tmp_path / "curves.png", GAN_PANELS)
     with Image.open(path) as picture:
         assert picture.format == "PNG"
-    assert plot_training_curves(records[1:], tmp_path / "none.png") is None
+    assert plot_training_curves(records[1:], tmp_path / "none.png", GAN_PANELS) is None

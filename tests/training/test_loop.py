@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 import ganforge
 from ganforge import GanforgeError, TrainConfig, losses
 from ganforge.data import load_dataset, to_model_range
-from ganforge.models import GANFamily, build_model, list_models, model_condition
+from ganforge.models import GANFamily, build_model, list_models, model_kind
 from ganforge.sampling import generate
 from ganforge.training.loop import Trainer, only_trainable
 from ganforge.training.optim import learning_rate, make_optimizer
@@ -22,9 +22,9 @@ from ganforge.training.optim import learning_rate, make_optimizer
 
 def tiny_family(model: str, seed: int = 0):
     torch.manual_seed(seed)
-    classes = 10 if model_condition(model) == "class" else 0
+    classes = 10 if model_kind(model).class_conditional else 0
     config = TrainConfig(model=model, width=8, z_dim=8, data="digits", num_classes=classes)
-    family = build_model(config, 32 if model_condition(model) == "image" else 28, 1)
+    family = build_model(config, 32 if model_kind(model).translator else 28, 1)
     family.networks.train()
     return config, family
 
@@ -34,7 +34,7 @@ ADVERSARIAL_MODELS = [m for m in list_models() if "discriminator" in tiny_family
 
 
 def real_batch(digits, n=16, model="mlp"):
-    if model_condition(model) != "image":
+    if not model_kind(model).translator:
         return {"images": to_model_range(digits.images[:n]), "labels": digits.labels[:n]}
     pairs = load_dataset("mnist-mini-edges", resolution=32, split="test")  # a translator's
     return {
@@ -50,7 +50,7 @@ def clone_params(module):
 
 def run_phase(family, config, phase, batch):
     """One optimisation phase as the loop runs it: freeze the others, loss, backward, step."""
-    optimizer = make_optimizer(config, family.networks[phase], learning_rate(config, phase))
+    optimizer = make_optimizer(config, family.networks[phase], learning_rate(config, family, phase))
     with only_trainable(family.networks, phase) as network:
         assert network is family.networks[phase]
         optimizer.zero_grad(set_to_none=True)

@@ -10,6 +10,7 @@ from torch import nn
 
 from ganforge import GanforgeError, TrainConfig
 from ganforge.atomic import atomic_path, atomic_write_text
+from ganforge.models import describe_model
 from ganforge.run import torch_device
 from ganforge.training.ema import WeightAverage
 from ganforge.training.logbook import WALL_CLOCK_FIELDS, Logbook, parse_record, truncate_records
@@ -86,10 +87,12 @@ def test_truncate_records(tmp_path):
 
 
 def test_learning_rate_per_network():
-    config = TrainConfig(lr_g=1e-3, lr_d=4e-4)
-    assert learning_rate(config, "generator") == 1e-3
-    assert learning_rate(config, "discriminator") == 4e-4
-    assert learning_rate(config, "encoder") == 4e-4
+    """The family names each network's option; a network it does not name learns at --lr-d."""
+    config = TrainConfig(model="mlp", lr_g=1e-3, lr_d=4e-4, resolution=8, channels=1)
+    family = describe_model(config)
+    assert learning_rate(config, family, "generator") == 1e-3
+    assert learning_rate(config, family, "discriminator") == 4e-4
+    assert learning_rate(config, family, "critic_of_a_plugin") == 4e-4
 
 
 def test_torch_device():

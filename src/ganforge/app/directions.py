@@ -29,7 +29,7 @@ from torch import nn
 
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily
-from ganforge.sampling import sampler_output
+from ganforge.modules import device_of
 
 SAMPLES = 2048  # codes for the PCA: plenty for a z_dim of up to a few hundred
 SEED = 0  # directions are a property of the model; drawn from a fixed seed, they are stable
@@ -74,15 +74,15 @@ def first_layer_features(
 
     leaves = [m for m in network.modules() if not list(m.children()) and list(m.parameters(False))]
     hooks = [leaf.register_forward_hook(grab) for leaf in leaves]
-    device = next(network.parameters()).device
+    device = device_of(network)
     condition = None
-    if family.condition == "class":
+    if family.kind.class_conditional:
         condition = torch.full((len(codes),), 0 if label is None else label, dtype=torch.int64)
         condition = condition.to(device)
     network.eval()
     try:
         with torch.no_grad():
-            sampler_output(family, network, codes.to(device), condition)
+            family.sample(network, codes.to(device), condition)
     except _FirstLayerReached:
         pass
     finally:
@@ -103,7 +103,7 @@ def principal_directions(
 ) -> LatentDirections:
     """The top `k` GANSpace directions of a noise-to-image generator (see the module's
     docstring), from `samples` codes drawn with `seed`."""
-    if family.condition == "image":
+    if not family.kind.draws_from_noise:
         raise GanforgeError(
             "this model translates images: it has no latent space to find directions in"
         )

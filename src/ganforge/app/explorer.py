@@ -12,6 +12,7 @@ from __future__ import annotations
 import string
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from ganforge.latent import INTERPOLATIONS, decode, interpolation_codes, seed_co
 from ganforge.report.grid import image_grid
 from ganforge.run import Run
 from ganforge.translate import translate_images
+
+if TYPE_CHECKING:
+    from ganforge.models import Kind
 
 EVERY_CLASS = "every class (one row each)"
 GRID_SAMPLES = 16  # a 4 x 4 grid
@@ -42,10 +46,13 @@ MAX_SEED = 2**53 - 1  # the largest whole number a browser holds exactly
 def describe(run: Run) -> str:
     """A few lines of Markdown about `run`: model, data, step, what it draws."""
     config = run.config
-    kind = {
-        "class": f"class-conditional, {len(config.class_names)} classes",
-        "image": "translates images (pix2pix)",
-    }.get(condition_of(run), "draws from noise")
+    what = kind_of(run)
+    if what.class_conditional:
+        kind = f"class-conditional, {len(config.class_names)} classes"
+    elif what.translator:
+        kind = "translates images"
+    else:
+        kind = "draws from noise"
     checkpoints = run.checkpoints
     step = f"step {checkpoints[-1][0]}" if checkpoints else "**no checkpoint yet**"
     lines = [
@@ -67,17 +74,17 @@ def markdown_text(value) -> str:
     return "".join(_ENTITIES.get(c) or ("\\" + c if c in string.punctuation else c) for c in text)
 
 
-def condition_of(run: Run) -> str:
-    """What the run's sampler takes: "none", "class" or "image" (without loading weights)."""
-    from ganforge.models import model_condition
+def kind_of(run: Run) -> Kind:
+    """What the run's model is (models.family.Kind), without loading weights."""
+    from ganforge.models import model_kind
 
-    return model_condition(run.config.model)
+    return model_kind(run.config.model)
 
 
 def class_choices(run: Run) -> list[str]:
     """The class selector's options: every class at once, then each class by name."""
     names = run.config.class_names or []
-    return [EVERY_CLASS, *names] if condition_of(run) == "class" else []
+    return [EVERY_CLASS, *names] if kind_of(run).class_conditional else []
 
 
 def parse_seed(value, what: str = "seed") -> int:
@@ -105,10 +112,10 @@ def sample_grid(loaded: LoadedRun, seed, class_name: str | None = None) -> np.nd
     seed = parse_seed(seed)
     run = loaded.run
     _need_noise(loaded)
-    if loaded.family.condition == "class" and _is_every_class(class_name):
+    if loaded.family.kind.class_conditional and _is_every_class(class_name):
         images, _ = run.class_grid(per_class=PER_CLASS, seed=seed)
         return _picture(images, columns=PER_CLASS)
-    labels = class_name if loaded.family.condition == "class" else None
+    labels = class_name if loaded.family.kind.class_conditional else None
     return _picture(run.sample(GRID_SAMPLES, seed=seed, labels=labels))
 
 
@@ -241,7 +248,7 @@ def report_page(run: Run) -> str:
 
 
 def _need_noise(loaded: LoadedRun) -> None:
-    if loaded.family.condition == "image":
+    if not loaded.family.kind.draws_from_noise:
         raise GanforgeError(
             f"run '{loaded.name}' translates images; use the Translate tab (it draws nothing "
             "from noise)"
@@ -249,7 +256,7 @@ def _need_noise(loaded: LoadedRun) -> None:
 
 
 def _need_translator(loaded: LoadedRun) -> None:
-    if loaded.family.condition != "image":
+    if not loaded.family.kind.translator:
         raise GanforgeError(
             f"run '{loaded.name}' is a {loaded.run.config.model} run: it draws from noise and "
             "translates nothing (pick a pix2pix run)"
@@ -262,7 +269,7 @@ def _is_every_class(class_name: str | None) -> bool:
 
 def _labels(loaded: LoadedRun, class_name: str | None) -> list[int] | None:
     """The classes to draw: None for an unconditional run; all of them, or the one named."""
-    if loaded.family.condition != "class":
+    if not loaded.family.kind.class_conditional:
         return None
     if _is_every_class(class_name):
         return list(range(loaded.family.num_classes))

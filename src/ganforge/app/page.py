@@ -241,7 +241,7 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
     def choose_run(name):
         run = catalog.open(name)
         choices = explorer.class_choices(run)
-        draws = explorer.condition_of(run) != "image"
+        draws = explorer.kind_of(run).draws_from_noise
         shown = [draws] * len(noise_parts) + [not draws]
         return (
             explorer.describe(run),
@@ -263,7 +263,7 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
         return gr.Dropdown(choices=found, value=value)
 
     def show_grid(name, seed, class_name):
-        if explorer.condition_of(catalog.open(name)) == "image":
+        if explorer.kind_of(catalog.open(name)).translator:
             return None
         return explorer.sample_grid(catalog.load(name), seed, class_name)
 

@@ -13,16 +13,26 @@ from ganforge.models.conditional import (
     auxiliary_classifier_discriminator,
 )
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganforge.models.family import CONDITIONS, Batch, ModelFamily, Phase
+from ganforge.models.family import (
+    AUTOENCODER,
+    CLASS_CONDITIONAL,
+    DATA_KINDS,
+    PAIRED_TRANSLATOR,
+    Batch,
+    Kind,
+    ModelFamily,
+    Phase,
+)
 from ganforge.models.gan import GANFamily, Remedies
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.models.pix2pix import PatchDiscriminator, Pix2PixFamily, UNetGenerator
 from ganforge.models.registry import (
     build_model,
+    describe_model,
     list_models,
-    model_condition,
     model_defaults,
+    model_kind,
     register_model,
 )
 from ganforge.models.vae import VAEFamily, build_vae
@@ -94,6 +104,12 @@ def _conditional_builder(acgan: bool):
             "img_channels": img_channels,
             "width": config.width,
         }
+        if acgan and config.aux_weight <= 0:
+            # without the class loss nothing would tie G's samples to the label it is given
+            raise GanforgeError(
+                "--aux-weight: acgan learns the classes through its auxiliary classifier, so its "
+                "weight must be above 0 (for a conditional GAN without one: --model cgan)"
+            )
         if acgan:
             discriminator = auxiliary_classifier_discriminator(classes, **common)
         elif config.cond == "projection":
@@ -109,6 +125,7 @@ def _conditional_builder(acgan: bool):
             remedies=gan_remedies(config),
             num_classes=classes,
             d_takes_labels=not acgan,
+            class_head=acgan,
             aux_weight=config.aux_weight if acgan else 0.0,
             aux_fakes=config.aux_fakes,
         )
@@ -118,30 +135,35 @@ def _conditional_builder(acgan: bool):
 
 register_model("mlp", _gan_builder(MLPGenerator, MLPDiscriminator))
 register_model("dcgan", _gan_builder(DCGANGenerator, DCGANDiscriminator))
-register_model("pix2pix", _build_pix2pix, condition="image")
+register_model("pix2pix", _build_pix2pix, kind=PAIRED_TRANSLATOR)
 # Measured on mnist-mini at 1,000 steps of 64 (README: Conditional models): four times the
 # dcgan learning rates lift cgan's class accuracy from 82% to 96% and its FID from 98 to 17,
 # and acgan's (with its class head trained on real images only) from 88% to 96%.
 CONDITIONAL_DEFAULTS = {"lr_g": 1.6e-3, "lr_d": 8e-4}
 register_model(
-    "cgan", _conditional_builder(acgan=False), condition="class", defaults=CONDITIONAL_DEFAULTS
+    "cgan", _conditional_builder(acgan=False), kind=CLASS_CONDITIONAL, defaults=CONDITIONAL_DEFAULTS
 )
 register_model(
-    "acgan", _conditional_builder(acgan=True), condition="class", defaults=CONDITIONAL_DEFAULTS
+    "acgan", _conditional_builder(acgan=True), kind=CLASS_CONDITIONAL, defaults=CONDITIONAL_DEFAULTS
 )
-register_model("vae", build_vae)
+register_model("vae", build_vae, kind=AUTOENCODER)
 
 __all__ = [
-    "CONDITIONS",
+    "AUTOENCODER",
+    "CLASS_CONDITIONAL",
+    "DATA_KINDS",
+    "PAIRED_TRANSLATOR",
     "Batch",
+    "Kind",
     "GANFamily",
     "ModelFamily",
     "Phase",
     "Remedies",
     "VAEFamily",
     "build_model",
+    "describe_model",
     "list_models",
-    "model_condition",
     "model_defaults",
+    "model_kind",
     "register_model",
 ]

@@ -1,16 +1,26 @@
-"""The seam between the training loop and a model: a family owns its networks and knows the
-loss of each training phase; the loop owns optimisers, steps, logging and checkpoints.
+"""The seam between the training loop (and every tool) and a model: a family owns its networks,
+knows the loss of each training phase, and is the one place that knows its kind — what data it
+trains on, how it samples, what its progress grid shows, which network learns at which rate,
+which one the EMA averages, and which of its statistics go on which curve panel. The loop owns
+optimisers, steps, logging and checkpoints; the tools ask a family for a capability (`Kind`)
+instead of testing its name.
 
 Adding a model is one file that builds a family, plus one `register_model` line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ganforge.data import ImageDataset
 
 
 @dataclass(frozen=True)
@@ -38,30 +48,121 @@ class Phase:
 # "sources": the input images a translator maps to "images", float [-1, 1] NCHW.
 Batch = dict[str, torch.Tensor]
 
-# What the sampling network takes: noise alone (G(z)); noise and class labels (G(z, labels));
-# or source images alone (G(sources), a translator such as pix2pix).
-CONDITIONS = ("none", "class", "image")
+# What a model's training data must bring: images alone; images with a class label each;
+# (source, target) image pairs; two unpaired sets of images; points in the plane.
+DATA_KINDS = ("unlabelled", "labelled", "paired", "unpaired", "points")
 
 
-class ModelFamily(Protocol):
+@dataclass(frozen=True)
+class Kind:
+    """What a model is, as the tools need to know it before (or without) building it.
+
+    `data`: one of DATA_KINDS. `class_conditional`: its sampler takes class labels, G(z, y);
+    `translator`: its sampler maps source images, G(x), and draws nothing from noise (no
+    latent space to walk); `autoencoder`: it can encode an image and decode the code
+    (`reconstruct`).
+    """
+
+    data: str = "unlabelled"
+    class_conditional: bool = False
+    translator: bool = False
+    autoencoder: bool = False
+
+    def __post_init__(self) -> None:
+        assert self.data in DATA_KINDS, self.data
+
+    @property
+    def draws_from_noise(self) -> bool:
+        """Samples come from noise (a latent space to sample, walk and evaluate)."""
+        return not self.translator
+
+
+UNCONDITIONAL = Kind()
+CLASS_CONDITIONAL = Kind(data="labelled", class_conditional=True)
+PAIRED_TRANSLATOR = Kind(data="paired", translator=True)
+AUTOENCODER = Kind(autoencoder=True)
+
+# (title, the logged statistics drawn on it) — one panel of loss_curves.png and report.html
+Panel = tuple[str, tuple[str, ...]]
+
+
+class ModelFamily:
+    """What every family has; a family subclasses it and fills in its own parts.
+
+    Required of a subclass: `networks`, `phases`, `sampler`, `z_dim`, `kind`, `phase_loss`,
+    `sample_latent` and `sample`. The rest has defaults that fit a noise-to-image model.
+    """
+
     networks: nn.ModuleDict
     phases: tuple[Phase, ...]
     sampler: str  # the network that produces samples (and gets an EMA copy)
     z_dim: int
-    condition: str  # one of CONDITIONS
-    num_classes: int  # the classes a "class" family draws (0 otherwise)
+    kind: Kind = UNCONDITIONAL
+    num_classes: int = 0  # the classes a class-conditional family draws (0 otherwise)
+    # each network's learning-rate option (a TrainConfig field); a network not named learns
+    # at --lr-d (a critic, an encoder)
+    learning_rates: ClassVar[Mapping[str, str]] = {"generator": "lr_g"}
+    # the family's own statistics: which go on which curve panel, which on the progress bar
+    curve_panels: ClassVar[tuple[Panel, ...]] = ()
+    progress_stats: ClassVar[tuple[str, ...]] = ()
 
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimise in `phase`, and detached scalar statistics to log."""
-        ...
+        raise NotImplementedError
 
     def set_progress(self, step: int, total: int) -> None:
         """Told before each iteration how far the run is (`step` of `total` iterations done),
         for schedules inside the family (e.g. annealed instance noise); may do nothing."""
-        ...
 
     def sample_latent(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
     ) -> torch.Tensor:
         """Noise for `n` samples."""
-        ...
+        raise NotImplementedError
+
+    def sample(
+        self, network: nn.Module, z: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Images (float [-1, 1]) of the sampling `network` (the trained sampler or its EMA
+        copy) for noise `z` and, where the kind takes one, the `condition` (class labels (N,),
+        or source images NCHW), on the network's device. The one place a sampler is called."""
+        raise NotImplementedError
+
+    # ---- what the loop and the tools ask; the defaults fit a noise-to-image model ----------
+    @property
+    def averaged(self) -> tuple[str, ...]:
+        """The networks the EMA averages (their copies are what tools sample)."""
+        return (self.sampler,)
+
+    def learning_rate_option(self, network: str) -> str:
+        """The TrainConfig option giving `network`'s learning rate ("lr_g" or "lr_d")."""
+        return self.learning_rates.get(network, "lr_d")
+
+    def fixed_conditions(self, dataset: ImageDataset, picks: torch.Tensor) -> torch.Tensor | None:
+        """What the sampler takes besides noise for fixed samples of the images `picks` of
+        `dataset` (the doctor's diversity): class labels, source images, or nothing."""
+        return None
+
+    def fixed_examples(
+        self, dataset: ImageDataset, held_out: Callable[[], ImageDataset], seed: int, n: int
+    ) -> Batch | None:
+        """Fixed real examples the progress grid (and `end_grids`) show, picked with `seed`
+        from `dataset`, or from `held_out()` (the held-out split where the data has one); `n`
+        is --n-grid. None: the grids need none."""
+        return None
+
+    def preview(
+        self, network: nn.Module, n: int, seed: int, examples: Batch | None = None
+    ) -> tuple[np.ndarray, int | None]:
+        """The progress grid: about `n` uint8 (N, H, W, C) images of fixed noise (seed), and
+        its column count (None: square)."""
+        from ganforge.sampling import generate
+
+        return generate(self, network, n, seed), None
+
+    def end_grids(
+        self, network: nn.Module, examples: Batch | None
+    ) -> dict[str, tuple[np.ndarray, int | None]]:
+        """Grids saved to RUN/samples/ at the end of training besides final.png (a VAE's
+        reconstructions): file name -> (images, columns)."""
+        return {}

@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge import losses
+from ganforge.errors import GanforgeError
 from ganforge.models.diffaugment import diff_augment
-from ganforge.models.family import Batch, Phase
+from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
+from ganforge.sampling import balanced_labels, class_rows
 
 GAN_PHASES = (
     Phase("discriminator", network="discriminator", repeats="d_steps", fresh_batch=True),
@@ -37,7 +39,7 @@ class Remedies:
     diffaugment: tuple[str, ...] = ()
 
 
-class GANFamily:
+class GANFamily(ModelFamily):
     """A generator and a discriminator trained on D's logits with one of losses.LOSSES.
 
     Logged statistics: loss_d (the adversarial loss, without penalties), d_real / d_fake (the
@@ -49,10 +51,16 @@ class GANFamily:
 
     phases = GAN_PHASES
     sampler = "generator"
-    condition = "none"
-    num_classes = 0
+    curve_panels = (
+        ("Losses", ("loss_d", "loss_g", "loss_d_aux", "loss_g_aux")),
+        ("Discriminator outputs", ("d_real", "d_fake")),
+        ("Discriminator accuracy", ("d_accuracy",)),
+        ("Penalties (--gp, --r1)", ("gp", "r1")),
+    )
+    progress_stats = ("loss_d", "loss_g")
     d_takes_labels = False  # cgan: D(x, y)
-    aux_weight = 0.0  # acgan: D has a class head (> 0), trained with this weight
+    class_head = False  # acgan: D's output holds the real/fake logit, then class logits
+    aux_weight = 0.0  # acgan: the weight of the class head's loss
     aux_fakes = False  # acgan: D's class head also learns from fakes
 
     def __init__(
@@ -65,15 +73,16 @@ class GANFamily:
         remedies: Remedies | None = None,
         num_classes: int = 0,
         d_takes_labels: bool = False,
+        class_head: bool = False,
         aux_weight: float = 0.0,
         aux_fakes: bool = False,
     ):
         self.networks = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
         self.z_dim = z_dim
         if num_classes:  # models/conditional.py: G(z, y); D(x, y) or D(x) with a class head
-            self.condition, self.num_classes = "class", num_classes
-            self.d_takes_labels, self.aux_weight = d_takes_labels, aux_weight
-            self.aux_fakes = aux_fakes
+            self.kind, self.num_classes = CLASS_CONDITIONAL, num_classes
+            self.d_takes_labels, self.class_head = d_takes_labels, class_head
+            self.aux_weight, self.aux_fakes = aux_weight, aux_fakes
         self.remedies = remedies = remedies or Remedies()
         self.real_label = 1.0 - label_smoothing
         d_loss, g_default = losses.LOSSES[remedies.loss]
@@ -95,6 +104,29 @@ class GANFamily:
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
     ) -> torch.Tensor:
         return torch.randn(n, self.z_dim, generator=generator, device=device)
+
+    def sample(
+        self, network: nn.Module, z: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if not self.kind.class_conditional:
+            return network(z)
+        if condition is None:
+            raise GanforgeError("a class-conditional model needs the classes to draw")
+        return network(z, condition)
+
+    def fixed_conditions(self, dataset, picks: torch.Tensor) -> torch.Tensor | None:
+        """A class-conditional G draws every class equally often; others take no condition."""
+        if not self.kind.class_conditional:
+            return None
+        return balanced_labels(len(picks), self.num_classes)
+
+    def preview(self, network: nn.Module, n: int, seed: int, examples: Batch | None = None):
+        """Fixed noise; a class-conditional model's grid has one row per class, each column
+        one noise vector (what the label changes, and what the noise keeps)."""
+        if not self.kind.class_conditional:
+            return super().preview(network, n, seed, examples)
+        per_class = max(1, n // self.num_classes)
+        return class_rows(self, network, per_class, seed)[0], per_class
 
     def set_progress(self, step: int, total: int) -> None:
         """Called by the loop before each iteration (`step` iterations done of `total`): anneals
@@ -121,7 +153,7 @@ class GANFamily:
         """D's real/fake logits (N,), and its class logits (N, C) when D has an auxiliary
         classifier head (then D's output holds the real/fake logit in column 0)."""
         out = self.discriminate(images, labels)
-        if self.aux_weight > 0:
+        if self.class_head:
             return out[:, 0], out[:, 1:]
         return out, None
 
@@ -129,7 +161,7 @@ class GANFamily:
         real = batch["images"]
         # Fakes are drawn for the real batch's labels: p(y) of the data, and a gradient
         # penalty between real and fake images of the same classes.
-        labels = batch["labels"] if self.condition == "class" else None
+        labels = batch["labels"] if self.kind.class_conditional else None
         z = self.sample_latent(real.shape[0], device=real.device)
         if phase == "discriminator":
             with torch.no_grad():

@@ -17,14 +17,17 @@ import math
 import torch
 from torch import nn
 
+from ganforge.data import to_model_range
 from ganforge.errors import GanforgeError
 from ganforge.models.dcgan import dcgan_init
-from ganforge.models.family import Batch
+from ganforge.models.family import PAIRED_TRANSLATOR, Batch
 from ganforge.models.gan import GANFamily, Remedies
+from ganforge.sampling import translation_triplets
 
 RESOLUTIONS = (32, 64, 128, 256)  # 32: for fast tests and demos; the paper's is 256
 MAX_WIDTH_FACTOR = 8  # channels grow to 8 x width, then stay (the paper's C512 layers)
 DROPOUT_BLOCKS = 3  # innermost decoder blocks with dropout (the paper's CD512 x 3)
+PREVIEW_PAIRS = 8  # rows of source | output | target in the progress grids
 
 
 def unet_depth(resolution: int) -> int:
@@ -165,7 +168,8 @@ class Pix2PixFamily(GANFamily):
     model's [-1, 1] range. The generator phase minimises loss_g + l1_weight * loss_l1.
     """
 
-    condition = "image"
+    kind = PAIRED_TRANSLATOR
+    curve_panels = (("Losses", ("loss_d", "loss_g", "loss_l1")), *GANFamily.curve_panels[1:])
 
     def __init__(
         self,
@@ -198,6 +202,37 @@ class Pix2PixFamily(GANFamily):
     ) -> torch.Tensor:
         """No noise: (n, 0). The generator's dropout is its only randomness."""
         return torch.empty(n, 0, device=device)
+
+    def sample(
+        self, network: nn.Module, z: torch.Tensor | None, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """G(sources): `condition` holds the source images; there is no noise to take."""
+        if condition is None:
+            raise GanforgeError("a translator needs the source images to translate")
+        return network(condition)
+
+    def fixed_conditions(self, dataset, picks: torch.Tensor) -> torch.Tensor:
+        """The source images of the picked pairs."""
+        return to_model_range(dataset.sources_at(picks).cpu())
+
+    def fixed_examples(self, dataset, held_out, seed: int, n: int) -> Batch:
+        """At most `n` (and PREVIEW_PAIRS) fixed pairs (float [-1, 1], CPU), held out where the
+        data has a test split, picked by their own seeded generator (the training RNG is
+        untouched)."""
+        dataset = held_out()
+        n = min(n, PREVIEW_PAIRS, len(dataset))
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+        picks = order[:n].sort().values
+        return {
+            "sources": to_model_range(dataset.sources_at(picks).cpu()),
+            "images": to_model_range(dataset.images_at(picks).cpu()),
+        }
+
+    def preview(self, network: nn.Module, n: int, seed: int, examples: Batch | None = None):
+        """Rows of source | output | target for the fixed example pairs."""
+        if examples is None:
+            raise GanforgeError("a translator's preview needs example pairs")
+        return translation_triplets(self, network, examples), 3
 
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         sources, real = batch["sources"], batch["images"]

@@ -10,28 +10,29 @@ import torch
 from ganforge.bounds import check_parameters
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
-from ganforge.models.family import CONDITIONS, ModelFamily
+from ganforge.models.family import UNCONDITIONAL, Kind, ModelFamily
 
 Builder = Callable[[TrainConfig, int, int], ModelFamily]
-_MODELS: dict[str, tuple[Builder, str, dict[str, Any]]] = {}
+_MODELS: dict[str, tuple[Builder, Kind, dict[str, Any]]] = {}
 
 
 def register_model(
-    name: str, builder: Builder, condition: str = "none", defaults: dict[str, Any] | None = None
+    name: str, builder: Builder, kind: Kind = UNCONDITIONAL, defaults: dict[str, Any] | None = None
 ) -> None:
     """Register `builder(config, img_resolution, img_channels) -> ModelFamily` under `name`;
-    `condition` (models.family.CONDITIONS) says what its sampler takes besides noise, so that
-    the trainer knows before building it whether the data must bring labels or pairs;
-    `defaults` are the model's own defaults for training options the user did not give."""
-    assert condition in CONDITIONS, condition
-    _MODELS[name] = (builder, condition, dict(defaults or {}))
+    `kind` (models.family.Kind) is what the family's `kind` will be, known before building it
+    (whether the data must bring labels or pairs, what the tools can do with it); `defaults`
+    are the model's own defaults for training options the user did not give."""
+    _MODELS[name] = (builder, kind, dict(defaults or {}))
 
 
 def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def model_condition(name: str) -> str:
+def model_kind(name: str) -> Kind:
+    """What model `name` is (its data, whether it is class-conditional, a translator, an
+    autoencoder), without building it."""
     _check_known(name)
     return _MODELS[name][1]
 
@@ -44,7 +45,18 @@ def model_defaults(name: str) -> dict[str, Any]:
 
 def build_model(config: TrainConfig, img_resolution: int, img_channels: int) -> ModelFamily:
     check_model_size(config, img_resolution, img_channels)
-    return _MODELS[config.model][0](config, img_resolution, img_channels)
+    family = _MODELS[config.model][0](config, img_resolution, img_channels)
+    assert family.kind == _MODELS[config.model][1], f"{config.model}: kind {family.kind}"
+    return family
+
+
+def describe_model(config: TrainConfig) -> ModelFamily:
+    """The family a run's config builds, on the meta device (shapes only: no memory, no
+    random draws): for tools that need to ask it something (its curve panels, its
+    networks) and not its weights. The config has its resolution and channels resolved."""
+    _check_known(config.model)
+    with torch.device("meta"):
+        return _MODELS[config.model][0](config, config.resolution, config.channels)
 
 
 def check_model_size(config: TrainConfig, img_resolution: int, img_channels: int) -> None:

@@ -14,9 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.config import TrainConfig, flag_name
+from ganforge.data import to_model_range, to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganforge.models.family import Batch, Phase
+from ganforge.models.family import AUTOENCODER, Batch, ModelFamily, Phase
+from ganforge.modules import device_of, eval_mode
+from ganforge.report.grid import paired_rows
 
 VAE_PHASES = (Phase("vae", network=("encoder", "decoder")),)
 
@@ -66,17 +69,23 @@ def reconstruction_loss(pre_tanh: torch.Tensor, images: torch.Tensor, kind: str)
     return loss.flatten(1).sum(dim=1)
 
 
-class VAEFamily:
+RECONSTRUCTIONS_FILE = "reconstructions.png"  # in RUN/samples/, at the end of training
+RECONSTRUCTION_EXAMPLES = 32  # real images in that grid
+
+
+class VAEFamily(ModelFamily):
     """An encoder and a decoder trained together in one phase, "vae", on the negative ELBO.
 
     Logged statistics (means over the batch, per image): loss_vae (recon + beta * kl), recon,
     kl. The decoder is the sampler (it gets the EMA copy); it learns at --lr-g, the encoder at
-    --lr-d (training/optim.py)."""
+    --lr-d."""
 
     phases = VAE_PHASES
     sampler = "decoder"
-    condition = "none"
-    num_classes = 0
+    kind = AUTOENCODER
+    learning_rates = {"decoder": "lr_g"}
+    curve_panels = (("VAE loss per image (recon + beta * KL)", ("loss_vae", "recon", "kl")),)
+    progress_stats = ("loss_vae",)
 
     def __init__(
         self,
@@ -96,8 +105,10 @@ class VAEFamily:
     ) -> torch.Tensor:
         return torch.randn(n, self.z_dim, generator=generator, device=device)
 
-    def set_progress(self, step: int, total: int) -> None:
-        """Nothing is scheduled."""
+    def sample(
+        self, network: nn.Module, z: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return network(z)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The posterior's mean and log-variance (N, z_dim) for images in [-1, 1]."""
@@ -118,6 +129,28 @@ class VAEFamily:
             "kl": kl.mean().detach(),
         }
         return loss, stats
+
+    def reconstruct(self, decoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) images -> uint8 decoder(mu(images)) on the CPU: through the
+        posterior mean (no sampling noise: the same image, the same reconstruction), in eval
+        mode on the decoder's device."""
+        encoder = self.networks["encoder"]
+        with eval_mode(encoder, decoder):
+            mu, _ = self.encode(to_model_range(images).to(device_of(decoder)))
+            return to_uint8(decoder(mu)).cpu()
+
+    def fixed_examples(self, dataset, held_out, seed: int, n: int) -> Batch:
+        """The real images (uint8 NCHW, CPU) the reconstructions grid shows, picked by their
+        own seeded generator (the training RNG is untouched)."""
+        count = min(RECONSTRUCTION_EXAMPLES, len(dataset))
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+        return {"images": dataset.images_at(order[:count].sort().values).cpu()}
+
+    def end_grids(self, network: nn.Module, examples: Batch | None):
+        """RUN/samples/reconstructions.png: rows of the fixed real images over their
+        reconstructions."""
+        images = examples["images"]
+        return {RECONSTRUCTIONS_FILE: paired_rows(images, self.reconstruct(network, images))}
 
 
 # Options that act on a discriminator, refused for a model without one: flag -> off value

@@ -6,11 +6,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ganforge.atomic import atomic_path
 from ganforge.errors import GanforgeError
 
+PAIRED_COLUMNS = 8  # images per row of a grid of inputs over outputs
 MIN_CELL_PIXELS = 56  # small images are enlarged (nearest) so a grid is readable on screen
 
 
@@ -57,3 +59,18 @@ def save_images(
     else:
         raise GanforgeError(f"--out: '{path}' must end in .png, .jpg, .webp or .npz")
     return path
+
+
+def paired_rows(inputs: torch.Tensor, outputs: torch.Tensor, columns: int = PAIRED_COLUMNS):
+    """A row of inputs, then the row of their outputs (reconstructions), and so on: uint8
+    (2N', H, W, C) with N' = N rounded up to whole rows (white cells fill the last), and its
+    column count."""
+    columns = min(columns, len(inputs))
+    pad = -len(inputs) % columns
+    if pad:
+        blank = torch.full((pad, *inputs.shape[1:]), 255, dtype=torch.uint8)
+        inputs, outputs = torch.cat([inputs, blank]), torch.cat([outputs, blank])
+    rows = torch.stack(
+        [inputs.unflatten(0, (-1, columns)), outputs.unflatten(0, (-1, columns))], dim=1
+    )
+    return rows.flatten(0, 2).permute(0, 2, 3, 1).numpy(), columns

@@ -21,32 +21,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganforge.atomic import atomic_write_text  # noqa: E402
-from ganforge.config import EVAL_METRICS
+from ganforge.models import describe_model  # noqa: E402
 from ganforge.report.gif import grids_to_gif  # noqa: E402
-from ganforge.report.plots import finite_points  # noqa: E402
+from ganforge.report.plots import LOG_SCALE_PANELS, curve_panels, run_panels  # noqa: E402
 from ganforge.run import SAMPLES_DIR, Run  # noqa: E402
 
 REPORT_FILE = "report.html"
 EVENTS_FILE = "events.jsonl"
 GIF_FILE = "progress.gif"
-FIGURES = (
-    ("Losses", ("loss_d", "loss_g"), False),
-    ("VAE loss per image (recon + beta * KL)", ("loss_vae", "recon", "kl"), False),
-    ("Discriminator outputs and accuracy", ("d_real", "d_fake", "d_accuracy"), False),
-    (
-        "Gradient norms",
-        (
-            "grad_norm_discriminator",
-            "grad_norm_generator",
-            "grad_norm_encoder",
-            "grad_norm_decoder",
-        ),
-        True,
-    ),
-    ("Sample diversity (fixed noise) vs real data", ("diversity", "diversity_real"), False),
-    # one panel per measured metric: their scales differ (an accuracy next to an FID)
-    *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",), False) for m in EVAL_METRICS),
-)
 EVENT_COLOURS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
@@ -132,13 +114,12 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
     sections = []
 
     figures = []
-    for title, keys, log_scale in FIGURES:
-        series = {k: p for k in keys if (p := finite_points(records, k))}
-        if series:
-            figures.append(
-                f'<img class="fig" alt="{html.escape(title)}" '
-                f'src="{_figure_png(title, series, log_scale, events)}">'
-            )
+    for title, series in curve_panels(records, run_panels(describe_model(config))):
+        log_scale = title in LOG_SCALE_PANELS
+        figures.append(
+            f'<img class="fig" alt="{html.escape(title)}" '
+            f'src="{_figure_png(title, series, log_scale, events)}">'
+        )
     sections.append(
         "<h2>Training curves</h2>"
         + ("".join(figures) if figures else "<p>No metrics recorded yet.</p>")

@@ -13,45 +13,46 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ganforge.atomic import atomic_path  # noqa: E402
 from ganforge.config import EVAL_METRICS  # noqa: E402
 
-PANELS = (
-    ("Losses", ("loss_d", "loss_g", "loss_l1", "loss_d_aux", "loss_g_aux")),
-    ("VAE loss per image (recon + beta * KL)", ("loss_vae", "recon", "kl")),
-    ("Discriminator outputs", ("d_real", "d_fake")),
-    (
-        "Gradient norms",
-        (
-            "grad_norm_discriminator",
-            "grad_norm_generator",
-            "grad_norm_encoder",
-            "grad_norm_decoder",
-        ),
-    ),
-    ("Discriminator accuracy", ("d_accuracy",)),
-    ("Diversity (doctor)", ("diversity", "diversity_real")),
-    ("Penalties (--gp, --r1)", ("gp", "r1")),
-    # one panel per measured metric: their scales differ (an accuracy next to an FID)
-    *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",)) for m in EVAL_METRICS),
-)
+Panel = tuple[str, tuple[str, ...]]  # (title, the logged statistics drawn on it)
+
+
+def run_panels(family) -> tuple[Panel, ...]:
+    """The curve panels of a run of `family` (a models.ModelFamily, perhaps described on the
+    meta device): its own statistics as it groups them, then what every run logs — the
+    gradient norm of each network, the doctor's diversity, one panel per evaluated metric
+    (their scales differ: an accuracy next to an FID)."""
+    return (
+        *family.curve_panels,
+        ("Gradient norms", tuple(f"grad_norm_{name}" for name in family.networks)),
+        ("Diversity (doctor)", ("diversity", "diversity_real")),
+        *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",)) for m in EVAL_METRICS),
+    )
+
+
 LOG_SCALE_PANELS = ("Gradient norms",)
 _MAX_COLUMNS = 4  # more panels wrap onto more rows
 
 
-def curve_panels(records: list[dict]) -> list[tuple[str, dict[str, list[tuple[float, float]]]]]:
-    """The panels worth drawing, in PANELS order: (title, {key: (step, value) points}) for each
-    group with a finite value in the records; a run without --gp or the doctor has no such
-    panel."""
-    panels = []
-    for name, keys in PANELS:
+def curve_panels(
+    records: list[dict], panels: tuple[Panel, ...]
+) -> list[tuple[str, dict[str, list[tuple[float, float]]]]]:
+    """The `panels` (run_panels) worth drawing, in order: (title, {key: (step, value) points})
+    for each with a finite value in the records; a run without --gp or the doctor has no
+    such panel."""
+    drawn = []
+    for name, keys in panels:
         series = {key: points for key in keys if (points := finite_points(records, key))}
         if series:
-            panels.append((name, series))
-    return panels
+            drawn.append((name, series))
+    return drawn
 
 
-def plot_training_curves(records: list[dict], path: str | Path, title: str = "") -> Path | None:
-    """One panel per group of logged series (curve_panels), at most four to a row; None
-    when there is nothing to draw."""
-    panels = curve_panels(records)
+def plot_training_curves(
+    records: list[dict], path: str | Path, panels: tuple[Panel, ...], title: str = ""
+) -> Path | None:
+    """One picture of the `panels` (run_panels) that have logged series (curve_panels), at
+    most four to a row; None when there is nothing to draw."""
+    panels = curve_panels(records, panels)
     if not panels:
         return None
     rows = math.ceil(len(panels) / _MAX_COLUMNS)

@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ganforge.config import TrainConfig
+from ganforge.config import TrainConfig, flag_name
 from ganforge.data import ImageDataset, ImageFolder, to_model_range
 from ganforge.errors import GanforgeError, brief
 from ganforge.models import ModelFamily
-from ganforge.sampling import balanced_labels, sampler_output
+from ganforge.modules import eval_mode
 from ganforge.training.logbook import truncate_records
 
 DIVERSITY_SAMPLES = 64  # fixed noise vectors (and real images) the diversity is measured on
@@ -90,15 +90,11 @@ class DiversityProbe:
         noise = family.sample_latent(n, generator=torch.Generator().manual_seed(seed))
         self.noise = noise.to(device)
         self.family = family
-        self.condition = (
-            balanced_labels(n, family.num_classes).to(device)
-            if family.condition == "class"
-            else None
-        )
         picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
         real = to_model_range(dataset.images_at(picks).cpu()).to(device)
-        if family.condition == "image":  # a translator: its outputs for fixed source images
-            self.condition = to_model_range(dataset.sources_at(picks).cpu()).to(device)
+        # class labels, or a translator's fixed source images
+        condition = family.fixed_conditions(dataset, picks)
+        self.condition = None if condition is None else condition.to(device)
         channels, resolution = real.shape[1], real.shape[-1]
         self.size = min(_THUMBNAIL, resolution)
         projection = torch.randn(
@@ -118,14 +114,8 @@ class DiversityProbe:
     def diversity(self, network: nn.Module) -> torch.Tensor:
         """The measure on `network`'s images of the fixed noise, in eval mode (batch-norm
         statistics are read, not updated: the training trajectory is untouched)."""
-        was_training = network.training
-        network.eval()
-        try:
-            return self.diversity_of(
-                sampler_output(self.family, network, self.noise, self.condition)
-            )
-        finally:
-            network.train(was_training)
+        with eval_mode(network):
+            return self.diversity_of(self.family.sample(network, self.noise, self.condition))
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -610,6 +600,7 @@ class Doctor:
     ):
         self.config = config
         self.events_path = events_path
+        self.family = family
         self.probe = DiversityProbe(family, dataset, config.seed, device)
         # at initialisation: a resumed run rebuilds the same initial weights before loading
         initial = {
@@ -737,12 +728,9 @@ class Doctor:
                 learning_rates[f"lr_{name}"] = group["lr"]
         metadata["doctor"]["rollbacks"] = self.rollbacks
         back_to = metadata["step"]
-        flags = {"generator": "--lr-g", "discriminator": "--lr-d"}
-        flags.update(decoder="--lr-g", encoder="--lr-d")  # a VAE's (training/optim.py)
         remedies = [
-            f"{flags[name[3:]]} {_lr(lr)}"
+            f"{flag_name(self.family.learning_rate_option(name[3:]))} {_lr(lr)}"
             for name, lr in learning_rates.items()
-            if name[3:] in flags
         ]
         evidence = {
             "detected_at_step": step,

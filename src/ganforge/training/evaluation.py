@@ -23,7 +23,7 @@ from ganforge.evaluate import (
     measure_generator,
     real_reference,
 )
-from ganforge.models import model_condition
+from ganforge.models import model_kind
 from ganforge.translate import TRANSLATION_METRICS, training_pairs_reference, translation_scores
 
 
@@ -46,7 +46,7 @@ class TrainingEvaluator:
         self.metric = config.eval_metric
         self.lower_is_better = SCORES[self.metric]
         self.pairs = None  # a translator's held-out (sources, targets), instead of features
-        if model_condition(config.model) == "image" or self.metric in TRANSLATION_METRICS:
+        if model_kind(config.model).translator or self.metric in TRANSLATION_METRICS:
             self.pairs = training_pairs_reference(config)
             self.state = EvalState(f"{self.metric}|{config.eval_n}")
             return
@@ -64,7 +64,7 @@ class TrainingEvaluator:
             )
         names = self.reference.extractor.class_names
         if SCORE_GROUP[self.metric] in CONDITIONAL_ONLY:
-            if model_condition(config.model) != "class":
+            if not model_kind(config.model).class_conditional:
                 raise GanforgeError(
                     f"--eval-metric {self.metric}: needs a class-conditional model (cgan, acgan)"
                 )

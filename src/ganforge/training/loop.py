@@ -27,7 +27,6 @@ from ganforge.data import (
     RealBatches,
     list_datasets,
     open_dataset,
-    to_model_range,
 )
 from ganforge.errors import GanforgeError
 from ganforge.models import (
@@ -35,16 +34,10 @@ from ganforge.models import (
     Phase,
     build_model,
     list_models,
-    model_condition,
     model_defaults,
+    model_kind,
 )
-from ganforge.reconstruction import (
-    RECONSTRUCTIONS_FILE,
-    can_reconstruct,
-    fixed_examples,
-    save_reconstructions,
-)
-from ganforge.report import plot_training_curves, save_images
+from ganforge.report import plot_training_curves, run_panels, save_images
 from ganforge.run import (
     BEST_CHECKPOINT,
     CHECKPOINT_DIR,
@@ -58,7 +51,6 @@ from ganforge.run import (
     Run,
     torch_device,
 )
-from ganforge.sampling import preview_grid
 from ganforge.training import checkpoint as ckpt
 from ganforge.training import fast_paths
 from ganforge.training.batches import EpochBatches
@@ -173,7 +165,7 @@ class Trainer:
                 config.data_root, trust_pickle=config.trust_pickle, progress=config.progress
             ),
             cache=config.data_cache,
-            paired=model_condition(config.model) == "image",
+            paired=model_kind(config.model).data == "paired",
         )
         self.config = config = config.replace(
             resolution=dataset.resolution,
@@ -193,16 +185,14 @@ class Trainer:
         )
         if self.channels_last:
             fast_paths.to_channels_last(self.family.networks.values())
-        # fixed example pairs of a translator's progress grids
-        self.preview_examples = (
-            _preview_pairs(config, dataset) if self.family.condition == "image" else None
-        )
-        # fixed real images an autoencoder (a VAE) reconstructs at the end of training
-        self.reconstruction_examples = (
-            fixed_examples(dataset, config.seed) if can_reconstruct(self.family) else None
+        # fixed real examples the family's grids show (a translator's pairs, a VAE's images)
+        self.examples = self.family.fixed_examples(
+            dataset, lambda: _held_out(config, dataset), config.seed, config.n_grid
         )
         self.optimizers = {
-            name: make_optimizer(config, self.family.networks[name], learning_rate(config, name))
+            name: make_optimizer(
+                config, self.family.networks[name], learning_rate(config, self.family, name)
+            )
             for phase in self.family.phases
             for name in phase.trains
         }
@@ -466,19 +456,16 @@ class Trainer:
         )
 
     def _save_grid(self, name: str) -> None:
-        images, columns = preview_grid(
-            self.family,
-            self.sampling_network(),
-            self.config.n_grid,
-            self.config.seed,
-            self.preview_examples,
+        images, columns = self.family.preview(
+            self.sampling_network(), self.config.n_grid, self.config.seed, self.examples
         )
         save_images(images, self.run_dir / SAMPLES_DIR / name, columns=columns)
 
     def _save_curves(self) -> None:
         records = Run(self.run_dir).metrics()
         title = f"{self.config.model} on {self.config.data}"
-        plot_training_curves(records, self.run_dir / CURVES_FILE, title)
+        panels = run_panels(self.family)
+        plot_training_curves(records, self.run_dir / CURVES_FILE, panels, title)
 
     def fit(self) -> Run:
         try:
@@ -527,11 +514,9 @@ class Trainer:
         self._finish_partial_interval()
         if self.dist.is_main:
             self._save_grid("final.png")
-            if self.reconstruction_examples is not None:
-                path = self.run_dir / SAMPLES_DIR / RECONSTRUCTIONS_FILE
-                save_reconstructions(
-                    self.family, self.sampling_network(), self.reconstruction_examples, path
-                )
+            grids = self.family.end_grids(self.sampling_network(), self.examples)
+            for file_name, (images, columns) in grids.items():
+                save_images(images, self.run_dir / SAMPLES_DIR / file_name, columns=columns)
             self._save_curves()
         self.dist.barrier()  # the run folder is complete before any process returns
         return Run(self.run_dir)
@@ -591,7 +576,7 @@ class Trainer:
             return
         if self.tensorboard is not None:
             self.tensorboard.record(record, self.family.networks)
-        postfix = {k: record[k] for k in ("loss_d", "loss_g", "loss_vae") if k in record}
+        postfix = {k: record[k] for k in self.family.progress_stats if k in record}
         if self.doctor is not None:
             self.doctor.observe(record)
             if self.doctor.firing:
@@ -676,7 +661,7 @@ def _refuse_existing_run(run_dir: Path) -> None:
 def _condition_options(config: TrainConfig, dataset: ImageDataset | ImageFolder) -> dict:
     """What a conditional model records from its data: a class-conditional one, the number
     and names of the classes (every image must carry a label)."""
-    if model_condition(config.model) != "class":
+    if model_kind(config.model).data != "labelled":
         return {}
     if dataset.num_classes < 2 or bool((dataset.labels < 0).any()):
         raise GanforgeError(
@@ -693,29 +678,19 @@ def _condition_options(config: TrainConfig, dataset: ImageDataset | ImageFolder)
     return {"num_classes": classes, "class_names": names}
 
 
-PREVIEW_PAIRS = 8  # rows of source | output | target in a translator's progress grids
-
-
-def _preview_pairs(config: TrainConfig, dataset: ImageDataset) -> dict[str, torch.Tensor]:
-    """A few fixed pairs for a translator's grids (float [-1, 1], CPU): held-out pairs when the
-    dataset is a registered paired one (its "test" split), else training pairs; picked by their
-    own seeded generator, so the training RNG is untouched."""
-    if config.data in list_datasets(paired=True):
-        options = LoadOptions(config.data_root, split="test", trust_pickle=config.trust_pickle)
-        dataset = open_dataset(
-            config.data,
-            resolution=config.resolution,
-            channels=config.channels,
-            options=options,
-            paired=True,
-        )
-    n = min(config.n_grid, PREVIEW_PAIRS, len(dataset))
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed))
-    picks = order[:n].sort().values
-    return {
-        "sources": to_model_range(dataset.sources_at(picks).cpu()),
-        "images": to_model_range(dataset.images_at(picks).cpu()),
-    }
+def _held_out(config: TrainConfig, dataset: ImageDataset) -> ImageDataset:
+    """The held-out split of a registered paired dataset (its "test" split), for fixed
+    examples the model never trains on; any other dataset itself."""
+    if config.data not in list_datasets(paired=True):
+        return dataset
+    options = LoadOptions(config.data_root, split="test", trust_pickle=config.trust_pickle)
+    return open_dataset(
+        config.data,
+        resolution=config.resolution,
+        channels=config.channels,
+        options=options,
+        paired=True,
+    )
 
 
 def _check_fits(config: TrainConfig, dataset: ImageDataset | ImageFolder) -> None:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ganforge.config import TrainConfig
+from ganforge.models import ModelFamily
 from ganforge.training.fast_paths import fastest
 
 
@@ -20,10 +21,7 @@ def make_optimizer(config: TrainConfig, network: nn.Module, lr: float) -> torch.
     return fastest(torch.optim.SGD, params, lr=lr, momentum=config.beta1)
 
 
-SAMPLE_MAKERS = ("generator", "decoder")  # a GAN's generator, a VAE's decoder
-
-
-def learning_rate(config: TrainConfig, network: str) -> float:
-    """The networks that make the samples (G, a VAE's decoder) use --lr-g; every other network
-    (D, critics, encoders) uses --lr-d."""
-    return config.lr_g if network in SAMPLE_MAKERS else config.lr_d
+def learning_rate(config: TrainConfig, family: ModelFamily, network: str) -> float:
+    """`network`'s learning rate: the option its family names for it (models/family.py; the
+    networks that make samples learn at --lr-g, critics and encoders at --lr-d)."""
+    return getattr(config, family.learning_rate_option(network))
