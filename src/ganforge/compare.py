@@ -19,8 +19,9 @@ from PIL import Image
 
 from ganforge.atomic import atomic_write_text
 from ganforge.errors import GanforgeError
-from ganforge.evaluate import BIAS_NOTE, ROWS, evaluate_run, parse_metrics
+from ganforge.evaluate import BIAS_NOTE, evaluate_run, parse_metrics
 from ganforge.metrics import load_extractor
+from ganforge.metrics.catalog import get_metric, list_metrics
 from ganforge.metrics.registry import default_extractor
 from ganforge.models import model_kind
 from ganforge.report.grid import image_grid, save_images
@@ -29,20 +30,6 @@ from ganforge.run import Run
 
 DEFAULT_METRICS = ("fid", "pr", "dc", "modes")
 GRID_SAMPLES = 64
-# which way is better, for the rows that have one (density ~1 is ideal, not "more")
-BETTER = {
-    "fid": min,
-    "kid": min,
-    "precision": max,
-    "recall": max,
-    "coverage": max,
-    "classes_found": max,
-    "kl_to_uniform": min,
-    "is": max,
-    "class_accuracy": max,
-    "worst_class_accuracy": max,
-    "intra_fid": min,
-}
 
 
 def check_comparable(runs: Sequence[Run]) -> None:
@@ -154,14 +141,7 @@ def _header(result: dict, n: int, seed: int) -> str:
 
 def format_value(key: str, values: dict) -> str:
     """A metric as `ganforge eval` prints it."""
-    value = values[key]
-    if key == "kid":
-        return f"{value:.5f} ± {values['kid_std']:.5f}"
-    if key == "is":
-        return f"{value:.3f} ± {values['is_std']:.3f}"
-    if key == "classes_found":
-        return f"{value} / {values['num_classes']}"
-    return f"{value:.3f}" if key in ("fid", "intra_fid") else f"{value:.4f}"
+    return get_metric(key).format(values)
 
 
 def table_rows(runs: Sequence[Run], results: Sequence[dict]) -> list[tuple[str, str, list, int]]:
@@ -170,15 +150,16 @@ def table_rows(runs: Sequence[Run], results: Sequence[dict]) -> list[tuple[str, 
         ("model", "", [run.config.model for run in runs], -1),
         ("step", "", [str(r["step"]) for r in results], -1),
     ]
-    for key, label, meaning in ROWS:
-        values = [r["metrics"] for r in results]
-        if not all(key in v for v in values):
+    values = [r["metrics"] for r in results]
+    for metric in list_metrics():
+        if not all(metric.name in v for v in values):
             continue
-        numbers = [v[key] for v in values]
+        numbers = [v[metric.name] for v in values]
         best = -1
-        if key in BETTER and len(set(numbers)) > 1:
-            best = numbers.index(BETTER[key](numbers))
-        rows.append((label, meaning, [format_value(key, v) for v in values], best))
+        if metric.better and metric.highlight and len(set(numbers)) > 1:
+            best = numbers.index(metric.best_of(numbers))
+        cells = [metric.format(v) for v in values]
+        rows.append((metric.label, metric.description, cells, best))
     return rows
 
 

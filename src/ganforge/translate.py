@@ -10,7 +10,6 @@ written, so a bad file stops the command with nothing changed on disk.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ganforge.atomic import atomic_path, atomic_write_text
+from ganforge.atomic import atomic_path
 from ganforge.config import TrainConfig
 from ganforge.data import (
     ImageDataset,
@@ -30,8 +29,13 @@ from ganforge.data import (
 )
 from ganforge.data.folder import DECODE_ERRORS, IMAGE_SUFFIXES, decode_failure, read_square
 from ganforge.errors import GanforgeError
-from ganforge.evaluate import EVAL_FILE
-from ganforge.metrics.paired import paired_scores
+from ganforge.metrics.catalog import (
+    MetricInputs,
+    get_metric,
+    list_groups,
+    list_metrics,
+    measure,
+)
 from ganforge.models import ModelFamily, model_kind
 from ganforge.modules import device_of, eval_mode
 from ganforge.run import Run
@@ -198,11 +202,10 @@ def evaluate_translation(
     checkpoint: str | Path | None = None,
     ema: bool = True,
     device: str = "cpu",
-    write: bool = True,
 ) -> dict:
     """L1, PSNR and SSIM of a translator's outputs against the targets of held-out pairs (the
     first `n`, or all), on images in [0, 1] as written to PNG; also the same measures of the
-    sources themselves, as a do-nothing baseline. Writes RUN/eval.json with `write`."""
+    sources themselves, as a do-nothing baseline. (`ganforge eval` writes it to eval.json.)"""
     started = time.perf_counter()
     run, family, network = load_translator(run, checkpoint, ema)
     dataset, held = held_out_pairs(run.config, pairs)
@@ -214,7 +217,7 @@ def evaluate_translation(
     result = {
         "run": str(run.path),
         "task": "translation",
-        "step": _checkpoint_step(run, checkpoint),
+        "step": checkpoint_step(run, checkpoint),
         "checkpoint": str(checkpoint) if checkpoint else "newest",
         "ema": ema and run.has_ema,
         "pairs": held,
@@ -227,8 +230,6 @@ def evaluate_translation(
         ],
         "seconds": round(time.perf_counter() - started, 2),
     }
-    if write:
-        atomic_write_text(run.path / EVAL_FILE, json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -240,17 +241,14 @@ def translation_scores(
     return _mean_scores(translate_images(family, network, sources), targets)
 
 
-TRANSLATION_METRICS = {"l1": True, "psnr": False, "ssim": False}  # name: lower is better
-
-
 def training_pairs_reference(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out pairs --eval-every measures a translator on (uint8 sources and targets,
     the first --eval-n), for a translator or a
     translation metric; a clear error when the model, the metric or the data does not allow
     it (a noise model with l1, a translator with fid, a folder without held-out pairs)."""
     translator = model_kind(config.model).translator
-    if translator != (config.eval_metric in TRANSLATION_METRICS):
-        names = ", ".join(TRANSLATION_METRICS)
+    if translator != ("pairs" in get_metric(config.eval_metric).needs):
+        names = ", ".join(m.name for m in list_metrics(trackable=True) if "pairs" in m.needs)
         wanted = f"one of {names}" if translator else f"a metric of samples, not {names}"
         raise GanforgeError(f"--eval-metric: {config.model} is measured by {wanted}")
     if config.data not in list_datasets(paired=True):
@@ -263,27 +261,18 @@ def training_pairs_reference(config: TrainConfig) -> tuple[torch.Tensor, torch.T
 
 
 def _mean_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    per_image: dict[str, list[torch.Tensor]] = {}
-    for output, target in zip(outputs.split(BATCH_SIZE), targets.split(BATCH_SIZE)):
-        for key, values in paired_scores(output.float() / 255, target.float() / 255).items():
-            per_image.setdefault(key, []).append(values)
-    return {key: round(float(torch.cat(v).mean()), 6) for key, v in per_image.items()}
+    groups = [group.name for group in list_groups() if "pairs" in group.needs]
+    return measure(groups, MetricInputs(outputs=outputs, targets=targets))
 
 
-def _checkpoint_step(run: Run, checkpoint: str | Path | None) -> int:
+def checkpoint_step(run: Run, checkpoint: str | Path | None) -> int:
+    """The training step of `checkpoint` (None or "newest": the run's newest)."""
     if checkpoint is None or str(checkpoint) == "newest":
         return run.step
     from ganforge.training.checkpoint import load_checkpoint
 
     _, meta = load_checkpoint(run.checkpoint_path(checkpoint))
     return int(meta.get("step", 0))
-
-
-TABLE_ROWS = (
-    ("l1", "L1", "mean |output - target|, lower is better"),
-    ("psnr", "PSNR (dB)", "higher is better"),
-    ("ssim", "SSIM", "1 = structurally identical"),
-)
 
 
 def format_translation_table(result: dict) -> str:
@@ -296,7 +285,10 @@ def format_translation_table(result: dict) -> str:
         "",
         f"  {'':<9}  {'model':>8}  {'source':>8}",
     ]
-    for key, label, meaning in TABLE_ROWS:
-        ours, baseline = result["metrics"][key], result["source_as_output"][key]
-        lines.append(f"  {label:<9}  {ours:>8.4f}  {baseline:>8.4f}  {meaning}")
+    for metric in list_metrics():
+        if metric.name in result["metrics"]:
+            ours, baseline = result["metrics"][metric.name], result["source_as_output"][metric.name]
+            lines.append(
+                f"  {metric.label:<9}  {ours:>8.4f}  {baseline:>8.4f}  {metric.description}"
+            )
     return "\n".join([*lines, "", *result["notes"]])

@@ -1,26 +1,25 @@
-"""Which way is better, for every metric --eval-metric takes: the best checkpoint keeps the
-better value and early stopping counts evaluations without a better one, in that direction.
+"""Which way is better, for every registered metric: the best checkpoint keeps the better value
+and early stopping counts evaluations without a better one, in that direction; `ganforge
+compare` bolds the better run.
 
 The directions are written here by hand from what each metric means, not read from the
-package's tables, so a table that says the wrong thing fails; a metric added to
-config.EVAL_METRICS without a direction here fails too.
+catalogue (ganforge.metrics.catalog), so a declaration that says the wrong thing fails; a
+metric registered without a direction here fails too.
 """
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from safetensors import safe_open
 
 import ganforge.training.evaluation as evaluation
-from ganforge.compare import BETTER
-from ganforge.config import EVAL_METRICS
-from ganforge.evaluate import SCORES
+from ganforge.compare import table_rows
+from ganforge.metrics.catalog import HIGHER, LOWER, list_metrics
 from ganforge.run import BEST_CHECKPOINT
-from ganforge.translate import TRANSLATION_METRICS
 
-HIGHER, LOWER = "higher", "lower"
 DIRECTION = {
     "fid": LOWER,  # a distance between feature distributions
     "kid": LOWER,  # a distance (squared MMD)
@@ -28,20 +27,28 @@ DIRECTION = {
     "recall": HIGHER,  # share of real samples the fakes' manifold covers
     "density": HIGHER,  # how many real neighbourhoods hold each sample
     "coverage": HIGHER,  # share of real neighbourhoods with a sample in them
+    "classes_found": HIGHER,  # classes the samples hit: fewer is mode collapse
     "kl_to_uniform": LOWER,  # 0: the classes drawn evenly, no mode collapse
+    "confident": None,  # share of confident predictions: a figure to read, not to rank
     "is": HIGHER,  # Inception Score: confident and varied class predictions
     "class_accuracy": HIGHER,  # samples recognised as the class asked for
+    "worst_class_accuracy": HIGHER,  # the lowest per-class accuracy
     "intra_fid": LOWER,  # FID within each class
     "l1": LOWER,  # a translator's mean |output - target|
     "psnr": HIGHER,  # peak signal-to-noise ratio of output to target
     "ssim": HIGHER,  # structural similarity, 1 = identical
 }
-# rows `ganforge compare` highlights that --eval-metric does not take
-COMPARE_ONLY = {"classes_found": HIGHER, "worst_class_accuracy": HIGHER}
+# compare bolds no run for these (density: ~1 is ideal, not "more")
+NOT_HIGHLIGHTED = {"density", "confident"}
+REGISTERED = [metric.name for metric in list_metrics()]
+TRACKABLE = [metric.name for metric in list_metrics(trackable=True)]
 
 PIX2PIX = {"model": "pix2pix", "data": "mnist-mini-edges", "resolution": 32}
-MODEL_FOR = {"class_accuracy": {"model": "cgan"}, "intra_fid": {"model": "cgan"}}
-MODEL_FOR.update({name: PIX2PIX for name in ("l1", "psnr", "ssim")})
+# the run each metric can measure: a translator's on pairs, class scores of a conditional model
+MODEL_FOR = {
+    m.name: PIX2PIX if "pairs" in m.needs else {"model": "cgan"} if "classes" in m.needs else {}
+    for m in list_metrics()
+}
 
 # Measured at steps 1, 2, 3, 4, ...: the best is step 2 in the metric's direction, and step 3
 # only equals it (a tie is no improvement); the other direction would keep step 1 instead.
@@ -51,24 +58,27 @@ SEQUENCE = {
 }
 
 
-def test_every_eval_metric_has_a_direction_declared_here():
-    assert set(DIRECTION) == set(EVAL_METRICS)
+def test_every_registered_metric_has_a_direction_declared_here():
+    assert set(REGISTERED) == set(DIRECTION)
 
 
-@pytest.mark.parametrize("metric", EVAL_METRICS)
-def test_the_package_tables_agree_on_the_direction(metric):
-    lower = DIRECTION[metric] == LOWER
-    assert SCORES[metric] is lower
-    if metric in TRANSLATION_METRICS:
-        assert TRANSLATION_METRICS[metric] is lower
-    if metric in BETTER:  # density has none there: compare bolds no row for it
-        assert BETTER[metric] is (min if lower else max)
+@pytest.mark.parametrize("metric", list_metrics(), ids=REGISTERED)
+def test_the_catalogue_declares_the_direction(metric):
+    assert metric.better == DIRECTION[metric.name]
+    if metric.better is None:
+        assert not metric.trackable, "--eval-metric needs a direction to keep a best checkpoint"
 
 
-def test_compare_highlights_the_better_value_of_every_row():
-    for name, better in BETTER.items():
-        direction = DIRECTION.get(name) or COMPARE_ONLY[name]
-        assert better is (min if direction == LOWER else max), name
+@pytest.mark.parametrize("metric", list_metrics(), ids=REGISTERED)
+def test_compare_bolds_the_better_run_of_every_row(metric):
+    """Two runs, the second better by the declared direction: compare bolds it."""
+    worse, better = (2.0, 1.0) if DIRECTION[metric.name] == LOWER else (1.0, 2.0)
+    extras = {"kid_std": 0.0, "is_std": 0.0, "num_classes": 10}
+    results = [{"step": 1, "metrics": {metric.name: v, **extras}} for v in (worse, better)]
+    runs = [SimpleNamespace(config=SimpleNamespace(model="dcgan"))] * 2
+    rows = {label: best for label, _, _, best in table_rows(runs, results)}
+    expected = -1 if metric.name in NOT_HIGHLIGHTED else 1
+    assert rows[metric.label] == expected
 
 
 def _best_meta(run) -> dict:
@@ -76,7 +86,7 @@ def _best_meta(run) -> dict:
         return json.loads(handle.metadata()["ganforge"])
 
 
-@pytest.mark.parametrize("metric", EVAL_METRICS)
+@pytest.mark.parametrize("metric", TRACKABLE)
 def test_best_checkpoint_and_early_stop_follow_the_metric_direction(
     metric, tiny_train, monkeypatch, capsys
 ):
@@ -93,7 +103,7 @@ def test_best_checkpoint_and_early_stop_follow_the_metric_direction(
         eval_n=50,
         eval_metric=metric,
         early_stop_patience=2,
-        **MODEL_FOR.get(metric, {}),
+        **MODEL_FOR[metric],
     )
     records = [r for r in run.metrics() if f"eval_{metric}" in r]
     assert [r["eval_best"] for r in records] == [True, True, False, False]

@@ -16,15 +16,10 @@ import torch
 
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
-from ganforge.evaluate import (
-    CONDITIONAL_ONLY,
-    SCORE_GROUP,
-    SCORES,
-    measure_generator,
-    real_reference,
-)
+from ganforge.evaluate import measure_generator, real_reference
+from ganforge.metrics.catalog import LOWER, get_metric
 from ganforge.models import model_kind
-from ganforge.translate import TRANSLATION_METRICS, training_pairs_reference, translation_scores
+from ganforge.translate import training_pairs_reference, translation_scores
 
 
 @dataclass
@@ -44,9 +39,12 @@ class TrainingEvaluator:
     def __init__(self, config: TrainConfig, device: torch.device):
         self.config = config
         self.metric = config.eval_metric
-        self.lower_is_better = SCORES[self.metric]
+        metric = get_metric(self.metric)  # the catalogue says its direction and its needs
+        self.group = metric.group
+        self.lower_is_better = metric.better == LOWER
         self.pairs = None  # a translator's held-out (sources, targets), instead of features
-        if model_kind(config.model).translator or self.metric in TRANSLATION_METRICS:
+        kind = model_kind(config.model)
+        if kind.translator or "pairs" in metric.needs:
             self.pairs = training_pairs_reference(config)
             self.state = EvalState(f"{self.metric}|{config.eval_n}")
             return
@@ -57,24 +55,28 @@ class TrainingEvaluator:
             progress=config.progress,
             inception_weights=config.inception_weights,
         )
-        if self.metric in ("kl_to_uniform", "is") and not self.reference.extractor.num_classes:
+        self._check_needs(metric.needs, kind)
+        key = f"{self.metric}|{self.reference.extractor.identity()[:16]}|{config.eval_n}"
+        self.state = EvalState(key)
+
+    def _check_needs(self, needs: frozenset[str], kind) -> None:
+        """A one-line error when the run or the extractor cannot give what the metric needs."""
+        extractor = self.reference.extractor
+        if "logits" in needs and "classes" not in needs and not extractor.num_classes:
             raise GanforgeError(
                 f"--eval-metric {self.metric}: needs a classifier extractor, and "
-                f"'{self.reference.extractor.name}' has none (try --extractor mnist)"
+                f"'{extractor.name}' has none (try --extractor mnist)"
             )
-        names = self.reference.extractor.class_names
-        if SCORE_GROUP[self.metric] in CONDITIONAL_ONLY:
-            if not model_kind(config.model).class_conditional:
+        if "classes" in needs:
+            if not kind.class_conditional:
                 raise GanforgeError(
                     f"--eval-metric {self.metric}: needs a class-conditional model (cgan, acgan)"
                 )
-            if self.metric == "class_accuracy" and not set(config.class_names) <= set(names):
+            if "logits" in needs and not set(self.config.class_names) <= set(extractor.class_names):
                 raise GanforgeError(
-                    f"--eval-metric class_accuracy: extractor '{self.reference.extractor.name}' "
+                    f"--eval-metric {self.metric}: extractor '{extractor.name}' "
                     "does not classify this run's classes (try --extractor for your data)"
                 )
-        key = f"{self.metric}|{self.reference.extractor.identity()[:16]}|{config.eval_n}"
-        self.state = EvalState(key)
 
     def restore(self, saved: dict | None) -> None:
         """Continue the bookkeeping of a checkpoint, unless it measured something else."""
@@ -90,7 +92,7 @@ class TrainingEvaluator:
                 family,
                 network,
                 self.reference,
-                [SCORE_GROUP[self.metric]],
+                [self.group],
                 n=self.config.eval_n,
                 seed=self.config.seed,
                 class_names=self.config.class_names,
