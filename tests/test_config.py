@@ -12,10 +12,10 @@ from ganforge import GanforgeError, TrainConfig
 from ganforge.config import (
     MAX_LEARNING_RATE,
     RESUMABLE_OPTIONS,
-    _ConfigLoader,
     flag_name,
     load_config_file,
 )
+from ganforge.config.files import _ConfigLoader
 
 
 def test_defaults_are_valid():

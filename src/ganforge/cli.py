@@ -11,7 +11,15 @@ import traceback
 from collections.abc import Sequence
 
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_seed
-from ganforge.config import TrainConfig, flag_name, load_config_file
+from ganforge.config import (
+    SECTIONS,
+    TrainConfig,
+    flag_name,
+    import_plugin,
+    load_config_file,
+    shared_option_names,
+)
+from ganforge.config.model_options import option_fields
 from ganforge.errors import GanforgeError
 
 DEMO_OUT = "runs/demo"
@@ -28,36 +36,49 @@ def _type_of(field: dataclasses.Field):
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, defaulting to None so that only given flags override."""
+    """One flag per TrainConfig field, grouped by section, then one per model option (a model's
+    own, from its file); all default to None so that only given flags override."""
     defaults = TrainConfig()
-    for field in dataclasses.fields(TrainConfig):
-        if field.metadata.get("cli") is False:  # recorded by the trainer, not chosen by users
-            continue
-        default = getattr(defaults, field.name)
-        if isinstance(default, bool):  # an on/off switch: --NAME, or --no-NAME when on by default
-            on = field.name.replace("_", "-")
-            parser.add_argument(
-                f"--no-{on}" if default else f"--{on}",
-                dest=field.name,
-                action="store_const",
-                const=not default,
-                default=None,
-                help=f"do not {field.metadata['help']}" if default else field.metadata["help"],
-            )
-            continue
-        help_text = field.metadata.get("help", "")
-        if default not in (None, ""):  # None and "" (off) are described in the help itself
-            help_text += f" (default: {default})"
-        kind = _type_of(field)
-        metavar = {int: "N", float: "X"}.get(kind, "PATH" if field.name in PATH_OPTIONS else "NAME")
-        parser.add_argument(
-            flag_name(field.name),
+    for title, section in SECTIONS:
+        group = parser.add_argument_group(f"{title} options")
+        for field in dataclasses.fields(section):
+            if field.metadata.get("cli") is not False:  # class_names: recorded, not chosen
+                _add_option(group, field, getattr(defaults, field.name))
+    group = parser.add_argument_group(
+        "each model's own options", "given to another model, they are an error"
+    )
+    for field, models in option_fields().values():
+        default = getattr(TrainConfig(model=models[0]).model_options, field.name)
+        _add_option(group, field, default if len(models) == 1 else None)
+
+
+def _add_option(group, field: dataclasses.Field, default) -> None:
+    """The flag of a config field: --NAME VALUE, or a switch (--NAME, or --no-NAME when on by
+    default) for a bool; `default` is shown in the help (None: the help says it)."""
+    if isinstance(default, bool) or str(field.type) == "bool":
+        on = field.name.replace("_", "-")
+        group.add_argument(
+            f"--no-{on}" if default else f"--{on}",
             dest=field.name,
-            type=kind,
+            action="store_const",
+            const=not default,
             default=None,
-            metavar=metavar,
-            help=help_text,
+            help=f"do not {field.metadata['help']}" if default else field.metadata["help"],
         )
+        return
+    help_text = field.metadata.get("help", "")
+    if default not in (None, ""):  # None and "" (off) are described in the help itself
+        help_text += f" (default: {default})"
+    kind = _type_of(field)
+    metavar = {int: "N", float: "X"}.get(kind, "PATH" if field.name in PATH_OPTIONS else "NAME")
+    group.add_argument(
+        flag_name(field.name),
+        dest=field.name,
+        type=kind,
+        default=None,
+        metavar=metavar,
+        help=help_text,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,11 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="FILE", help="the page (default: RUN/report.html)")
     translate = commands.add_parser(
         "translate",
-        help="translate images with a pix2pix run",
-        description="Translate an image, or every image in a folder, with a pix2pix run: one "
+        help="translate images with a translator run (pix2pix, cyclegan)",
+        description="Translate an image, or every image in a folder, with a translator run: one "
         "PNG per input in --out, with the same relative name.",
     )
-    translate.add_argument("run", metavar="RUN", help="a pix2pix run folder")
+    translate.add_argument("run", metavar="RUN", help="a translator run folder")
     translate.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
     translate.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
     translate.add_argument(
@@ -159,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ema", action="store_true", help="use the raw generator, not its weight average"
     )
     translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    translate.add_argument(
+        "--direction",
+        default="a2b",
+        choices=("a2b", "b2a"),
+        help="a2b: the way the model was trained (default); b2a: back, for a model that learns "
+        "both ways (cyclegan)",
+    )
     _add_bench_command(commands)
     _add_eval_commands(commands)
     _add_latent_commands(commands)
@@ -401,7 +429,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _train_options(args: argparse.Namespace) -> dict:
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    names = [*shared_option_names(), *option_fields()]
     return {
         name: getattr(args, name, None) for name in names if getattr(args, name, None) is not None
     }
@@ -662,6 +690,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
         checkpoint=args.checkpoint,
         ema=not args.no_ema,
         device=args.device,
+        direction=args.direction,
     )
     print(f"wrote {len(written)} translated images to {args.out}")
 
@@ -715,6 +744,11 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:  # a plugin's models, and their options' flags, exist before the parser is built
+        import_plugin(_plugin_argument(sys.argv[1:] if argv is None else list(argv)))
+    except GanforgeError as exc:
+        print(f"ganforge: error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
@@ -730,6 +764,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _plugin_argument(argv: list[str]) -> str | None:
+    """The value of `--plugin MODULE` (or `--plugin=MODULE`) among the arguments, if any."""
+    for i, argument in enumerate(argv):
+        if argument == "--plugin" and i + 1 < len(argv):
+            return argv[i + 1]
+        if argument.startswith("--plugin="):
+            return argument.split("=", 1)[1]
+    return None
 
 
 def describe_os_error(exc: OSError) -> GanforgeError:

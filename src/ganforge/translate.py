@@ -22,6 +22,7 @@ from ganforge.config import TrainConfig
 from ganforge.data import (
     ImageDataset,
     LoadOptions,
+    layout_for,
     list_datasets,
     open_dataset,
     to_model_range,
@@ -53,7 +54,7 @@ def load_translator(
     if not family.kind.translator:
         raise GanforgeError(
             f"run '{run.path}' is a {run.config.model} run, which does not translate images "
-            "(that takes a pix2pix run); draw samples with `ganforge sample`"
+            "(that takes a translator such as pix2pix); draw samples with `ganforge sample`"
         )
     return run, family, run.generator(ema)
 
@@ -63,14 +64,15 @@ def translate_images(
     network: nn.Module,
     sources: torch.Tensor,
     batch_size: int = BATCH_SIZE,
+    direction: str = "a2b",
 ) -> torch.Tensor:
-    """uint8 (N, C, H, W) sources -> uint8 (N, C, H, W) translations (on the CPU), in eval mode
-    on `network`'s device."""
+    """uint8 (N, C, H, W) sources -> uint8 (N, C, H, W) translations (on the CPU) in one of
+    the family's `directions`, in eval mode on `network`'s device."""
     device = device_of(network)
     outputs = []
     with eval_mode(network):
         for chunk in sources.split(batch_size):
-            images = family.sample(network, None, to_model_range(chunk).to(device))
+            images = family.translate(network, to_model_range(chunk).to(device), direction)
             outputs.append(to_uint8(images).cpu())
     return torch.cat(outputs)
 
@@ -83,10 +85,17 @@ def translate_files(
     checkpoint: str | Path | None = None,
     ema: bool = True,
     device: str = "cpu",
+    direction: str = "a2b",
 ) -> list[Path]:
     """Translate an image file, or every image file in a folder (at any depth), into PNGs in
-    `out` with the same relative names (suffix .png). Returns the files written."""
+    `out` with the same relative names (suffix .png), in `direction` (a2b: the way the model
+    was trained; b2a: back, for a model that learns both ways). Returns the files written."""
     run, family, network = load_translator(run, checkpoint, ema)
+    if direction not in family.directions:
+        raise GanforgeError(
+            f"--direction: a {run.config.model} run translates {', '.join(family.directions)}, "
+            f"not {direction}"
+        )
     inputs, out = Path(inputs), Path(out)
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out: '{out}' is a file, not a folder")
@@ -94,7 +103,7 @@ def translate_files(
     files = _input_files(inputs, out)
     _refuse_overwriting_inputs(files, out)
     sources = torch.stack([_read(file, config) for file, _ in files])
-    outputs = translate_images(family, network.to(device), sources)
+    outputs = translate_images(family, network.to(device), sources, direction=direction)
     written = []
     for (_, name), image in zip(files, outputs):
         written.append(_write_png(out / name, image))
@@ -176,9 +185,11 @@ def held_out_pairs(
 ) -> tuple[ImageDataset, str]:
     """The pairs to measure a translator on, at the run's resolution and channels, and what
     they are: `pairs` (a folder of pairs, or a paired dataset's "test" split), else the test
-    split of the run's registered paired dataset. A folder run needs `pairs`."""
+    split of the run's registered dataset (paired, or unpaired with its held-out pairs
+    aligned). A folder run needs `pairs`."""
     name = str(pairs) if pairs is not None else config.data
-    if pairs is None and config.data not in list_datasets(paired=True):
+    layout = "paired" if pairs is not None else _layout(config)
+    if pairs is None and config.data not in list_datasets(layout=layout):
         raise GanforgeError(
             f"--pairs: run's data '{config.data}' has no held-out split; give --pairs FOLDER "
             "of image pairs it was not trained on"
@@ -188,10 +199,15 @@ def held_out_pairs(
         resolution=config.resolution,
         channels=config.channels,
         options=LoadOptions(config.data_root, split="test", trust_pickle=config.trust_pickle),
-        paired=True,
+        layout=layout,
     )
-    held = f"{name} (test split)" if name in list_datasets(paired=True) else name
+    held = f"{name} (test split)" if name in list_datasets(layout=layout) else name
     return dataset, held
+
+
+def _layout(config: TrainConfig) -> str:
+    """The layout of the run's data (paired or unpaired translation)."""
+    return layout_for(model_kind(config.model).data)
 
 
 def evaluate_translation(
@@ -251,7 +267,7 @@ def training_pairs_reference(config: TrainConfig) -> tuple[torch.Tensor, torch.T
         names = ", ".join(m.name for m in list_metrics(trackable=True) if "pairs" in m.needs)
         wanted = f"one of {names}" if translator else f"a metric of samples, not {names}"
         raise GanforgeError(f"--eval-metric: {config.model} is measured by {wanted}")
-    if config.data not in list_datasets(paired=True):
+    if config.data not in list_datasets(layout=_layout(config)):
         raise GanforgeError(
             f"--eval-every: data '{config.data}' has no held-out pairs to measure on; train "
             "without it and run `ganforge eval RUN --pairs FOLDER`"

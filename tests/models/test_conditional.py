@@ -26,8 +26,11 @@ def mnist_classifier():
 
 
 def conditional_family(model: str, cond: str = "concat", **options):
-    config = TrainConfig(
-        model=model, cond=cond, width=8, z_dim=8, num_classes=10, label_smoothing=0.0, **options
+    if model == "cgan":
+        options = {"cond": cond, **options}
+    config = TrainConfig.from_dict(
+        {"model": model, "width": 8, "z_dim": 8, "num_classes": 10, "label_smoothing": 0.0}
+        | options
     )
     return build_model(config, 28, 1)
 

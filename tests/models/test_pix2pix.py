@@ -23,7 +23,7 @@ from ganforge.models.pix2pix import (
 
 
 def tiny_pix2pix(resolution: int = 32, channels: int = 1, width: int = 8, **options):
-    config = TrainConfig(model="pix2pix", width=width, **options)
+    config = TrainConfig.from_dict({"model": "pix2pix", "width": width, **options})
     return build_model(config, resolution, channels)
 
 
@@ -195,7 +195,7 @@ def test_the_l1_weight_given_on_the_command_line_is_the_one_g_minimises(tmp_path
     flags += ["--width", "4", "--batch-size", "4", "--steps", "1", "--n-grid", "2"]
     assert main(["train", *flags, "--l1-weight", "7", "--out", str(out), "--no-progress"]) == 0
     run = ganforge.load_run(out)
-    assert run.config.l1_weight == 7.0
+    assert run.config.model_options.l1_weight == 7.0
     family = run.load()  # built from the saved config, as every later command builds it
     batch = pix2pix_batch(4)
     torch.manual_seed(3)

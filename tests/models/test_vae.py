@@ -31,7 +31,7 @@ VAE_OPTIONS = {"model": "vae", "width": 8, "z_dim": 8}
 
 def tiny_vae(**options) -> VAEFamily:
     torch.manual_seed(0)
-    return build_model(TrainConfig(**{**VAE_OPTIONS, **options}), 28, 1)
+    return build_model(TrainConfig.from_dict({**VAE_OPTIONS, **options}), 28, 1)
 
 
 def batch_of(digits, n: int = 8) -> dict:
@@ -132,7 +132,7 @@ def test_discriminator_options_are_refused(option):
 @pytest.mark.parametrize("bad", [{"recon": "l1"}, {"beta": -1.0}])
 def test_bad_vae_options_name_the_flag(bad):
     with pytest.raises(GanforgeError, match=f"^--{next(iter(bad))}:"):
-        TrainConfig(**bad).validate()
+        TrainConfig.from_dict({"model": "vae", **bad})
 
 
 def test_the_loop_steps_encoder_and_decoder_in_one_phase(tmp_path, tiny_options):

@@ -1,9 +1,13 @@
 """Datasets by name (a registry: bundled, MNIST-family IDX files, CIFAR) or a folder path.
 
 Named datasets and small folders are decoded once into an ImageDataset (one uint8 tensor);
-folders too large for memory open as an ImageFolder that is decoded batch by batch. Paired
-data for image-to-image translation (registered paired datasets, folders of pairs) is an
-ImageDataset with `sources`.
+folders too large for memory open as an ImageFolder that is decoded batch by batch.
+
+A dataset has a layout: single images ("images", labelled or not), or the two sides of an
+image-to-image translation, as an ImageDataset whose `sources` are side A and `images` side B:
+aligned ("paired": registered paired datasets, folders of pairs) or not ("unpaired"). The
+layout a model needs follows from its kind (`layout_for`); readers of layouts other than
+single images are registered (`register_layout`).
 """
 
 from __future__ import annotations
@@ -45,22 +49,39 @@ class LoadOptions:
 
 
 Loader = Callable[[LoadOptions], ImageDataset]
+# opens a dataset of a layout by name or path: (name, resolution, channels, strict, options,
+# cache) -> an ImageDataset with `sources`
+LayoutOpener = Callable[..., ImageDataset]
 _DATASETS: dict[str, Loader] = {}
-_PAIRED: set[str] = set()
+_LAYOUTS: dict[str, str] = {}  # dataset name -> its layout
+_OPENERS: dict[str, LayoutOpener] = {}  # layout -> its reader of folders and registered names
+IMAGES = "images"
 
 
-def register_dataset(name: str, loader: Loader, paired: bool = False) -> None:
+def register_dataset(name: str, loader: Loader, layout: str = IMAGES) -> None:
     """Make `--data NAME` load `loader(options)`: uint8 images in the dataset's own shape;
-    with `paired`, images with their aligned `sources` (a translator's data)."""
+    for a translation layout ("paired", "unpaired"), with side A as `sources`."""
     _DATASETS[name] = loader
-    _PAIRED.discard(name)
-    if paired:
-        _PAIRED.add(name)
+    _LAYOUTS[name] = layout
 
 
-def list_datasets(paired: bool | None = None) -> list[str]:
-    """Registered names: all, or only the paired (True) or unpaired (False) ones."""
-    return sorted(n for n in _DATASETS if paired is None or (n in _PAIRED) == paired)
+def register_layout(layout: str, opener: LayoutOpener) -> None:
+    """Open `--data` for models that need `layout` with `opener` (see LayoutOpener)."""
+    _OPENERS[layout] = opener
+
+
+def layout_for(data_kind: str) -> str:
+    """The layout of the data a model of this data kind (models.family.DATA_KINDS) trains on:
+    a translator's pairs, aligned or not; single images otherwise."""
+    return data_kind if data_kind in ("paired", "unpaired") else IMAGES
+
+
+def list_datasets(paired: bool | None = None, layout: str | None = None) -> list[str]:
+    """Registered names: all, or those of `layout` (`paired` True: "paired"; False:
+    single images)."""
+    if paired is not None:
+        layout = "paired" if paired else IMAGES
+    return sorted(n for n in _DATASETS if layout is None or _LAYOUTS[n] == layout)
 
 
 def load_dataset(
@@ -93,14 +114,17 @@ def open_dataset(
     options: LoadOptions = LoadOptions(),
     cache: str = "auto",
     paired: bool = False,
+    layout: str = IMAGES,
 ) -> ImageDataset | ImageFolder:
     """Like load_dataset, but a folder is only scanned (an ImageFolder) when `cache` is
-    "stream", or "auto" and its decoded images would exceed MEMORY_BUDGET_BYTES. With `paired`,
-    image pairs (an ImageDataset with `sources`): a paired dataset, or a folder of pairs."""
+    "stream", or "auto" and its decoded images would exceed MEMORY_BUDGET_BYTES. Another
+    `layout` (`paired`: "paired") gives the two sides of a translation (an ImageDataset with
+    `sources`): a registered dataset of that layout, or a folder its reader takes."""
     if cache not in CACHES:
         raise GanforgeError(f"--data-cache: '{cache}' is not one of {', '.join(CACHES)}")
-    if paired:
-        return _open_pairs(name, resolution, channels, strict, options, cache)
+    layout = "paired" if paired else layout
+    if layout != IMAGES:
+        return _open_layout(layout, name, resolution, channels, strict, options, cache)
     if name in _DATASETS:
         return _DATASETS[name](options).to_shape(resolution, channels)
     path = Path(name).expanduser()
@@ -116,7 +140,8 @@ def open_dataset(
     )
 
 
-def _open_pairs(
+def _open_layout(
+    layout: str,
     name: str,
     resolution: int | None,
     channels: int | None,
@@ -126,12 +151,26 @@ def _open_pairs(
 ) -> ImageDataset:
     if cache == "stream":
         raise GanforgeError(
-            "--data-cache: stream decodes single images batch by batch; image pairs are "
-            "decoded once into memory (use auto, cpu or device)"
+            "--data-cache: stream decodes single images batch by batch; the two sides of a "
+            "translation are decoded once into memory (use auto, cpu or device)"
         )
-    path = Path(name).expanduser()
-    if name in _PAIRED:
+    if layout not in _OPENERS:
+        raise GanforgeError(f"--data: no reader of {layout} data is installed")
+    if _LAYOUTS.get(name) == layout:
         return _DATASETS[name](options).to_shape(resolution, channels)
+    return _OPENERS[layout](name, resolution, channels, strict, options, cache)
+
+
+def _open_pairs(
+    name: str,
+    resolution: int | None,
+    channels: int | None,
+    strict: bool,
+    options: LoadOptions,
+    cache: str,
+) -> ImageDataset:
+    """Paired data: a folder of pairs (A|B side by side, or A/ and B/ with the same names)."""
+    path = Path(name).expanduser()
     if name not in _DATASETS and path.is_dir():
         pairs = load_paired_folder(path, resolution, channels, strict=strict)
         return pairs.as_translation()
@@ -172,9 +211,10 @@ def _cifar_loader(name: str) -> Loader:
 
 register_dataset("mnist-mini", lambda _: load_mnist_mini())
 register_dataset("digits", lambda _: load_digits())
+register_layout("paired", _open_pairs)
 for _task in DIGIT_PAIR_TASKS:
     register_dataset(
-        f"mnist-mini-{_task}", lambda o, task=_task: load_digit_pairs(task, o.split), paired=True
+        f"mnist-mini-{_task}", lambda o, task=_task: load_digit_pairs(task, o.split), "paired"
     )
 for _name in IDX_DATASETS:
     register_dataset(_name, _idx_loader(_name))
@@ -188,11 +228,13 @@ __all__ = [
     "PairedDataset",
     "RealBatches",
     "data_root",
+    "layout_for",
     "list_datasets",
     "load_dataset",
     "load_paired_folder",
     "open_dataset",
     "register_dataset",
+    "register_layout",
     "to_model_range",
     "to_uint8",
 ]

@@ -16,11 +16,49 @@ The training objective lives in GANFamily (gan.py); these are the networks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice
+from ganforge.errors import GanforgeError
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.models.gan import GANFamily, gan_family
+
+CONDITIONINGS = ("concat", "projection")  # how cgan's D takes the label
+
+
+@dataclass
+class CGANOptions(ModelOptions):
+    cond: str = field(
+        default="concat",
+        metadata={
+            "help": "cgan: how D sees the label: concat (label maps joined to its input) or "
+            "projection (Miyato & Koyama 2018)"
+        },
+    )
+
+    def check(self) -> None:
+        check_choice(self, "cond", CONDITIONINGS)
+
+
+@dataclass
+class ACGANOptions(ModelOptions):
+    aux_weight: float = field(
+        default=1.0, metadata={"help": "acgan: weight of the auxiliary classification loss"}
+    )
+    aux_fakes: bool = field(
+        default=False,
+        metadata={
+            "help": "acgan: train D's class head on fakes too (Odena et al.'s original; by "
+            "default real images only, so the head cannot adapt to G's mistakes)"
+        },
+    )
+
+    def check(self) -> None:
+        check_at_least(self, ("aux_weight",), 0, "must be >= 0")
 
 
 class ClassBatchNorm2d(nn.Module):
@@ -103,3 +141,41 @@ def auxiliary_classifier_discriminator(
 ) -> DCGANDiscriminator:
     """ACGAN's D: images -> (N, 1 + C): the real/fake logit, then C class logits."""
     return DCGANDiscriminator(img_resolution, img_channels, width, outputs=1 + num_classes)
+
+
+def _classes(config: TrainConfig) -> int:
+    if config.num_classes < 2:
+        raise GanforgeError(f"--num-classes: {config.model} needs 2 or more classes")
+    return config.num_classes
+
+
+def build_cgan(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
+    classes = _classes(config)
+    common = {"img_resolution": img_resolution, "img_channels": img_channels, "width": config.width}
+    if config.model_options.cond == "projection":
+        discriminator = ProjectionDiscriminator(classes, **common)
+    else:
+        discriminator = ConcatDiscriminator(classes, **common)
+    generator = ConditionalGenerator(config.z_dim, classes, **common)
+    return gan_family(config, generator, discriminator, num_classes=classes, d_takes_labels=True)
+
+
+def build_acgan(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
+    options: ACGANOptions = config.model_options
+    classes = _classes(config)
+    if options.aux_weight <= 0:
+        # without the class loss nothing would tie G's samples to the label it is given
+        raise GanforgeError(
+            "--aux-weight: acgan learns the classes through its auxiliary classifier, so its "
+            "weight must be above 0 (for a conditional GAN without one: --model cgan)"
+        )
+    common = {"img_resolution": img_resolution, "img_channels": img_channels, "width": config.width}
+    return gan_family(
+        config,
+        ConditionalGenerator(config.z_dim, classes, **common),
+        auxiliary_classifier_discriminator(classes, **common),
+        num_classes=classes,
+        class_head=True,
+        aux_weight=options.aux_weight,
+        aux_fakes=options.aux_fakes,
+    )

@@ -1,14 +1,54 @@
 """DCGAN (Radford et al. 2016): transposed convolutions with batchnorm in G; a strided
-all-convolutional D with LeakyReLU, no pooling and no dense layers; N(0, 0.02) init."""
+all-convolutional D with LeakyReLU, no pooling and no dense layers; N(0, 0.02) init.
+
+The paper's choices are the defaults of the model's own options, saved with the run: G's and
+D's activations (`--g-activation`, `--d-activation`), G's normalisation (`--g-norm`) and extra
+3x3 layers at G's last resolution (`--extra-layers`, the reference code's n_extra_layers)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ganforge import bounds
+from ganforge.config import ModelOptions, TrainConfig, check_at_least, option_error
 from ganforge.errors import GanforgeError
+from ganforge.models.gan import GANFamily, gan_family
+from ganforge.models.layers import ACTIVATIONS, check_activation
+
+G_NORMS = ("batch", "instance", "none")
+MAX_EXTRA_LAYERS = 16
+
+
+@dataclass
+class DCGANOptions(ModelOptions):
+    g_activation: str = field(
+        default="relu",
+        metadata={"help": f"mlp, dcgan: G's hidden activation ({', '.join(ACTIVATIONS)})"},
+    )
+    d_activation: str = field(
+        default="leaky_relu",
+        metadata={"help": "mlp, dcgan: D's hidden activation (leaky_relu has slope 0.2)"},
+    )
+    g_norm: str = field(
+        default="batch",
+        metadata={"help": f"dcgan: normalisation in G's hidden layers ({', '.join(G_NORMS)})"},
+    )
+    extra_layers: int = field(
+        default=0,
+        metadata={"help": "dcgan: 3x3 convolution layers added at G's last hidden resolution"},
+    )
+
+    def check(self) -> None:
+        check_activation("g_activation", self.g_activation)
+        check_activation("d_activation", self.d_activation)
+        if self.g_norm not in G_NORMS:
+            raise option_error("g_norm", f"'{self.g_norm}' is not one of {', '.join(G_NORMS)}")
+        check_at_least(self, ("extra_layers",), 0, "must be 0 or more")
+        bounds.check_at_most("--extra-layers", self.extra_layers, MAX_EXTRA_LAYERS)
 
 
 def base_size(resolution: int) -> int:
@@ -32,22 +72,29 @@ def _channel_plan(resolution: int, width: int) -> list[int]:
 class DCGANGenerator(nn.Module):
     """z (N, z_dim) -> images (N, C, R, R) in [-1, 1]."""
 
-    def __init__(self, z_dim: int, img_resolution: int, img_channels: int, width: int = 64):
+    def __init__(
+        self,
+        z_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        width: int = 64,
+        activation: str = "relu",
+        norm: str = "batch",
+        extra_layers: int = 0,
+    ):
         super().__init__()
         base = base_size(img_resolution)
         widths = _channel_plan(img_resolution, width)
-        layers: list[nn.Module] = [
-            # The projection: a transposed conv on a 1x1 map is a dense layer to base x base.
-            nn.ConvTranspose2d(z_dim, widths[0], base, 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(True),
-        ]
+
+        def block(layer: nn.Module, channels: int) -> list[nn.Module]:
+            return [layer, _norm(norm, channels), ACTIVATIONS[activation]()]
+
+        # The projection: a transposed conv on a 1x1 map is a dense layer to base x base.
+        layers = block(nn.ConvTranspose2d(z_dim, widths[0], base, 1, 0, bias=False), widths[0])
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [
-                nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(w_out),
-                nn.ReLU(True),
-            ]
+            layers += block(nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), w_out)
+        for _ in range(extra_layers):
+            layers += block(nn.Conv2d(widths[-1], widths[-1], 3, 1, 1, bias=False), widths[-1])
         layers += [nn.ConvTranspose2d(widths[-1], img_channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.z_dim = z_dim
@@ -66,19 +113,26 @@ class DCGANDiscriminator(nn.Module):
     """images (N, C, R, R) -> one real/fake logit per image (N,); with `outputs` > 1, that
     many logits per image (N, outputs) from the same last convolution (ACGAN's two heads)."""
 
-    def __init__(self, img_resolution: int, img_channels: int, width: int = 64, outputs: int = 1):
+    def __init__(
+        self,
+        img_resolution: int,
+        img_channels: int,
+        width: int = 64,
+        outputs: int = 1,
+        activation: str = "leaky_relu",
+    ):
         super().__init__()
         base = base_size(img_resolution)
         widths = list(reversed(_channel_plan(img_resolution, width)))
         layers: list[nn.Module] = [
             nn.Conv2d(img_channels, widths[0], 4, 2, 1),
-            nn.LeakyReLU(0.2, True),
+            ACTIVATIONS[activation](),
         ]
         for w_in, w_out in zip(widths, widths[1:]):
             layers += [
                 nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(w_out),
-                nn.LeakyReLU(0.2, True),
+                ACTIVATIONS[activation](),
             ]
         # The last convolution covers the whole base map: one logit, no dense layer.
         layers += [nn.Conv2d(widths[-1], outputs, base, 1, 0)]
@@ -105,3 +159,25 @@ def dcgan_init(module: nn.Module) -> None:
         elif isinstance(layer, nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, 0.02)
             nn.init.zeros_(layer.bias)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+def build_dcgan(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
+    options: DCGANOptions = config.model_options
+    common = {"img_resolution": img_resolution, "img_channels": img_channels, "width": config.width}
+    generator = DCGANGenerator(
+        config.z_dim,
+        **common,
+        activation=options.g_activation,
+        norm=options.g_norm,
+        extra_layers=options.extra_layers,
+    )
+    discriminator = DCGANDiscriminator(**common, activation=options.d_activation)
+    return gan_family(config, generator, discriminator)

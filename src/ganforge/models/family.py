@@ -105,6 +105,8 @@ class ModelFamily:
     # the family's own statistics: which go on which curve panel, which on the progress bar
     curve_panels: ClassVar[tuple[Panel, ...]] = ()
     progress_stats: ClassVar[tuple[str, ...]] = ()
+    # a translator's directions (`ganforge translate --direction`): the first is its own
+    directions: ClassVar[tuple[str, ...]] = ("a2b",)
 
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimise in `phase`, and detached scalar statistics to log."""
@@ -127,6 +129,13 @@ class ModelFamily:
         copy) for noise `z` and, where the kind takes one, the `condition` (class labels (N,),
         or source images NCHW), on the network's device. The one place a sampler is called."""
         raise NotImplementedError
+
+    def translate(self, network: nn.Module, sources: torch.Tensor, direction: str = "a2b"):
+        """A translator's outputs (float [-1, 1]) for `sources` in one of its `directions`
+        (a2b: what it was trained to map; b2a: back, for a model that learns both ways)."""
+        if direction != self.directions[0]:
+            raise ValueError(f"{type(self).__name__} translates {self.directions[0]} only")
+        return self.sample(network, None, sources)
 
     # ---- what the loop and the tools ask; the defaults fit a noise-to-image model ----------
     @property

@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge import losses
+from ganforge.config import TrainConfig, diffaugment_policies
 from ganforge.errors import GanforgeError
 from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
+from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.sampling import balanced_labels, class_rows
 
 GAN_PHASES = (
@@ -37,6 +39,41 @@ class Remedies:
     r1: float = 0.0
     instance_noise: float = 0.0
     diffaugment: tuple[str, ...] = ()
+
+
+def gan_remedies(config: TrainConfig) -> Remedies:
+    """The remedies a config asks for (README: Remedies), for any GAN family."""
+    return Remedies(
+        loss=config.loss,
+        gp=config.gp,
+        r1=config.r1,
+        instance_noise=config.instance_noise,
+        diffaugment=diffaugment_policies(config.diffaugment),
+    )
+
+
+def configure_discriminator(discriminator: nn.Module, config: TrainConfig) -> nn.Module:
+    """The layer options every discriminator gets: --spectral-norm, and no batchnorm with
+    --spectral-norm or --gp (README: Remedies)."""
+    if config.spectral_norm or config.gp > 0:
+        remove_batchnorm(discriminator)
+    if config.spectral_norm:
+        spectral_normalize(discriminator)
+    return discriminator
+
+
+def gan_family(config: TrainConfig, generator: nn.Module, discriminator: nn.Module, **kw):
+    """A GANFamily of these networks with the config's objective and remedies; `kw`: the
+    conditional options of GANFamily."""
+    return GANFamily(
+        generator,
+        configure_discriminator(discriminator, config),
+        z_dim=config.z_dim,
+        g_loss=config.g_loss,
+        label_smoothing=config.label_smoothing,
+        remedies=gan_remedies(config),
+        **kw,
+    )
 
 
 class GANFamily(ModelFamily):

@@ -1,24 +1,85 @@
-"""The vanilla GAN of Goodfellow et al. (2014): dense generator and discriminator."""
+"""The vanilla GAN of Goodfellow et al. (2014): dense generator and discriminator.
+
+Its architecture is the model's own options, saved with the run, so the course's exercises
+("make G deeper, try other activations") need no code: `--g-layers 256,512,1024,1024`,
+`--g-activation relu`, `--g-norm batch`.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ganforge.config import ModelOptions, TrainConfig, option_error
+from ganforge.models.gan import GANFamily, gan_family
+from ganforge.models.layers import ACTIVATIONS, check_activation, parse_widths
+
+G_NORMS = ("none", "batch", "layer")
+
+
+@dataclass
+class MLPOptions(ModelOptions):
+    g_layers: str = field(
+        default="",
+        metadata={
+            "help": "mlp: widths of G's hidden layers, comma-separated, e.g. 256,512,1024,1024 "
+            "for a deeper G (default: 4, 8, 16 x --width)"
+        },
+    )
+    d_layers: str = field(
+        default="",
+        metadata={"help": "mlp: widths of D's hidden layers (default: 8, 4 x --width)"},
+    )
+    g_activation: str = field(
+        default="leaky_relu",
+        metadata={"help": f"mlp, dcgan: G's hidden activation ({', '.join(ACTIVATIONS)})"},
+    )
+    d_activation: str = field(
+        default="leaky_relu",
+        metadata={"help": "mlp, dcgan: D's hidden activation (leaky_relu has slope 0.2)"},
+    )
+    g_norm: str = field(
+        default="none",
+        metadata={"help": f"mlp: normalisation after G's hidden layers ({', '.join(G_NORMS)})"},
+    )
+
+    def check(self) -> None:
+        parse_widths("g_layers", self.g_layers)
+        parse_widths("d_layers", self.d_layers)
+        check_activation("g_activation", self.g_activation)
+        check_activation("d_activation", self.d_activation)
+        if self.g_norm not in G_NORMS:
+            raise option_error("g_norm", f"'{self.g_norm}' is not one of {', '.join(G_NORMS)}")
+
 
 class MLPGenerator(nn.Module):
-    """z (N, z_dim) -> images (N, C, R, R) in [-1, 1] through dense LeakyReLU layers."""
+    """z (N, z_dim) -> images (N, C, R, R) in [-1, 1] through dense hidden layers."""
 
-    def __init__(self, z_dim: int, img_resolution: int, img_channels: int, width: int = 64):
+    def __init__(
+        self,
+        z_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        width: int = 64,
+        hidden: list[int] | None = None,
+        activation: str = "leaky_relu",
+        norm: str = "none",
+    ):
         super().__init__()
         self.image_shape = (img_channels, img_resolution, img_resolution)
-        hidden = [4 * width, 8 * width, 16 * width]
+        hidden = hidden or [4 * width, 8 * width, 16 * width]
         layers: list[nn.Module] = []
         size = z_dim
         for out in hidden:
-            layers += [nn.Linear(size, out), nn.LeakyReLU(0.2)]
+            layers.append(nn.Linear(size, out))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(out))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(out))
+            layers.append(ACTIVATIONS[activation]())
             size = out
         layers += [nn.Linear(size, math.prod(self.image_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -30,17 +91,40 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """images (N, C, R, R) -> one real/fake logit per image (N,)."""
 
-    def __init__(self, img_resolution: int, img_channels: int, width: int = 64):
+    def __init__(
+        self,
+        img_resolution: int,
+        img_channels: int,
+        width: int = 64,
+        hidden: list[int] | None = None,
+        activation: str = "leaky_relu",
+    ):
         super().__init__()
         size = img_channels * img_resolution * img_resolution
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(size, 8 * width),
-            nn.LeakyReLU(0.2),
-            nn.Linear(8 * width, 4 * width),
-            nn.LeakyReLU(0.2),
-            nn.Linear(4 * width, 1),
-        )
+        layers: list[nn.Module] = [nn.Flatten()]
+        for out in hidden or [8 * width, 4 * width]:
+            layers += [nn.Linear(size, out), ACTIVATIONS[activation]()]
+            size = out
+        layers.append(nn.Linear(size, 1))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).view(-1)
+
+
+def build_mlp(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
+    options: MLPOptions = config.model_options
+    common = {"img_resolution": img_resolution, "img_channels": img_channels, "width": config.width}
+    generator = MLPGenerator(
+        config.z_dim,
+        **common,
+        hidden=parse_widths("g_layers", options.g_layers),
+        activation=options.g_activation,
+        norm=options.g_norm,
+    )
+    discriminator = MLPDiscriminator(
+        **common,
+        hidden=parse_widths("d_layers", options.d_layers),
+        activation=options.d_activation,
+    )
+    return gan_family(config, generator, discriminator)

@@ -13,21 +13,38 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice
 from ganforge.data import to_model_range
 from ganforge.errors import GanforgeError
 from ganforge.models.dcgan import dcgan_init
 from ganforge.models.family import PAIRED_TRANSLATOR, Batch
-from ganforge.models.gan import GANFamily, Remedies
+from ganforge.models.gan import GANFamily, Remedies, configure_discriminator, gan_remedies
 from ganforge.sampling import translation_triplets
 
 RESOLUTIONS = (32, 64, 128, 256)  # 32: for fast tests and demos; the paper's is 256
 MAX_WIDTH_FACTOR = 8  # channels grow to 8 x width, then stay (the paper's C512 layers)
 DROPOUT_BLOCKS = 3  # innermost decoder blocks with dropout (the paper's CD512 x 3)
 PREVIEW_PAIRS = 8  # rows of source | output | target in the progress grids
+NORMS = ("batch", "instance")
+
+
+@dataclass
+class Pix2PixOptions(ModelOptions):
+    l1_weight: float = field(
+        default=100.0, metadata={"help": "pix2pix: weight lambda of the L1 loss to the target"}
+    )
+    norm: str = field(
+        default="batch", metadata={"help": "pix2pix: batch or instance normalisation"}
+    )
+
+    def check(self) -> None:
+        check_at_least(self, ("l1_weight",), 0, "must be >= 0")
+        check_choice(self, "norm", NORMS)
 
 
 def unet_depth(resolution: int) -> int:
@@ -106,8 +123,9 @@ class UNetGenerator(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """pairs (N, 2C, R, R), a source and an image concatenated on channels -> a map of
-    real/fake logits (N, 1, h, w), one per overlapping patch.
+    """pairs (N, 2C, R, R), a source and an image concatenated on channels (or, with
+    `inputs` 1, single images (N, C, R, R)) -> a map of real/fake logits (N, 1, h, w), one
+    per overlapping patch.
 
     `layers` strided 4x4 convolutions, then two of stride 1 (pix2pix's n_layers = 3: 70x70
     receptive field, a 30x30 map at 256 px; 2x2 at 32 px)."""
@@ -119,12 +137,13 @@ class PatchDiscriminator(nn.Module):
         width: int = 64,
         norm: str = "batch",
         layers: int = 3,
+        inputs: int = 2,
     ):
         super().__init__()
         Norm = norm_layer(norm)
         widths = [width * min(2**i, MAX_WIDTH_FACTOR) for i in range(layers + 1)]
         modules: list[nn.Module] = [
-            nn.Conv2d(2 * img_channels, widths[0], 4, 2, 1),
+            nn.Conv2d(inputs * img_channels, widths[0], 4, 2, 1),
             nn.LeakyReLU(0.2),
         ]
         for i in range(1, layers + 1):
@@ -138,7 +157,7 @@ class PatchDiscriminator(nn.Module):
         self.net = nn.Sequential(*modules)
         if patch_map_size(img_resolution, layers) < 1:
             raise GanforgeError(
-                f"--resolution: {img_resolution} pixels is too small for pix2pix's PatchGAN"
+                f"--resolution: {img_resolution} pixels is too small for a 70x70 PatchGAN"
             )
         dcgan_init(self)
 
@@ -251,3 +270,21 @@ class Pix2PixFamily(GANFamily):
                 "d_fake_g": torch.sigmoid(fake_logits).mean().detach(),
             }
         raise ValueError(f"Pix2PixFamily has no phase '{phase}'")
+
+
+def build_pix2pix(config: TrainConfig, img_resolution: int, img_channels: int) -> Pix2PixFamily:
+    options: Pix2PixOptions = config.model_options
+    common = {
+        "img_resolution": img_resolution,
+        "img_channels": img_channels,
+        "width": config.width,
+        "norm": options.norm,
+    }
+    return Pix2PixFamily(
+        UNetGenerator(**common),
+        configure_discriminator(PatchDiscriminator(**common), config),
+        l1_weight=options.l1_weight,
+        g_loss=config.g_loss,
+        label_smoothing=config.label_smoothing,
+        remedies=gan_remedies(config),
+    )

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ganforge.bounds import check_parameters
-from ganforge.config import TrainConfig
+from ganforge.config import ModelOptions, TrainConfig, register_options
 from ganforge.errors import GanforgeError
 from ganforge.models.family import UNCONDITIONAL, Kind, ModelFamily
 
@@ -17,13 +17,20 @@ _MODELS: dict[str, tuple[Builder, Kind, dict[str, Any]]] = {}
 
 
 def register_model(
-    name: str, builder: Builder, kind: Kind = UNCONDITIONAL, defaults: dict[str, Any] | None = None
+    name: str,
+    builder: Builder,
+    kind: Kind = UNCONDITIONAL,
+    defaults: dict[str, Any] | None = None,
+    options: type[ModelOptions] = ModelOptions,
 ) -> None:
     """Register `builder(config, img_resolution, img_channels) -> ModelFamily` under `name`;
     `kind` (models.family.Kind) is what the family's `kind` will be, known before building it
     (whether the data must bring labels or pairs, what the tools can do with it); `defaults`
-    are the model's own defaults for training options the user did not give."""
+    are the model's own defaults for shared training options the user did not give; `options`
+    is the dataclass of its own options (config.model_options: the builder reads them from
+    `config.model_options`)."""
     _MODELS[name] = (builder, kind, dict(defaults or {}))
+    register_options(name, options)
 
 
 def list_models() -> list[str]:

@@ -9,11 +9,13 @@ since the reconstruction term makes the model explain every training image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.config import TrainConfig, flag_name
+from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice, flag_name
 from ganforge.data import to_model_range, to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -22,6 +24,26 @@ from ganforge.modules import device_of, eval_mode
 from ganforge.report.grid import paired_rows
 
 VAE_PHASES = (Phase("vae", network=("encoder", "decoder")),)
+RECONSTRUCTIONS = ("bce", "mse")
+
+
+@dataclass
+class VAEOptions(ModelOptions):
+    recon: str = field(
+        default="bce",
+        metadata={
+            "help": "vae: reconstruction loss, bce (pixels as Bernoulli probabilities in [0, 1]) "
+            "or mse (squared error in [0, 1]); summed over pixels"
+        },
+    )
+    beta: float = field(
+        default=1.0,
+        metadata={"help": "vae: weight of the KL term (beta-VAE; not Adam's --beta1/--beta2)"},
+    )
+
+    def check(self) -> None:
+        check_choice(self, "recon", RECONSTRUCTIONS)
+        check_at_least(self, ("beta",), 0, "must be >= 0")
 
 
 class ConvEncoder(nn.Module):
@@ -174,6 +196,6 @@ def build_vae(config: TrainConfig, img_resolution: int, img_channels: int) -> VA
         ConvEncoder(config.z_dim, **common),
         DCGANGenerator(z_dim=config.z_dim, **common),
         z_dim=config.z_dim,
-        recon=config.recon,
-        beta=config.beta,
+        recon=config.model_options.recon,
+        beta=config.model_options.beta,
     )

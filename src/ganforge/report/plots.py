@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganforge.atomic import atomic_path  # noqa: E402
-from ganforge.config import EVAL_METRICS  # noqa: E402
+from ganforge.metrics.catalog import eval_metric_names  # noqa: E402
 
 Panel = tuple[str, tuple[str, ...]]  # (title, the logged statistics drawn on it)
 
@@ -25,7 +25,7 @@ def run_panels(family) -> tuple[Panel, ...]:
         *family.curve_panels,
         ("Gradient norms", tuple(f"grad_norm_{name}" for name in family.networks)),
         ("Diversity (doctor)", ("diversity", "diversity_real")),
-        *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",)) for m in EVAL_METRICS),
+        *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",)) for m in eval_metric_names()),
     )
 
 

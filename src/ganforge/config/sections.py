@@ -1,0 +1,480 @@
+"""The run configuration in sections: what data, which model, how it is optimised, how the
+loop runs, how it is evaluated, the remedies, the doctor, and speed. Each section is a
+dataclass with its own checks; TrainConfig (train_config.py) is all of them at once, so an
+option is read as `config.lr_g` whatever its section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ganforge import bounds
+from ganforge.config.checks import (
+    check_at_least,
+    check_choice,
+    check_in_range,
+    option_error,
+)
+from ganforge.metrics.catalog import eval_metric_names
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+G_LOSSES = ("non-saturating", "saturating")
+LOSSES = ("bce", "hinge", "wasserstein", "least-squares")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+DATA_CACHES = ("auto", "device", "cpu", "stream")
+PRECISIONS = ("fp32", "bf16", "fp16")
+MAX_LEARNING_RATE = 1000.0  # no GAN trains near it; ~1e38 overflows float32 mid-step
+EVAL_METRICS = eval_metric_names()  # the metric registry's (ganforge.metrics.catalog)
+DOCTOR_THRESHOLDS = (  # TrainConfig.doctor_<name>
+    "warmup",
+    "patience",
+    "repeat",
+    "window",
+    "explode_factor",
+    "vanish_factor",
+    "vanish_accuracy",
+    "d_accuracy",
+    "g_accuracy",
+    "g_d_fake",
+    "diversity",
+    "collapse_kl",
+    "oscillation_growth",
+    "swing",
+    "stall_evals",
+)
+
+
+@dataclass
+class DataOptions:
+    """Where the real images come from and how they are read."""
+
+    data: str = field(
+        default="mnist-mini",
+        metadata={
+            "help": "mnist, fashion-mnist, kmnist, cifar10, cifar100, digits, mnist-mini, "
+            "or a folder of images"
+        },
+    )
+    data_root: str | None = field(
+        default=None,
+        metadata={
+            "help": "where dataset files are looked for and downloaded to, one sub-folder per "
+            "dataset (default: $GANFORGE_DATA or ~/.cache/ganforge/datasets; then "
+            "/usr/share/datasets)"
+        },
+    )
+    data_cache: str = field(
+        default="auto",
+        metadata={
+            "help": "where decoded images live: device (one uint8 tensor on the training "
+            "device), cpu, stream (folders decoded batch by batch by --data-workers), auto "
+            "(device, or stream for folders over 2 GiB decoded)"
+        },
+    )
+    data_workers: int = field(
+        default=2, metadata={"help": "processes decoding a streamed folder (0: the main one)"}
+    )
+    hflip: bool = field(
+        default=False,
+        metadata={"help": "mirror half the real images each epoch (seeded, resume-exact)"},
+    )
+    strict: bool = field(
+        default=False,
+        metadata={"help": "stop at a corrupt or non-image file instead of skipping it"},
+    )
+    trust_pickle: bool = field(
+        default=False,
+        metadata={"help": "allow reading pickled files (CIFAR's python version): runs their code"},
+    )
+    resolution: int | None = field(
+        default=None, metadata={"help": "image size in pixels (default: the dataset's own)"}
+    )
+    channels: int | None = field(
+        default=None, metadata={"help": "1 (grayscale) or 3 (RGB) (default: the dataset's own)"}
+    )
+
+    def check(self) -> None:
+        if self.channels is not None and self.channels not in (1, 3):
+            raise option_error("channels", f"must be 1 or 3, got {self.channels}")
+        if self.resolution is not None and self.resolution < 4:
+            raise option_error("resolution", f"must be at least 4 pixels, got {self.resolution}")
+        check_choice(self, "data_cache", DATA_CACHES)
+        check_at_least(self, ("data_workers",), 0, "must be 0 or more")
+
+
+@dataclass
+class ModelSection:
+    """Which model, and the sizes every model shares (a model's own options: model_options)."""
+
+    model: str = field(default="dcgan", metadata={"help": "model family: see `ganforge models`"})
+    plugin: str | None = field(
+        default=None,
+        metadata={
+            "help": "a Python module to import first, whose register_model lines add models "
+            "(recorded in config.json: sample, eval, report and the app import it again)"
+        },
+    )
+    z_dim: int = field(default=100, metadata={"help": "size of the Gaussian noise vector"})
+    width: int = field(default=64, metadata={"help": "base channel width of G and D"})
+    num_classes: int = field(
+        default=0,
+        metadata={"help": "classes of a class-conditional model (0: the dataset's own)"},
+    )
+    class_names: list[str] = field(
+        default_factory=list,
+        metadata={"help": "the class names a conditional run was trained on", "cli": False},
+    )
+
+    def check(self) -> None:
+        check_at_least(self, ("z_dim", "width"), 1)
+        check_at_least(self, ("num_classes",), 0, "must be 0 (the dataset's) or more")
+        if not all(isinstance(name, str) for name in self.class_names):
+            raise option_error("class_names", "must be a list of strings")
+        if self.plugin is not None and not all(
+            part.isidentifier() for part in self.plugin.split(".")
+        ):
+            raise option_error(
+                "plugin", f"'{self.plugin}' is not a module name (like my_models or pkg.gans)"
+            )
+
+
+@dataclass
+class OptimisationOptions:
+    """How the networks learn: optimiser, learning rates, the objective's basic choices."""
+
+    batch_size: int = field(default=64, metadata={"help": "images per batch"})
+    # G learns twice as fast as D by default: on mnist-mini at 1,500 steps this cut the
+    # classifier-feature FID by about a third against 2e-4 (benchmarks/compare_tutorial.py).
+    lr_g: float = field(default=4e-4, metadata={"help": "generator learning rate"})
+    lr_d: float = field(default=2e-4, metadata={"help": "discriminator learning rate"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 (RMSprop/SGD: momentum)"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
+    optimizer: str = field(default="adam", metadata={"help": "adam, rmsprop or sgd"})
+    d_steps: int = field(default=1, metadata={"help": "discriminator updates per G update"})
+    g_loss: str = field(
+        default="non-saturating",
+        metadata={"help": "non-saturating (max log D(G(z))) or saturating (min log(1-D(G(z))))"},
+    )
+    label_smoothing: float = field(
+        default=0.1, metadata={"help": "one-sided: real label = 1 - this (0 disables)"}
+    )
+    ema_decay: float = field(
+        default=0.999,
+        metadata={"help": "EMA of G's weights used for sampling (0 disables)"},
+    )
+
+    def check(self) -> None:
+        check_at_least(self, ("batch_size", "d_steps"), 1)
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if not 0 < value <= MAX_LEARNING_RATE:  # beyond it, torch's float32 steps overflow
+                raise option_error(
+                    name,
+                    f"must be a positive learning rate, at most {MAX_LEARNING_RATE:g}, got {value}",
+                )
+        for name in ("beta1", "beta2", "ema_decay"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise option_error(name, f"must be in [0, 1), got {value}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise option_error(
+                "label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing}"
+            )
+        check_choice(self, "optimizer", OPTIMIZERS)
+        check_choice(self, "g_loss", G_LOSSES)
+
+
+@dataclass
+class LoopOptions:
+    """How long the loop runs, what it writes and how often."""
+
+    steps: int = field(default=1500, metadata={"help": "total generator updates"})
+    seed: int = field(default=0, metadata={"help": "random seed (same seed, same run)"})
+    out: str | None = field(
+        default=None, metadata={"help": "run folder (default: runs/MODEL-DATA-TIME)"}
+    )
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    checkpoint_minutes: float = field(
+        default=0.0,
+        metadata={"help": "also checkpoint when this many minutes passed since the last (0: off)"},
+    )
+    keep_checkpoints: int = field(default=3, metadata={"help": "how many checkpoints to keep"})
+    sample_every: int = field(default=250, metadata={"help": "steps between sample grids"})
+    log_every: int = field(default=50, metadata={"help": "steps between metrics.jsonl records"})
+    n_grid: int = field(default=64, metadata={"help": "images in each progress grid"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda[:N]"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    tensorboard: bool = field(
+        default=False,
+        metadata={
+            "help": "also write TensorBoard files to RUN/tensorboard: the records' numbers, "
+            "sample grids, weight and gradient histograms (pip install 'ganforge[tensorboard]')"
+        },
+    )
+
+    def check(self) -> None:
+        check_at_least(
+            self,
+            ("steps", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every"),
+            1,
+        )
+        check_at_least(self, ("n_grid",), 1)
+        if not 0 <= self.checkpoint_minutes < float("inf"):
+            raise option_error(
+                "checkpoint_minutes",
+                f"must be 0 (off) or a positive number, got {self.checkpoint_minutes}",
+            )
+        bounds.check_seed("--seed", self.seed)
+
+
+@dataclass
+class EvaluationOptions:
+    """Measuring the generator during training: best checkpoint and early stop."""
+
+    eval_every: int = field(
+        default=0,
+        metadata={
+            "help": "steps between evaluations of --eval-metric; keeps "
+            "checkpoints/best.safetensors (0: off)"
+        },
+    )
+    eval_metric: str = field(
+        default="fid",
+        metadata={
+            "help": "what --eval-every measures: "
+            + ", ".join(eval_metric_names())
+            + " (a class-conditional model's class scores; a translator's l1, psnr, ssim)"
+        },
+    )
+    eval_n: int = field(default=2000, metadata={"help": "samples per in-training evaluation"})
+    early_stop_patience: int = field(
+        default=0,
+        metadata={"help": "stop after this many evaluations without improvement (0: never)"},
+    )
+    extractor: str | None = field(
+        default=None,
+        metadata={
+            "help": "features for --eval-every: inception, mnist or a train-extractor file "
+            "(default: mnist for grayscale data, inception for colour)"
+        },
+    )
+    inception_weights: str | None = field(
+        default=None, metadata={"help": "Inception-v3 FID weights file (see README: Metrics)"}
+    )
+
+    def check(self) -> None:
+        check_choice(self, "eval_metric", EVAL_METRICS)
+        check_at_least(self, ("eval_every", "early_stop_patience"), 0, "must be 0 (off) or more")
+        if self.eval_n < 2:
+            raise option_error("eval_n", f"must be at least 2, got {self.eval_n}")
+        if self.early_stop_patience and not self.eval_every:
+            raise option_error("early_stop_patience", "needs --eval-every N to measure progress")
+
+
+@dataclass
+class RemedyOptions:
+    """The remedies of README: Remedies; all off by default, any combination allowed."""
+
+    loss: str = field(
+        default="bce",
+        metadata={
+            "help": "bce, hinge, wasserstein or least-squares (--g-loss and --label-smoothing "
+            "apply to bce; smoothing to least-squares too)"
+        },
+    )
+    gp: float = field(
+        default=0.0,
+        metadata={"help": "WGAN-GP gradient penalty weight on real/fake interpolates (0: off)"},
+    )
+    r1: float = field(
+        default=0.0,
+        metadata={
+            "help": "R1 penalty weight gamma on real images: adds gamma/2 E|grad D|^2 (0: off)"
+        },
+    )
+    spectral_norm: bool = field(
+        default=False,
+        metadata={"help": "spectrally normalise D's layers (and drop D's batchnorm)"},
+    )
+    instance_noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "std of Gaussian noise on D's inputs, annealed linearly to 0 over --steps "
+            "(0: off)"
+        },
+    )
+    diffaugment: str = field(
+        default="",
+        metadata={
+            "help": "differentiable augmentations of D's inputs, real and fake: any of "
+            "color,translation,cutout (empty: off)"
+        },
+    )
+
+    def check(self) -> None:
+        check_choice(self, "loss", LOSSES)
+        for name in ("gp", "r1", "instance_noise"):
+            if getattr(self, name) < 0:
+                raise option_error(name, f"must be >= 0 (0: off), got {getattr(self, name)}")
+        self.diffaugment = ",".join(diffaugment_policies(self.diffaugment))
+
+
+@dataclass
+class DoctorOptions:
+    """The doctor (README: Diagnosis): signals, detectors, events.jsonl, NaN rollback."""
+
+    doctor: bool = field(
+        default=True,
+        metadata={
+            "help": "watch training: weight norms and sample diversity in each record, "
+            "named problems in events.jsonl, rollback after a NaN step"
+        },
+    )
+    diagnose_layers: bool = field(
+        default=False,
+        metadata={"help": "log the gradient norm of every parameter tensor in each record"},
+    )
+    nan_lr_factor: float = field(
+        default=0.5,
+        metadata={
+            "help": "after a NaN/infinite step, roll back and multiply both learning rates by this"
+        },
+    )
+    max_rollbacks: int = field(
+        default=3, metadata={"help": "stop with an error after this many NaN rollbacks"}
+    )
+    doctor_warmup: int = field(
+        default=500, metadata={"help": "steps before detectors judge (early training is wild)"}
+    )
+    doctor_patience: int = field(
+        default=5,
+        metadata={"help": "records in a row a d/g-overpowering or mode-collapse sign must hold"},
+    )
+    doctor_repeat: int = field(
+        default=10, metadata={"help": "records between repeats of an event that persists"}
+    )
+    doctor_window: int = field(
+        default=20,
+        metadata={"help": "records in running medians and in the oscillation window"},
+    )
+    doctor_explode_factor: float = field(
+        default=20.0,
+        metadata={
+            "help": "exploding: a gradient norm over this x its running median, or a weight "
+            "norm over this x its initial one"
+        },
+    )
+    doctor_vanish_factor: float = field(
+        default=0.05, metadata={"help": "vanishing: G's gradient norm under this x its median"}
+    )
+    doctor_vanish_accuracy: float = field(
+        default=0.99, metadata={"help": "vanishing: ...while D's accuracy is at least this"}
+    )
+    doctor_d_accuracy: float = field(
+        default=0.98, metadata={"help": "d_overpowering: D's accuracy at least this"}
+    )
+    doctor_g_accuracy: float = field(
+        default=0.5, metadata={"help": "g_overpowering: D's accuracy at most this..."}
+    )
+    doctor_g_d_fake: float = field(
+        default=0.6, metadata={"help": "g_overpowering: ...and mean D(G(z)) at least this"}
+    )
+    doctor_diversity: float = field(
+        default=0.5,
+        metadata={"help": "mode_collapse: sample diversity under this x the real images'"},
+    )
+    doctor_collapse_kl: float = field(
+        default=0.5,
+        metadata={"help": "mode_collapse: evaluated class KL to uniform (nats) at least this"},
+    )
+    doctor_oscillation_growth: float = field(
+        default=2.0,
+        metadata={"help": "oscillation: loss swings this x wider than half a window ago..."},
+    )
+    doctor_swing: float = field(
+        default=0.15, metadata={"help": "oscillation: ...and at least this x the loss itself"}
+    )
+    doctor_stall_evals: int = field(
+        default=5, metadata={"help": "stalled: evaluations without improvement"}
+    )
+
+    def check(self) -> None:
+        check_at_least(self, ("doctor_patience", "doctor_repeat", "doctor_stall_evals"), 1)
+        check_at_least(self, ("doctor_warmup", "max_rollbacks"), 0, "must be 0 or more")
+        if self.doctor_window < 6:
+            raise option_error("doctor_window", f"must be at least 6, got {self.doctor_window}")
+        if not 0 < self.nan_lr_factor < 1:
+            raise option_error("nan_lr_factor", f"must be in (0, 1), got {self.nan_lr_factor}")
+        accuracies = ("doctor_vanish_accuracy", "doctor_d_accuracy", "doctor_g_accuracy")
+        check_in_range(self, accuracies, 0, 1, "[0, 1]")
+        shares = ("doctor_g_d_fake", "doctor_diversity", "doctor_vanish_factor")
+        check_in_range(self, shares, 0, 1, "[0, 1]")
+        for name in ("doctor_explode_factor", "doctor_oscillation_growth"):
+            if not getattr(self, name) > 1:
+                raise option_error(name, f"must be more than 1, got {getattr(self, name)}")
+        for name in ("doctor_collapse_kl", "doctor_swing"):
+            if not getattr(self, name) >= 0:
+                raise option_error(name, f"must be 0 or more, got {getattr(self, name)}")
+
+
+@dataclass
+class SpeedOptions:
+    """How fast, not what (README: Speed and scale)."""
+
+    compile: bool = field(
+        default=False,
+        metadata={"help": "torch.compile the networks (slow first steps, faster ones after)"},
+    )
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "fp32, bf16 or fp16: autocast mixed precision (fp16 with a gradient scaler; "
+            "GPU only; bf16 also runs on CPU)"
+        },
+    )
+    ddp: bool = field(
+        default=False,
+        metadata={
+            "help": "data-parallel training in --nproc-per-node local processes "
+            "(DistributedDataParallel: NCCL on GPUs, gloo on CPU)"
+        },
+    )
+    nproc_per_node: int = field(
+        default=0,
+        metadata={"help": "processes for --ddp (0: one per GPU, or 2 on CPU)"},
+    )
+    sync_bn: bool = field(
+        default=False,
+        metadata={"help": "--ddp/torchrun: batchnorm statistics over the global batch (GPU)"},
+    )
+
+    def check(self) -> None:
+        check_choice(self, "precision", PRECISIONS)
+        check_at_least(self, ("nproc_per_node",), 0, "must be 0 (auto) or more")
+
+
+# (title, section) in the order of `ganforge train --help`
+SECTIONS = (
+    ("data", DataOptions),
+    ("model", ModelSection),
+    ("optimisation", OptimisationOptions),
+    ("loop", LoopOptions),
+    ("evaluation", EvaluationOptions),
+    ("remedies", RemedyOptions),
+    ("doctor", DoctorOptions),
+    ("speed", SpeedOptions),
+)
+
+
+def diffaugment_policies(text: str) -> tuple[str, ...]:
+    """The policies named in a --diffaugment value ("color, translation" -> ("color",
+    "translation")), in the given order; empty for "" (off). Unknown or repeated names are
+    errors naming the flag."""
+    policies = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in policies:
+        if name not in DIFFAUGMENT_POLICIES:
+            raise option_error(
+                "diffaugment", f"unknown policy '{name}' ({', '.join(DIFFAUGMENT_POLICIES)})"
+            )
+    if len(set(policies)) < len(policies):
+        raise option_error("diffaugment", f"a policy is named twice in '{text}'")
+    return policies

@@ -1,0 +1,44 @@
+"""The layer choices a user may make of an architecture (a model's own options): activations
+and normalisations by name, and a list of layer widths, each checked naming its flag."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from ganforge import bounds
+from ganforge.config import option_error
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "leaky_relu": lambda: nn.LeakyReLU(0.2, True),  # slope 0.2, as DCGAN's D
+    "relu": lambda: nn.ReLU(True),
+    "elu": lambda: nn.ELU(inplace=True),
+    "gelu": nn.GELU,
+    "silu": lambda: nn.SiLU(True),
+    "tanh": nn.Tanh,
+}
+
+
+def check_activation(option: str, name: str) -> None:
+    if name not in ACTIVATIONS:
+        raise option_error(option, f"'{name}' is not one of {', '.join(ACTIVATIONS)}")
+
+
+def parse_widths(option: str, text: str) -> list[int]:
+    """ "256,512,1024" -> [256, 512, 1024]; "" -> [] (the model's default plan)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        widths = [int(part) for part in parts]
+    except ValueError:
+        raise option_error(option, f"'{text}' is not a comma-separated list of widths") from None
+    for width in widths:
+        if width < 1:
+            raise option_error(option, f"widths must be at least 1, got {width}")
+        bounds.check_at_most(f"--{option.replace('_', '-')}", width, bounds.MAX_WIDTH)
+    if len(widths) > MAX_LAYERS:
+        raise option_error(option, f"at most {MAX_LAYERS} layers, got {len(widths)}")
+    return widths
+
+
+MAX_LAYERS = 64  # hidden layers a user may list
