@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from ganforge.data.folder import DECODE_ERRORS, IMAGE_SUFFIXES, decode_failure, read_square
+from ganforge.data.inputs import image_files, read_images
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily
 from ganforge.report import save_images
@@ -51,32 +50,5 @@ def reconstruct_files(
     if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise GanforgeError(f"--out: '{out}' must end in .png, .jpg or .webp")
     config = run.config
-    images = torch.stack(
-        [_read(file, config.resolution, config.channels) for file in _input_files(Path(inputs))]
-    )
+    images = read_images(image_files(Path(inputs)), config.resolution, config.channels)
     return save_reconstructions(family, run.generator(ema), images, out), len(images)
-
-
-def _input_files(inputs: Path) -> list[Path]:
-    if inputs.is_file():
-        return [inputs]
-    if not inputs.is_dir():
-        raise GanforgeError(f"INPUT: no such file or folder '{inputs}'")
-    files = [
-        file
-        for file in sorted(inputs.rglob("*"))
-        if file.is_file()
-        and file.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in file.relative_to(inputs).parts)
-    ]
-    if not files:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise GanforgeError(f"INPUT: folder '{inputs}' holds no images ({suffixes})")
-    return files
-
-
-def _read(file: Path, resolution: int, channels: int) -> torch.Tensor:
-    try:
-        return torch.from_numpy(np.ascontiguousarray(read_square(file, resolution, channels)))
-    except DECODE_ERRORS as exc:
-        raise GanforgeError(f"INPUT: cannot read image '{file}': {decode_failure(exc)}") from None

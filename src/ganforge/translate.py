@@ -28,7 +28,7 @@ from ganforge.data import (
     to_model_range,
     to_uint8,
 )
-from ganforge.data.folder import DECODE_ERRORS, IMAGE_SUFFIXES, decode_failure, read_square
+from ganforge.data.inputs import image_files, read_images
 from ganforge.errors import GanforgeError
 from ganforge.metrics.catalog import (
     MetricInputs,
@@ -102,7 +102,7 @@ def translate_files(
     config = run.config
     files = _input_files(inputs, out)
     _refuse_overwriting_inputs(files, out)
-    sources = torch.stack([_read(file, config) for file, _ in files])
+    sources = read_images([file for file, _ in files], config.resolution, config.channels)
     outputs = translate_images(family, network.to(device), sources, direction=direction)
     written = []
     for (_, name), image in zip(files, outputs):
@@ -114,25 +114,14 @@ def _input_files(inputs: Path, out: Path) -> list[tuple[Path, Path]]:
     """(input file, output name relative to `out`) for every image to translate."""
     if inputs.is_file():
         return [(inputs, Path(inputs.stem + ".png"))]
-    if not inputs.is_dir():
-        raise GanforgeError(f"INPUT: no such file or folder '{inputs}'")
     found: dict[Path, Path] = {}
-    for file in sorted(inputs.rglob("*")):
-        relative = file.relative_to(inputs)
-        hidden = any(part.startswith(".") for part in relative.parts)
-        if hidden or not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if out.resolve() in file.resolve().parents:  # earlier outputs inside the input folder
-            continue
-        name = relative.with_suffix(".png")
+    for file in image_files(inputs, leave_out=out):  # not earlier outputs inside the folder
+        name = file.relative_to(inputs).with_suffix(".png")
         if name in found:
             raise GanforgeError(
                 f"INPUT: '{found[name]}' and '{file}' would both be written to '{out / name}'"
             )
         found[name] = file
-    if not found:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise GanforgeError(f"INPUT: folder '{inputs}' holds no images ({suffixes})")
     return [(file, name) for name, file in found.items()]
 
 
@@ -156,14 +145,6 @@ def _refuse_overwriting_inputs(files: list[tuple[Path, Path]], out: Path) -> Non
                 f"--out: writing '{target}' would overwrite the input '{source}'; choose "
                 "another --out"
             )
-
-
-def _read(file: Path, config: TrainConfig) -> torch.Tensor:
-    try:
-        pixels = read_square(file, config.resolution, config.channels)
-    except DECODE_ERRORS as exc:
-        raise GanforgeError(f"INPUT: cannot read image '{file}': {decode_failure(exc)}") from None
-    return torch.from_numpy(pixels)
 
 
 def _write_png(path: Path, image: torch.Tensor) -> Path:
