@@ -17,27 +17,13 @@ import torch
 import ganforge
 from ganforge.data import load_dataset
 from ganforge.training.logbook import WALL_CLOCK_FIELDS
+from tiny import TINY_OPTIONS, translator_options
 
 pytest_plugins = ["strict_skips"]  # GANFORGE_STRICT_SKIPS=1 (CI): a skipped test fails the run
 
 # The networks here are tiny: one intra-op thread is the fastest setting, and it avoids the
 # thread oversubscription that makes torch crawl on a shared 2-core CI machine.
 torch.set_num_threads(int(os.environ.get("GANFORGE_TEST_THREADS", "1")))
-
-TINY_OPTIONS = {
-    "model": "mlp",
-    "data": "digits",
-    "width": 8,
-    "batch_size": 16,
-    "z_dim": 8,
-    "steps": 10,
-    "seed": 0,
-    "progress": False,
-    "log_every": 5,
-    "checkpoint_every": 100,  # only the final checkpoint (each one also redraws loss_curves.png)
-    "sample_every": 100,
-    "n_grid": 16,
-}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -68,16 +54,6 @@ def tiny_train(tmp_path, tiny_options):
         return ganforge.train(**options)
 
     return _train
-
-
-def translator_options(model: str) -> dict:
-    """What a tiny run of `model` needs besides TINY_OPTIONS: a translator (pix2pix) trains on
-    image pairs, at a size its U-Net takes."""
-    from ganforge.models import model_kind
-
-    if model_kind(model).translator:
-        return {"data": "mnist-mini-edges", "resolution": 32}
-    return {}
 
 
 @pytest.fixture

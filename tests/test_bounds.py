@@ -12,31 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
+from cli_errors import assert_one_line_error
 from ganforge import GanforgeError, TrainConfig, bounds
 from ganforge.cli import main
 from ganforge.models import build_model
 from ganforge.models.registry import _MODELS
 from ganforge.run import Run
 from ganforge.sampling import class_rows
-from cli_errors import assert_one_line_error
-
-
-def tiny_flags(out, **overrides) -> list[str]:
-    options = {
-        "model": "mlp",
-        "data": "digits",
-        "width": 8,
-        "batch-size": 16,
-        "z-dim": 8,
-        "steps": 2,
-        "log-every": 2,
-        "n-grid": 4,
-        "out": str(out),
-        **overrides,
-    }
-    return ["train", *[f"--{k}={v}" for k, v in options.items()], "--no-progress"]
-
-
+from tiny import tiny_flags
 
 
 @pytest.fixture(autouse=True)

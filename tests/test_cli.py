@@ -13,29 +13,11 @@ import torch
 from PIL import Image
 
 import ganforge
+from cli_errors import assert_one_line_error
 from ganforge.cli import main
 from ganforge.data import list_datasets
 from ganforge.models import list_models
-from cli_errors import assert_one_line_error
-
-
-def tiny_flags(out, **overrides) -> list[str]:
-    options = {
-        "model": "mlp",
-        "data": "digits",
-        "width": 8,
-        "batch-size": 16,
-        "z-dim": 8,
-        "steps": 3,
-        "log-every": 3,
-        "n-grid": 4,
-        "out": str(out),
-        **overrides,
-    }
-    flags = [f"--{k}={v}" for k, v in options.items()]
-    return ["train", *flags, "--no-progress"]
-
-
+from tiny import tiny_flags
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +82,7 @@ def test_python_dash_m(tmp_path):
 
 def test_train_from_flags(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(tiny_flags(out, **{"lr-d": 1e-3, "g-loss": "saturating"})) == 0
+    assert main(tiny_flags(out, steps=3, log_every=3, lr_d=1e-3, g_loss="saturating")) == 0
     stdout = capsys.readouterr().out
     assert str(out) in stdout and "step 3" in stdout
     run = ganforge.load_run(out)

@@ -11,19 +11,9 @@ import ganforge
 from ganforge.cli import main
 from ganforge.compare import _png_uri, compare_runs, format_value
 from ganforge.evaluate import evaluate_run
+from tiny import TINY_OPTIONS
 
-TINY = {
-    "data": "digits",
-    "width": 8,
-    "z_dim": 8,
-    "batch_size": 16,
-    "steps": 4,
-    "log_every": 2,
-    "checkpoint_every": 100,
-    "sample_every": 100,
-    "n_grid": 16,
-    "progress": False,
-}
+TINY = {**TINY_OPTIONS, "steps": 4, "log_every": 2}
 N, SEED = 60, 3
 
 
@@ -31,7 +21,8 @@ N, SEED = 60, 3
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     return [
-        ganforge.train(model=model, out=str(root / model), **TINY) for model in ("dcgan", "vae")
+        ganforge.train(**{**TINY, "model": model, "out": str(root / model)})
+        for model in ("dcgan", "vae")
     ]
 
 
@@ -75,7 +66,7 @@ def test_cli_prints_the_table(runs, tmp_path, capsys):
 
 def test_runs_on_other_data_are_refused(runs, tmp_path, capsys):
     other = ganforge.train(
-        model="dcgan", out=str(tmp_path / "at32"), **{**TINY, "steps": 1, "resolution": 32}
+        **{**TINY, "model": "dcgan", "steps": 1, "resolution": 32}, out=str(tmp_path / "at32")
     )
     assert main(["compare", str(runs[0].path), str(other.path), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -21,19 +21,9 @@ from ganforge.latent import (
     seed_codes,
     slerp,
 )
+from tiny import TINY_OPTIONS, translator_options
 
-TINY = {
-    "data": "digits",
-    "width": 8,
-    "z_dim": 8,
-    "batch_size": 16,
-    "steps": 4,
-    "log_every": 2,
-    "checkpoint_every": 100,
-    "sample_every": 100,
-    "n_grid": 16,
-    "progress": False,
-}
+TINY = {**TINY_OPTIONS, "steps": 4, "log_every": 2}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +31,7 @@ def runs(tmp_path_factory):
     """Tiny runs of a GAN, a class-conditional GAN and the VAE."""
     root = tmp_path_factory.mktemp("latent")
     return {
-        model: ganforge.train(model=model, out=str(root / model), **TINY)
+        model: ganforge.train(**{**TINY, "model": model, "out": str(root / model)})
         for model in ("dcgan", "cgan", "vae")
     }
 
@@ -197,7 +187,7 @@ def test_latent_errors_are_one_line(runs, capsys, monkeypatch, tmp_path, argv, w
 
 
 def test_a_translator_has_no_latent_space(tmp_path, capsys):
-    options = {**TINY, "data": "mnist-mini-edges", "resolution": 32, "steps": 1}
-    run = ganforge.train(model="pix2pix", out=str(tmp_path / "p2p"), **options)
+    options = {**TINY, **translator_options("pix2pix"), "model": "pix2pix", "steps": 1}
+    run = ganforge.train(**options, out=str(tmp_path / "p2p"))
     assert main(["latent", "walk", str(run.path), "--out", str(tmp_path / "w.gif")]) == 2
     one_line_error(capsys, "pix2pix", "translate")

@@ -20,9 +20,9 @@ from ganforge.cli import build_parser, main
 from ganforge.config import SECTIONS, TrainConfig, shared_option_names
 from ganforge.errors import GanforgeError
 from ganforge.models import build_model, describe_model, list_models
+from tiny import TINY_OPTIONS
 
 MODEL_ONLY = {"cond", "aux_weight", "aux_fakes", "l1_weight", "norm", "recon", "beta"}
-TINY = {"width": 8, "z_dim": 8, "batch_size": 16, "steps": 2, "progress": False}
 
 
 def test_every_shared_option_is_in_exactly_one_section():
@@ -142,12 +142,10 @@ def test_bad_architecture_options_are_one_line_errors(tmp_path, capsys, flags, w
 
 def test_an_architecture_is_saved_with_the_run_and_reopened(tmp_path):
     run = ganforge.train(
-        model="mlp",
-        data="digits",
+        **{**TINY_OPTIONS, "steps": 2},
         g_layers="16,16",
         g_activation="tanh",
         out=str(tmp_path / "r"),
-        **TINY,
     )
     saved = json.loads((run.path / "config.json").read_text())
     assert saved["g_layers"] == "16,16" and saved["g_activation"] == "tanh"

@@ -12,20 +12,9 @@ import ganforge
 from ganforge.cli import main
 from ganforge.data import to_model_range, to_uint8
 from ganforge.report.grid import paired_rows
+from tiny import TINY_OPTIONS
 
-TINY = {
-    "model": "vae",
-    "data": "digits",
-    "width": 8,
-    "z_dim": 8,
-    "batch_size": 16,
-    "steps": 6,
-    "log_every": 3,
-    "checkpoint_every": 100,
-    "sample_every": 100,
-    "n_grid": 16,
-    "progress": False,
-}
+TINY = {**TINY_OPTIONS, "model": "vae", "steps": 6, "log_every": 3}
 
 
 @pytest.fixture(scope="module")
