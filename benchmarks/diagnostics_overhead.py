@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ganforge.config import TrainConfig
 from ganforge.training.loop import Trainer
@@ -41,19 +40,18 @@ def make_trainer(steps: int, folder: Path) -> Trainer:
         progress=False,
     )
     trainer = Trainer(config, folder / "run", resuming=False)
-    trainer.doctor.snapshot(*trainer._checkpoint_contents())  # as fit() does
     return trainer
 
 
 def record_costs(trainer: Trainer, repeats: int = 10) -> str:
     """Milliseconds of each piece of the doctor's work at one record."""
-    doctor, networks = trainer.doctor, trainer.family.networks
+    doctor, networks = trainer.state.doctor, trainer.family.networks
     pieces = {
         "signals": lambda: [
             float(v) for v in doctor.signals(networks, trainer.sampling_network()).values()
         ],
         "check": lambda: doctor.check(networks),
-        "snapshot": lambda: doctor.snapshot(*trainer._checkpoint_contents()),
+        "snapshot": lambda: doctor.snapshot(*trainer.state.contents()),
     }
     costs = []
     for name, piece in pieces.items():
@@ -72,23 +70,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     blocks = max(1, args.steps // BLOCK)
-    bar = tqdm(disable=True)
     wall = {True: 0.0, False: 0.0}
     cpu = {True: 0.0, False: 0.0}
     with tempfile.TemporaryDirectory() as folder:
         trainer = make_trainer(args.warmup + 2 * blocks * BLOCK, Path(folder))
-        doctor = trainer.doctor
+        doctor = trainer.state.doctor
         for _ in range(args.warmup):
-            trainer._train_one_step(bar)
+            trainer.step()
         for block in range(blocks):
             for on in (True, False) if block % 2 == 0 else (False, True):
-                trainer.doctor = doctor if on else None
+                trainer.state.doctor = doctor if on else None
                 start_wall, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(BLOCK):
-                    trainer._train_one_step(bar)
+                    trainer.step()
                 wall[on] += time.perf_counter() - start_wall
                 cpu[on] += time.process_time() - start_cpu
-        trainer.doctor = doctor
+        trainer.state.doctor = doctor
         costs = record_costs(trainer)
     steps = blocks * BLOCK
     print(f"DCGAN mnist-mini, batch 64, {steps} steps each way, {args.threads} thread(s):")

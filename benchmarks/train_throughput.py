@@ -6,7 +6,7 @@
     python benchmarks/train_throughput.py --memory             # + peak memory, one process each
 
 Throughput: images per second of full iterations (one D and one G update, batch 64). ganforge
-runs its real training step (`Trainer._train_one_step`: its defaults, the doctor on, a record
+runs its real training step (`Trainer.step`: its defaults, the doctor on, a record
 every 50 steps with gradient norms, weight norms, the diversity probe, the NaN check and the
 rollback snapshot) with checkpoints and sample grids moved out of the timed window; the plain
 loop runs the tutorial's iteration (`PlainDCGAN.step`) on batches drawn from the same images,
@@ -41,7 +41,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -70,7 +69,6 @@ def ganforge_trainer(resolution: int, channels: int, device: str, folder: Path) 
         progress=False,
     )
     trainer = Trainer(config, folder / f"run-{resolution}x{channels}", resuming=False)
-    trainer.doctor.snapshot(*trainer._checkpoint_contents())  # as fit() does
     return trainer
 
 
@@ -88,8 +86,7 @@ def plain_loop(images: torch.Tensor, width: int = 64) -> Callable[[], None]:
 
 
 def ganforge_loop(trainer: Trainer) -> Callable[[], None]:
-    bar = tqdm(disable=True)
-    return lambda: trainer._train_one_step(bar)
+    return trainer.step
 
 
 def synchronize(device: torch.device) -> None:

@@ -192,15 +192,15 @@ def test_sampling_labels_are_checked(cgan_run):
 
 def test_a_model_s_own_defaults_fill_only_the_options_not_given(tmp_path, tiny_options):
     from ganforge.models import model_defaults
-    from ganforge.training.loop import _new_config
+    from ganforge.training.loop import new_config
 
     defaults = model_defaults("cgan")
     assert defaults["lr_g"] != ganforge.TrainConfig().lr_g  # cgan has its own learning rates
-    chosen = _new_config({"model": "cgan"}, {})
+    chosen = new_config({"model": "cgan"}, {})
     assert (chosen.lr_g, chosen.lr_d) == (defaults["lr_g"], defaults["lr_d"])
-    given = _new_config({"model": "cgan"}, {"lr-g": 1e-4})
+    given = new_config({"model": "cgan"}, {"lr-g": 1e-4})
     assert (given.lr_g, given.lr_d) == (1e-4, defaults["lr_d"])
-    assert _new_config({"model": "dcgan"}, {}).lr_g == ganforge.TrainConfig().lr_g
+    assert new_config({"model": "dcgan"}, {}).lr_g == ganforge.TrainConfig().lr_g
     # the resolved values are what the run records
     run = ganforge.train(
         **{**tiny_options, "model": "cgan", "steps": 2, "out": str(tmp_path / "r")}

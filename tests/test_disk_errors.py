@@ -120,7 +120,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_run(tmp_path, monkeypa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ganforge.training.loop.open_dataset", interrupted)
+    monkeypatch.setattr("ganforge.training.setup.open_dataset", interrupted)
     assert main(["train", *TINY, "--steps", "4", "--out", str(tmp_path / "r")]) == 130
     err = capsys.readouterr().err
     assert err == "ganforge: interrupted\n"

@@ -37,7 +37,7 @@ def test_the_list_covers_what_the_issue_asks_for():
         "src/ganforge/training/loop.py",  # phase freezing
         "src/ganforge/training/ema.py",
         "src/ganforge/training/checkpoint.py",
-        "src/ganforge/training/diagnostics.py",  # the doctor's thresholds
+        "src/ganforge/training/doctor/detectors.py",  # the doctor's thresholds
         "src/ganforge/metrics/frechet.py",
         "src/ganforge/metrics/prdc.py",
     ):

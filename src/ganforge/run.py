@@ -2,7 +2,7 @@
 
 RUN/config.json          the full resolved config
 RUN/metrics.jsonl        one JSON record every --log-every steps
-RUN/events.jsonl         problems the doctor found (training/diagnostics.py), one per line
+RUN/events.jsonl         problems the doctor found (training/doctor/), one per line
 RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints), and
                          best.safetensors (the best by --eval-metric, with --eval-every)
 RUN/eval.json            the last `ganforge eval` result
@@ -23,18 +23,18 @@ import torch
 from torch import nn
 
 from ganforge import bounds
-from ganforge.config import TrainConfig
-from ganforge.errors import GanforgeError
-from ganforge.models import ModelFamily, build_model
-from ganforge.sampling import class_rows, generate
-from ganforge.training.checkpoint import (
+from ganforge.checkpoint_file import (
     expected_tensors,
     list_checkpoints,
     load_checkpoint,
     load_newest_valid,
     unpack_module,
 )
-from ganforge.training.logbook import read_records
+from ganforge.config import TrainConfig
+from ganforge.errors import GanforgeError
+from ganforge.models import ModelFamily, build_model
+from ganforge.records import read_records
+from ganforge.sampling import class_rows, generate
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -125,7 +125,8 @@ class Run:
         # the file's tensors are checked against these shapes before any is read
         config_file = self.path / CONFIG_FILE
         networks = dict(family.networks.items())
-        networks[family.sampler + EMA_SUFFIX] = family.networks[family.sampler]
+        for name in family.averaged:  # an EMA copy is shaped as its network
+            networks[name + EMA_SUFFIX] = family.networks[name]
         expected = expected_tensors(networks)
         if path is None:
             path, tensors, _ = load_newest_valid(
@@ -135,11 +136,12 @@ class Run:
             tensors, _ = load_checkpoint(path, expected, config_file)
         for name, network in family.networks.items():
             unpack_module(f"networks.{name}", network, tensors, path, config_file)
-        ema_key = f"networks.{family.sampler}{EMA_SUFFIX}"
-        if any(k.startswith(ema_key + ".") for k in tensors):
-            ema_network = copy.deepcopy(family.networks[family.sampler])
-            unpack_module(ema_key, ema_network, tensors, path, config_file)
-            family.networks[family.sampler + EMA_SUFFIX] = ema_network
+        for name in family.averaged:  # the EMA copies, where the run kept them
+            ema_key = f"networks.{name}{EMA_SUFFIX}"
+            if any(k.startswith(ema_key + ".") for k in tensors):
+                ema_network = copy.deepcopy(family.networks[name])
+                unpack_module(ema_key, ema_network, tensors, path, config_file)
+                family.networks[name + EMA_SUFFIX] = ema_network
         self._family = family
         return family
 

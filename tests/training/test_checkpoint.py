@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 import ganforge
-from ganforge import GanforgeError
+from ganforge import GanforgeError, checkpoint_file
 from ganforge.cli import main
 from ganforge.training import checkpoint as ckpt
 
@@ -43,7 +43,7 @@ def train_a_little(network, optimizer, steps=3, seed=0):
 def test_run_checkpoints_are_plain_safetensors(trained_run):
     assert trained_run.checkpoints
     for step, path in trained_run.checkpoints:
-        assert path.name == ckpt.checkpoint_name(step) == f"step_{step:07d}.safetensors"
+        assert path.name == checkpoint_file.checkpoint_name(step) == f"step_{step:07d}.safetensors"
         data = path.read_bytes()
         assert not data.startswith(b"\x80")  # not a pickle stream
         assert not data.startswith(b"PK")  # not a torch.save zip archive
@@ -63,7 +63,7 @@ def test_loading_never_unpickles(trained_run, monkeypatch):
     monkeypatch.setattr(torch, "load", forbidden)
     tensors, metadata = ckpt.load_checkpoint(trained_run.checkpoints[-1][1])
     assert metadata["step"] == trained_run.step
-    assert metadata["format"] == ckpt.FORMAT
+    assert metadata["format"] == checkpoint_file.FORMAT
     assert metadata["config_hash"] == trained_run.config.trajectory_hash()
     family = ganforge.load_run(trained_run.path).load()
     assert set(family.networks) >= {"generator", "discriminator"}
@@ -104,8 +104,8 @@ def test_save_and_load_round_trip(tmp_path):
     loaded, metadata = ckpt.load_checkpoint(path)
     assert set(loaded) == set(tensors)
     assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
-    expected = {"format": ckpt.FORMAT, "step": 4, "nested": {"x": [1, 2]}}
-    assert metadata == {**expected, "sha256": ckpt.checkpoint_digest(tensors, expected)}
+    expected = {"format": checkpoint_file.FORMAT, "step": 4, "nested": {"x": [1, 2]}}
+    assert metadata == {**expected, "sha256": checkpoint_file.checkpoint_digest(tensors, expected)}
     assert [p.name for p in path.parent.iterdir()] == ["c.safetensors"]
 
 
@@ -128,7 +128,9 @@ def test_a_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
 
 def test_list_and_prune_checkpoints(tmp_path):
     for step in (100, 5, 20, 1000):
-        ckpt.save_checkpoint(tmp_path / ckpt.checkpoint_name(step), {"x": torch.zeros(1)}, {})
+        ckpt.save_checkpoint(
+            tmp_path / checkpoint_file.checkpoint_name(step), {"x": torch.zeros(1)}, {}
+        )
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "step_12.safetensors.bak").write_text("x")
     assert [step for step, _ in ckpt.list_checkpoints(tmp_path)] == [5, 20, 100, 1000]
@@ -150,7 +152,7 @@ def test_optimizer_state_round_trips_through_a_file(tmp_path, name):
 
     tensors, meta = ckpt.pack_optimizer("optimizers.g", optimizer)
     assert tensors  # moments are stored as tensors
-    tensors.update(ckpt.pack_module("networks.g", network))
+    tensors.update(checkpoint_file.pack_module("networks.g", network))
     path = tmp_path / "c.safetensors"
     ckpt.save_checkpoint(path, tensors, {"optimizer": meta})
     loaded, metadata = ckpt.load_checkpoint(path)
@@ -158,7 +160,7 @@ def test_optimizer_state_round_trips_through_a_file(tmp_path, name):
     torch.manual_seed(1)  # different initial weights, overwritten by the checkpoint
     copy = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
     copy_optimizer = make_optimizer(name, copy.parameters())
-    ckpt.unpack_module("networks.g", copy, loaded)
+    checkpoint_file.unpack_module("networks.g", copy, loaded)
     ckpt.unpack_optimizer("optimizers.g", copy_optimizer, loaded, metadata["optimizer"])
 
     original_state, restored_state = optimizer.state_dict(), copy_optimizer.state_dict()
@@ -179,11 +181,11 @@ def test_optimizer_state_round_trips_through_a_file(tmp_path, name):
 
 def test_unpack_module_rejects_a_mismatched_network():
     small = nn.Linear(3, 2)
-    tensors = ckpt.pack_module("networks.generator", small)
+    tensors = checkpoint_file.pack_module("networks.generator", small)
     assert set(tensors) == {"networks.generator.weight", "networks.generator.bias"}
     other = nn.Sequential(nn.Linear(3, 2))
     with pytest.raises(GanforgeError, match="network 'networks.generator'"):
-        ckpt.unpack_module("networks.generator", other, tensors)
+        checkpoint_file.unpack_module("networks.generator", other, tensors)
 
 
 def test_rng_round_trip():

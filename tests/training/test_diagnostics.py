@@ -15,7 +15,7 @@ from ganforge import GanforgeError, TrainConfig
 from ganforge.cli import build_parser
 from ganforge.models import build_model
 from ganforge.models.mlp import MLPGenerator
-from ganforge.training import diagnostics as dx
+from ganforge.training import doctor as dx
 from ganforge.training.checkpoint import save_checkpoint
 
 # Judge from the first record: the synthetic sequences below start at step 0.

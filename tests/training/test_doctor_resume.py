@@ -18,7 +18,7 @@ from safetensors import safe_open
 import ganforge
 from ganforge import GanforgeError, TrainConfig
 from ganforge.models import build_model
-from ganforge.training import diagnostics as dx
+from ganforge.training import doctor as dx
 from ganforge.training.checkpoint import check_metadata, load_checkpoint, save_checkpoint
 
 

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 import ganforge
+from ganforge import checkpoint_file
 from ganforge.errors import GanforgeError
 from ganforge.models.gan import GAN_PHASES
 from ganforge.training import checkpoint as ckpt
 from ganforge.training import fast_paths
-from ganforge.training.diagnostics import Doctor
+from ganforge.training.doctor import Doctor
 from ganforge.training.logbook import Logbook
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -97,9 +98,11 @@ def test_resumed_fused_adam_of_a_channels_last_network_is_exact():
         _adam_step(straight, straight_adam, seed)
         _adam_step(resumed, resumed_adam, seed)
     tensors, meta = ckpt.pack_optimizer("optimizers.d", resumed_adam)
-    modules = ckpt.pack_module("networks.d", resumed)
+    modules = checkpoint_file.pack_module("networks.d", resumed)
     resumed, resumed_adam = _conv_and_adam()
-    ckpt.unpack_module("networks.d", resumed, {k: v.contiguous() for k, v in modules.items()})
+    checkpoint_file.unpack_module(
+        "networks.d", resumed, {k: v.contiguous() for k, v in modules.items()}
+    )
     contiguous = {k: v.contiguous() for k, v in tensors.items()}
     ckpt.unpack_optimizer("optimizers.d", resumed_adam, contiguous, meta)
     for seed in range(2, 4):
@@ -225,15 +228,12 @@ def test_a_step_between_records_reads_nothing_back_from_the_device(
 ):
     """Every host read (item, tolist, float(), bool() of a tensor) waits for a GPU: between
     records the loop makes none (on CPU the same calls show where a GPU would wait)."""
-    from tqdm import tqdm
-
     from ganforge.config import TrainConfig
     from ganforge.training.loop import Trainer
 
     options = {**tiny_options, "model": "dcgan", "resolution": 16, "log_every": 100}
     trainer = Trainer(TrainConfig(**options, out=None), tmp_path / "run", resuming=False)
-    bar = tqdm(disable=True)
-    trainer._train_one_step(bar)  # the first step builds the optimisers' state
+    trainer.step()  # the first step builds the optimisers' state (and the doctor's snapshot)
     reads = []
     for method in ("item", "tolist", "__float__", "__int__", "__bool__"):
         original = getattr(torch.Tensor, method)
@@ -246,7 +246,7 @@ def test_a_step_between_records_reads_nothing_back_from_the_device(
     assert torch.ones(()).item() == 1.0 and reads == ["item"]  # the spies see host reads
     reads.clear()
     for _ in range(3):
-        trainer._train_one_step(bar)
+        trainer.step()
     monkeypatch.undo()
     assert reads == []
 
@@ -324,5 +324,5 @@ def test_every_process_finds_the_problem_one_process_saw(digits, tmp_path):
     problem = doctor.check(family.networks, minimum=lambda mine: torch.minimum(mine, other))
     assert problem == "the generator loss was NaN or infinite at step 7"
     assert doctor.check(family.networks) is None
-    doctor._write(None)  # no events file for a process other than rank 0: nothing to write
+    doctor.events.write(None)  # no events file for a process other than rank 0: nothing to write
     assert list(tmp_path.iterdir()) == []

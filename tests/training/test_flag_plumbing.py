@@ -35,6 +35,7 @@ from ganforge.metrics import inception
 from ganforge.models.mlp import MLPGenerator
 from ganforge.run import CONFIG_FILE, Run
 from ganforge.training import distributed, loop
+from ganforge.training import setup as trainer_setup
 
 ORIGINAL_FIT = loop.Trainer.fit
 
@@ -113,7 +114,7 @@ def invoke(argv: list[str], monkeypatch, setup=None) -> Built:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_FILE).write_text(json.dumps(config))
 
-    opened = loop.open_dataset
+    opened = trainer_setup.open_dataset
 
     def open_dataset(*args, **kwargs):
         built.calls.setdefault("open_dataset", kwargs)  # the training set: the first call
@@ -121,7 +122,7 @@ def invoke(argv: list[str], monkeypatch, setup=None) -> Built:
 
     monkeypatch.setattr(loop.Trainer, "fit", keep_trainer)
     monkeypatch.setattr(distributed.mp, "start_processes", start_processes)
-    monkeypatch.setattr(loop, "open_dataset", open_dataset)
+    monkeypatch.setattr(trainer_setup, "open_dataset", open_dataset)
     if setup is not None:
         setup(monkeypatch, built.calls)
     err = io.StringIO()
@@ -167,7 +168,7 @@ def detector(name: str, option: str):
     """The value a doctor detector reads for `option` (each holds the config it judges by)."""
 
     def probe(b: Built):
-        found = {type(d).__name__: d for d in b.trainer.doctor.detectors}
+        found = {type(d).__name__: d for d in b.trainer.state.doctor.detectors}
         return getattr(found[name].config, option)
 
     return probe
@@ -222,19 +223,19 @@ def gradient_norm_keys(b: Built) -> int:
 
 
 def learning_rate_after_a_rollback(b: Built) -> float:
-    t = b.trainer
-    t.doctor.snapshot(*t._checkpoint_contents())
-    tensors, meta = t.doctor.roll_back("a probe", 1)
-    t._load_state(tensors, meta, position=False)
-    return t.optimizers["generator"].param_groups[0]["lr"]
+    state = b.trainer.state
+    state.doctor.snapshot(*state.contents())
+    tensors, meta = state.doctor.roll_back("a probe", 1)
+    state.load(tensors, meta, position=False)
+    return state.optimizers["generator"].param_groups[0]["lr"]
 
 
 def rollbacks_allowed(b: Built) -> int:
-    t = b.trainer
-    t.doctor.snapshot(*t._checkpoint_contents())
+    doctor = b.trainer.state.doctor
+    doctor.snapshot(*b.trainer.state.contents())
     for count in range(10):
         try:
-            t.doctor.roll_back("a probe", 1)
+            doctor.roll_back("a probe", 1)
         except GanforgeError:
             return count
     return 10
@@ -245,7 +246,7 @@ def initialised_from_seed(seed: int):
         torch.manual_seed(seed)
         reference = MLPGenerator(z_dim=8, img_resolution=28, img_channels=1, width=8)
         mine = b.trainer.family.networks["generator"].state_dict()
-        return b.trainer.batches.seed, all(
+        return b.trainer.state.batches.seed, all(
             torch.equal(mine[k], v) for k, v in reference.state_dict().items()
         )
 
@@ -254,7 +255,7 @@ def initialised_from_seed(seed: int):
 
 def evaluate_once(b: Built) -> dict:
     t = b.trainer
-    t.evaluator.evaluate(t.family, t.sampling_network(), 1)
+    t.state.evaluator.evaluate(t.family, t.sampling_network(), 1)
     return b.calls
 
 
@@ -409,7 +410,7 @@ DDP = ("--ddp",)
 
 PROBES: dict[str, Probe] = {
     "--config": Probe(options_file, optimizer_group("discriminator", "lr"), 0.003),
-    "--resume": Probe(earlier_run, lambda b: b.trainer.step, 2),
+    "--resume": Probe(earlier_run, lambda b: b.trainer.state.step, 2),
     # ---- data
     "--model": Probe("dcgan", lambda b: type(network("generator")(b)).__name__, "DCGANGenerator"),
     "--data": Probe("mnist-mini", lambda b: len(b.trainer.real_batches), 5000),
@@ -429,9 +430,7 @@ PROBES: dict[str, Probe] = {
         True,
         ("--data", lambda ws: image_folder(ws, broken=True), "--resolution", "8"),
     ),
-    "--trust-pickle": Probe(
-        None, lambda b: b.calls["open_dataset"]["options"].trust_pickle, True
-    ),
+    "--trust-pickle": Probe(None, lambda b: b.calls["open_dataset"]["options"].trust_pickle, True),
     "--resolution": Probe(
         "16", lambda b: (real_batch(b).shape[-1], generated(b).shape[-1]), (16, 16)
     ),
@@ -455,8 +454,8 @@ PROBES: dict[str, Probe] = {
     "--z-dim": Probe("5", lambda b: network("generator")(b).net[0].in_features, 5),
     "--width": Probe("4", lambda b: network("generator")(b).net[0].out_features, 4 * 4),
     "--label-smoothing": Probe("0.25", family("real_label"), 0.75),
-    "--ema-decay": Probe("0.5", lambda b: b.trainer.ema.decay, 0.5),
-    "--ema": Probe("0.25", lambda b: b.trainer.ema.decay, 0.25),
+    "--ema-decay": Probe("0.5", lambda b: b.trainer.state.averages["generator"].decay, 0.5),
+    "--ema": Probe("0.25", lambda b: b.trainer.state.averages["generator"].decay, 0.25),
     # ---- conditional models, pix2pix, vae
     "--num-classes": Probe(
         "12",
@@ -516,7 +515,7 @@ PROBES: dict[str, Probe] = {
     ),
     "--extractor": Probe(
         "fashion-mnist",
-        lambda b: b.trainer.evaluator.reference.extractor.name,
+        lambda b: b.trainer.state.evaluator.reference.extractor.name,
         "fashion-mnist",
         EVAL,
     ),
@@ -535,7 +534,7 @@ PROBES: dict[str, Probe] = {
         ["discriminator", "generator"],
         setup=fake_compile,
     ),
-    "--precision": Probe("bf16", lambda b: b.trainer.precision.dtype, torch.bfloat16),
+    "--precision": Probe("bf16", lambda b: b.trainer.state.precision.dtype, torch.bfloat16),
     "--ddp": Probe(None, lambda b: b.processes, distributed.CPU_PROCESSES),
     "--nproc-per-node": Probe("4", lambda b: b.processes, 4, DDP),
     "--sync-bn": Probe(
@@ -549,19 +548,17 @@ PROBES: dict[str, Probe] = {
     ),
     "--tensorboard": Probe(None, lambda b: type(b.trainer.tensorboard).__name__, "TensorBoardLog"),
     # ---- the doctor
-    "--no-doctor": Probe(None, lambda b: b.trainer.doctor is None, True),
+    "--no-doctor": Probe(None, lambda b: b.trainer.state.doctor is None, True),
     "--diagnose-layers": Probe(None, lambda b: gradient_norm_keys(b) > 2, True),
     "--nan-lr-factor": Probe("0.25", learning_rate_after_a_rollback, pytest.approx(4e-4 * 0.25)),
     "--max-rollbacks": Probe("1", rollbacks_allowed, 1),
     "--doctor-warmup": Probe("7", detector("DOverpowering", "doctor_warmup"), 7),
     "--doctor-patience": Probe("2", detector("GOverpowering", "doctor_patience"), 2),
-    "--doctor-repeat": Probe("3", lambda b: b.trainer.doctor.config.doctor_repeat, 3),
+    "--doctor-repeat": Probe("3", lambda b: b.trainer.state.doctor.config.doctor_repeat, 3),
     "--doctor-window": Probe("8", detector("Oscillation", "doctor_window"), 8),
     "--doctor-explode-factor": Probe("3", detector("Exploding", "doctor_explode_factor"), 3.0),
     "--doctor-vanish-factor": Probe("0.2", detector("Vanishing", "doctor_vanish_factor"), 0.2),
-    "--doctor-vanish-accuracy": Probe(
-        "0.9", detector("Vanishing", "doctor_vanish_accuracy"), 0.9
-    ),
+    "--doctor-vanish-accuracy": Probe("0.9", detector("Vanishing", "doctor_vanish_accuracy"), 0.9),
     "--doctor-d-accuracy": Probe("0.9", detector("DOverpowering", "doctor_d_accuracy"), 0.9),
     "--doctor-g-accuracy": Probe("0.4", detector("GOverpowering", "doctor_g_accuracy"), 0.4),
     "--doctor-g-d-fake": Probe("0.7", detector("GOverpowering", "doctor_g_d_fake"), 0.7),

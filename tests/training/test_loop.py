@@ -371,7 +371,7 @@ def test_the_ema_follows_its_rule_step_by_step_and_sampling_uses_it(tmp_path, ti
         assert torch.equal(saved[f"networks.generator.{name}"].double(), raw)
 
     # sampling (the API's default and the loop's grids) draws from the EMA copy
-    assert trainer.sampling_network() is trainer.ema.network
+    assert trainer.sampling_network() is trainer.state.averages["generator"].network
     by_hand = copy.deepcopy(generator)
     with torch.no_grad():
         for parameter, expected in zip(by_hand.parameters(), average, strict=True):

@@ -21,10 +21,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import ganforge
-from ganforge import GanforgeError
+from ganforge import GanforgeError, checkpoint_file
 from ganforge.cli import main
 from ganforge.training import checkpoint as ckpt
-from ganforge.training import loop
+from ganforge.training import loop, setup
 from ganforge.training.loop import Trainer
 from ganforge.training.run_lock import LOCK_FILE, RunLock
 
@@ -45,7 +45,7 @@ def _rewrite(path, edit):
     tensors, metadata = ckpt.load_checkpoint(path)
     edit(tensors)
     metadata = {k: v for k, v in metadata.items() if k != "sha256"}
-    metadata["sha256"] = ckpt.checkpoint_digest(tensors, metadata)
+    metadata["sha256"] = checkpoint_file.checkpoint_digest(tensors, metadata)
     save_file(tensors, str(path), metadata={"ganforge": json.dumps(metadata, sort_keys=True)})
 
 
@@ -78,7 +78,9 @@ def test_pruning_keeps_the_good_checkpoint_when_the_newest_is_damaged(tiny_train
         ganforge.train(resume=run.path, steps=5, keep_checkpoints=1)
     steps = [step for step, _ in run.checkpoints]
     assert 5 in steps and 2 not in steps and 4 not in steps  # the older good ones are pruned
-    tensors, metadata = ckpt.load_checkpoint(run.path / "checkpoints" / ckpt.checkpoint_name(5))
+    tensors, metadata = ckpt.load_checkpoint(
+        run.path / "checkpoints" / checkpoint_file.checkpoint_name(5)
+    )
     assert metadata["step"] == 5
     with pytest.warns(UserWarning, match="step_0000006"):
         again = ganforge.train(resume=run.path, steps=6)
@@ -87,8 +89,10 @@ def test_pruning_keeps_the_good_checkpoint_when_the_newest_is_damaged(tiny_train
 
 def test_pruning_without_a_known_good_checkpoint_verifies_the_kept_ones(tmp_path):
     for step in (5, 20, 100):
-        ckpt.save_checkpoint(tmp_path / ckpt.checkpoint_name(step), {"x": torch.ones(3)}, {})
-    _flip_one_tensor_byte(tmp_path / ckpt.checkpoint_name(100))
+        ckpt.save_checkpoint(
+            tmp_path / checkpoint_file.checkpoint_name(step), {"x": torch.ones(3)}, {}
+        )
+    _flip_one_tensor_byte(tmp_path / checkpoint_file.checkpoint_name(100))
     ckpt.prune_checkpoints(tmp_path, keep=1)
     assert [step for step, _ in ckpt.list_checkpoints(tmp_path)] == [20, 100]
 
@@ -175,7 +179,7 @@ def test_a_second_writer_is_refused_while_the_run_trains(tiny_train, monkeypatch
     original = Trainer._iteration
 
     def meddling(self, log_now):
-        if self.step == 2:
+        if self.state.step == 2:
             with pytest.raises(GanforgeError) as info:
                 ganforge.train(resume=self.run_dir, steps=10)
             refusals.append(str(info.value))
@@ -192,7 +196,7 @@ def test_a_live_lock_refuses_before_anything_is_read(tiny_train, tree_snapshot, 
     run = tiny_train(steps=2)
     _write_lock(run.path, os.getppid())  # pytest's parent: alive, and not this process
     before = tree_snapshot(run.path)
-    monkeypatch.setattr(loop, "open_dataset", lambda *a, **k: pytest.fail("data was read"))
+    monkeypatch.setattr(setup, "open_dataset", lambda *a, **k: pytest.fail("data was read"))
     with pytest.raises(GanforgeError, match=f"^--resume: .*process {os.getppid()}"):
         ganforge.train(resume=run.path, steps=4)
     assert tree_snapshot(run.path) == before
@@ -320,7 +324,7 @@ def _sparse_checkpoint(path, entries):
         size = sizes[dtype] * int(torch.tensor(shape).prod())
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
         offset += size
-    header["__metadata__"] = {"ganforge": json.dumps({"format": ckpt.FORMAT})}
+    header["__metadata__"] = {"ganforge": json.dumps({"format": checkpoint_file.FORMAT})}
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     with open(path, "wb") as handle:
@@ -333,8 +337,12 @@ def test_a_sparse_checkpoint_declaring_gigabytes_is_refused_before_reading(
 ):
     run = _copy_run(trained_run, tmp_path)
     family = run.load()
-    weight = next(k for k in ckpt.expected_tensors(dict(family.networks.items())) if "weight" in k)
-    monkeypatch.setattr(ckpt, "load_file", lambda *a, **k: pytest.fail("tensors were read"))
+    weight = next(
+        k for k in checkpoint_file.expected_tensors(dict(family.networks.items())) if "weight" in k
+    )
+    monkeypatch.setattr(
+        checkpoint_file, "load_file", lambda *a, **k: pytest.fail("tensors were read")
+    )
     huge = tmp_path / "huge.safetensors"
     _sparse_checkpoint(huge, {weight: ("F32", [30000, 25000])})  # 3 GB declared
     assert huge.stat().st_size > 3 * 10**9
@@ -354,7 +362,7 @@ def test_a_sparse_checkpoint_declaring_gigabytes_is_refused_before_reading(
 def test_declared_tensors_must_fit_the_file(tmp_path):
     path = tmp_path / "c.safetensors"
     ckpt.save_checkpoint(path, {"w": torch.ones(4)}, {"step": 1})
-    header, data_size = ckpt.read_header(path)
+    header, data_size = checkpoint_file.read_header(path)
     assert header["w"]["shape"] == [4] and data_size == 16
     data = path.read_bytes()
     path.write_bytes(data[:-4])  # the tensor's last float cut off
@@ -368,7 +376,7 @@ def test_declared_tensors_must_fit_the_file(tmp_path):
 
 def test_a_fifo_named_like_a_checkpoint_never_blocks(trained_run, tmp_path):
     run = _copy_run(trained_run, tmp_path)
-    fifo = run.path / "checkpoints" / ckpt.checkpoint_name(99999)
+    fifo = run.path / "checkpoints" / checkpoint_file.checkpoint_name(99999)
     os.mkfifo(fifo)
     with _fails_instead_of_hanging():
         expected = [step for step, _ in trained_run.checkpoints]

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ganforge.errors import GanforgeError
 from ganforge.training.clock import NO_CLOCK, SectionClock
 from ganforge.training.distributed import launched
-from ganforge.training.loop import Trainer, _new_config
+from ganforge.training.loop import Trainer, new_config
 
 DEFAULT_STEPS = 40
 DEFAULT_WARMUP = 5
@@ -73,31 +72,26 @@ def bench(options: dict[str, Any], warmup: int = DEFAULT_WARMUP) -> BenchResult:
         raise GanforgeError("--out: bench trains in a temporary folder and keeps nothing")
     steps = options.get("steps") or DEFAULT_STEPS
     # one step more than is run: the run never reaches its end (the final checkpoint, grids)
-    config = _new_config(None, {**options, "steps": warmup + 2 * steps + 1, "progress": False})
+    config = new_config(None, {**options, "steps": warmup + 2 * steps + 1, "progress": False})
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as folder:
         trainer = Trainer(config, Path(folder) / "run", resuming=False)
         try:
             return _timed(trainer, warmup, steps)
         finally:
-            trainer.real_batches.close()
-            if trainer.tensorboard is not None:
-                trainer.tensorboard.close()
+            trainer.close()
 
 
 def _timed(trainer: Trainer, warmup: int, steps: int) -> BenchResult:
     on_gpu = trainer.device.type == "cuda"
     sync = torch.cuda.synchronize if on_gpu else (lambda: None)
-    bar = tqdm(disable=True)
-    if trainer.doctor is not None:  # as fit() does before its first step
-        trainer.doctor.snapshot(*trainer._checkpoint_contents())
     for _ in range(warmup):
-        trainer._train_one_step(bar)
+        trainer.step()
     clock = SectionClock(sync)
     trainer.clock = NO_CLOCK if on_gpu else clock
     sync()
     start = time.perf_counter()
     for _ in range(steps):
-        trainer._train_one_step(bar)
+        trainer.step()
     sync()
     seconds = time.perf_counter() - start
     sectioned = seconds
@@ -105,7 +99,7 @@ def _timed(trainer: Trainer, warmup: int, steps: int) -> BenchResult:
         trainer.clock = clock
         start = time.perf_counter()
         for _ in range(steps):
-            trainer._train_one_step(bar)
+            trainer.step()
         sectioned = time.perf_counter() - start
     trainer.clock = NO_CLOCK
     sections = _named_sections(trainer, clock.seconds, sectioned)

@@ -28,7 +28,7 @@ import signal
 import socket
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -278,10 +278,17 @@ def network_device(network: nn.Module) -> torch.device:
 # ---- `--ddp`: the local launcher ----------------------------------------------------------------
 
 
-def launch(config: TrainConfig, run_dir: Path, resuming: bool, device: torch.device) -> None:
-    """Run the training in --nproc-per-node local processes, as torchrun would start them
-    (its environment variables, a free local port), and wait for them. An error in any is
-    raised here as that process's GanforgeError message."""
+def launch(
+    config: TrainConfig,
+    run_dir: Path,
+    resuming: bool,
+    device: torch.device,
+    fit: Callable[[TrainConfig, Path, bool], None],
+) -> None:
+    """Run `fit(config, run_dir, resuming)` (the loop's: one Trainer per process) in
+    --nproc-per-node local processes, as torchrun would start them (its environment variables,
+    a free local port), and wait for them. An error in any is raised here as that process's
+    GanforgeError message. `fit` is a module-level function: spawn pickles it by name."""
     count = processes_for(config, device)
     if device.type == "cuda" and count > torch.cuda.device_count():
         raise GanforgeError(
@@ -295,7 +302,7 @@ def launch(config: TrainConfig, run_dir: Path, resuming: bool, device: torch.dev
     check_world(config, device, count)
     context = mp.get_context("spawn")
     errors = context.SimpleQueue()
-    arguments = (count, _free_port(), config.to_dict(), str(run_dir), resuming, errors)
+    arguments = (count, _free_port(), config.to_dict(), str(run_dir), resuming, errors, fit)
     # Ctrl-C reaches the workers too: they finish the step, agree, save and stop; this
     # process waits for them instead of dying first.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -320,6 +327,7 @@ def _worker(
     run_dir: str,
     resuming: bool,
     errors,
+    fit: Callable[[TrainConfig, Path, bool], None],
 ) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -330,10 +338,8 @@ def _worker(
         LOCAL_WORLD_SIZE=str(count),
     )
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the Trainer's own handler takes over
-    from ganforge.training.loop import Trainer
-
     try:
-        Trainer(TrainConfig.from_dict(config), Path(run_dir), resuming).fit()
+        fit(TrainConfig.from_dict(config), Path(run_dir), resuming)
     except GanforgeError as exc:
         errors.put((local_rank, str(exc)))
         sys.exit(2)

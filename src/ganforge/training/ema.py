@@ -1,5 +1,6 @@
-"""Exponential moving average of the generator's weights: smoother, better samples for free
-(Yazici et al. 2019). The average ramps up early so it does not remember the random init."""
+"""Exponential moving average of a network's weights (each of the family's `averaged` ones: the
+generator's): smoother, better samples for free (Yazici et al. 2019). The average ramps up
+early so it does not remember the random init."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import torch
 
 from ganforge.atomic import atomic_path
 from ganforge.errors import GanforgeError
-from ganforge.training.checkpoint import MAX_COUNT
+from ganforge.records import parse_record, read_metrics_file, record_lines
 
 WALL_CLOCK_FIELDS = ("images_per_s", "elapsed_s")  # the only fields that differ between reruns
 _PENDING_PREFIX = "logbook."
@@ -102,43 +102,6 @@ class Logbook:
         self._sums = sums
         self._counts = dict(meta["counts"])
         self._images = meta["images"]
-
-
-def read_metrics_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise GanforgeError(f"cannot read '{path}': {exc.strerror or exc}") from None
-
-
-def record_lines(data: bytes) -> list[bytes]:
-    """The non-blank lines of a metrics.jsonl file, as bytes: a file damaged on disk may hold
-    bytes that are not UTF-8, and such a line is dropped like a torn one, not the whole file."""
-    return [line for line in data.split(b"\n") if line.strip()]
-
-
-def parse_record(line: str | bytes) -> dict | None:
-    """One metrics.jsonl line, or None for a line torn by a crash mid-write or garbled on disk
-    (not UTF-8, not JSON, not an object with a whole-number `step`)."""
-    try:
-        text = line.decode("utf-8") if isinstance(line, bytes) else line
-        record = json.loads(text)
-    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5,000-digit number, [[[[...
-        return None
-    if not isinstance(record, dict):
-        return None
-    step = record.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_COUNT:
-        return None
-    return record
-
-
-def read_records(path: Path) -> list[dict]:
-    """The records of a metrics.jsonl file that parse, in order (none if there is no file)."""
-    if not path.is_file():
-        return []
-    records = map(parse_record, record_lines(read_metrics_file(path)))
-    return [record for record in records if record is not None]
 
 
 def truncate_records(
