@@ -156,7 +156,7 @@ def build_cgan(config: TrainConfig, img_resolution: int, img_channels: int) -> G
         discriminator = ProjectionDiscriminator(classes, **common)
     else:
         discriminator = ConcatDiscriminator(classes, **common)
-    generator = ConditionalGenerator(config.z_dim, classes, **common)
+    generator = ConditionalGenerator(config.z_dim, classes, **common)  # after D, as always
     return gan_family(config, generator, discriminator, num_classes=classes, d_takes_labels=True)
 
 
@@ -170,10 +170,12 @@ def build_acgan(config: TrainConfig, img_resolution: int, img_channels: int) -> 
             "weight must be above 0 (for a conditional GAN without one: --model cgan)"
         )
     common = {"img_resolution": img_resolution, "img_channels": img_channels, "width": config.width}
+    # D first, then G: the order of the random initialisation (the same seed, the same run)
+    discriminator = auxiliary_classifier_discriminator(classes, **common)
     return gan_family(
         config,
         ConditionalGenerator(config.z_dim, classes, **common),
-        auxiliary_classifier_discriminator(classes, **common),
+        discriminator,
         num_classes=classes,
         class_head=True,
         aux_weight=options.aux_weight,
