@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 import ganforge
-from ganforge.cli import main
 from cli_errors import assert_one_line_error
+from ganforge.cli import main
+from tiny import tiny_flags
 
-TINY = ["--model", "mlp", "--data", "digits", "--width", "8", "--batch-size", "16"]
-TINY += ["--z-dim", "8", "--log-every", "2", "--n-grid", "4", "--no-progress"]
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
@@ -65,14 +64,14 @@ def files_under(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def finished(tmp_path) -> Path:
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--steps", "4", "--out", str(out)]) == 0
+    assert main(tiny_flags(out, steps=4)) == 0
     return out
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
 def test_a_new_run_on_a_full_or_read_only_disk(tmp_path, failing_writes, capsys, code):
     failing_writes(tmp_path / "new", code)
-    assert main(["train", *TINY, "--steps", "4", "--out", str(tmp_path / "new")]) == 2
+    assert main(tiny_flags(tmp_path / "new", steps=4)) == 2
     assert_one_line_error(capsys, os.strerror(code), str(tmp_path / "new"))
 
 
@@ -121,7 +120,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_run(tmp_path, monkeypa
         raise KeyboardInterrupt
 
     monkeypatch.setattr("ganforge.training.setup.open_dataset", interrupted)
-    assert main(["train", *TINY, "--steps", "4", "--out", str(tmp_path / "r")]) == 130
+    assert main(tiny_flags(tmp_path / "r", steps=4)) == 130
     err = capsys.readouterr().err
     assert err == "ganforge: interrupted\n"
 

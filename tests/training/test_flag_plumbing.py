@@ -164,6 +164,15 @@ def modules(b: Built, name: str) -> list[torch.nn.Module]:
     return list(b.trainer.family.networks[name].modules())
 
 
+def widths(b: Built, name: str) -> list[int]:
+    return [m.out_features for m in modules(b, name) if isinstance(m, torch.nn.Linear)]
+
+
+def has(b: Built, name: str, layer: type, count: bool = False):
+    found = sum(isinstance(m, layer) for m in modules(b, name))
+    return found if count else found > 0
+
+
 def detector(name: str, option: str):
     """The value a doctor detector reads for `option` (each holds the config it judges by)."""
 
@@ -479,6 +488,16 @@ PROBES: dict[str, Probe] = {
         PIX2PIX,
     ),
     "--recon": Probe("mse", family("recon"), "mse", ("--model", "vae")),
+    # ---- a model's own architecture (mlp, dcgan) and a user's module of models
+    "--g-layers": Probe("12,20", lambda b: widths(b, "generator")[:2], [12, 20]),
+    "--d-layers": Probe("24", lambda b: widths(b, "discriminator"), [24, 1]),
+    "--g-activation": Probe("elu", lambda b: has(b, "generator", torch.nn.ELU), True),
+    "--d-activation": Probe("silu", lambda b: has(b, "discriminator", torch.nn.SiLU), True),
+    "--g-norm": Probe("layer", lambda b: has(b, "generator", torch.nn.LayerNorm), True),
+    "--extra-layers": Probe(
+        "2", lambda b: has(b, "generator", torch.nn.Conv2d, count=True), 2, ("--model", "dcgan")
+    ),
+    "--plugin": Probe("json", lambda b: b.trainer.config.plugin, "json"),
     "--beta": Probe("0.5", family("beta"), 0.5, ("--model", "vae")),
     # ---- remedies
     "--loss": Probe(

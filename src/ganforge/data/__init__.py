@@ -222,6 +222,7 @@ for _name in CIFAR_DATASETS:
     register_dataset(_name, _cifar_loader(_name))
 
 __all__ = [
+    "IMAGES",
     "ImageDataset",
     "ImageFolder",
     "LoadOptions",

@@ -103,16 +103,17 @@ def new_config(config: TrainConfig | dict | None, options: dict[str, Any]) -> Tr
 
 def _resume_config(run_dir: Path, options: dict[str, Any]) -> TrainConfig:
     saved = Run(run_dir).config
+    values = saved.to_dict()  # the shared options and the model's own
     changes = {}
     for key, value in options.items():
         name = key.replace("-", "_")
-        unchanged = value is None or getattr(saved, name, object()) == value
+        unchanged = value is None or values.get(name, object()) == value
         if unchanged or (name == "out" and Path(value) == run_dir):
             continue
         if name not in RESUMABLE_OPTIONS:
             raise GanforgeError(
                 f"{flag_name(name)}: cannot change on --resume (the run has "
-                f"{getattr(saved, name, '?')!r}); start a new run instead"
+                f"{values.get(name, '?')!r}); start a new run instead"
             )
         changes[name] = value
     return saved.replace(**changes)

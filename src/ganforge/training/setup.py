@@ -14,7 +14,15 @@ from torch.optim import Optimizer
 
 from ganforge.atomic import atomic_write_text
 from ganforge.config import TrainConfig
-from ganforge.data import ImageDataset, ImageFolder, LoadOptions, list_datasets, open_dataset
+from ganforge.data import (
+    IMAGES,
+    ImageDataset,
+    ImageFolder,
+    LoadOptions,
+    layout_for,
+    list_datasets,
+    open_dataset,
+)
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model, model_kind
 from ganforge.run import CONFIG_FILE, SAMPLES_DIR
@@ -39,7 +47,7 @@ def open_training_data(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig,
             config.data_root, trust_pickle=config.trust_pickle, progress=config.progress
         ),
         cache=config.data_cache,
-        paired=model_kind(config.model).data == "paired",
+        layout=layout_for(model_kind(config.model).data),
     )
     config = config.replace(
         resolution=dataset.resolution,
@@ -52,9 +60,11 @@ def open_training_data(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig,
 
 
 def held_out(config: TrainConfig, dataset: Dataset) -> Dataset:
-    """The held-out split of a registered paired dataset (its "test" split), for fixed
-    examples the model never trains on; any other dataset itself."""
-    if config.data not in list_datasets(paired=True):
+    """The held-out split (its "test" split) of a registered translation dataset (paired, or
+    unpaired with its true pairs kept for scoring), for fixed examples the model never trains
+    on; any other dataset itself."""
+    layout = layout_for(model_kind(config.model).data)
+    if layout == IMAGES or config.data not in list_datasets(layout=layout):
         return dataset
     options = LoadOptions(config.data_root, split="test", trust_pickle=config.trust_pickle)
     return open_dataset(
@@ -62,7 +72,7 @@ def held_out(config: TrainConfig, dataset: Dataset) -> Dataset:
         resolution=config.resolution,
         channels=config.channels,
         options=options,
-        paired=True,
+        layout=layout,
     )
 
 
