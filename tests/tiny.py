@@ -38,10 +38,13 @@ def tiny_flags(out, **overrides) -> list[str]:
 
 
 def translator_options(model: str) -> dict:
-    """What a tiny run of `model` needs besides TINY_OPTIONS: a translator (pix2pix) trains on
-    image pairs, at a size its U-Net takes."""
+    """What a tiny run of `model` needs besides TINY_OPTIONS: a translator trains on image
+    pairs (pix2pix) or on two unpaired sets (cyclegan), at a size its networks take."""
     from ganforge.models import model_kind
 
-    if model_kind(model).translator:
+    data = model_kind(model).data
+    if data == "paired":
         return {"data": "mnist-mini-edges", "resolution": 32}
+    if data == "unpaired":
+        return {"data": "mnist-mini-edges-unpaired", "resolution": 32}
     return {}

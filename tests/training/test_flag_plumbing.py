@@ -32,6 +32,7 @@ import ganforge.training.evaluation as evaluation
 from ganforge import cli
 from ganforge.errors import GanforgeError
 from ganforge.metrics import inception
+from ganforge.models.cyclegan import ResidualBlock
 from ganforge.models.mlp import MLPGenerator
 from ganforge.run import CONFIG_FILE, Run
 from ganforge.training import distributed, loop
@@ -413,6 +414,7 @@ class Probe:
 
 
 PIX2PIX = ("--model", "pix2pix", "--data", "mnist-mini-edges", "--resolution", "32")
+CYCLEGAN = ("--model", "cyclegan", "--data", "mnist-mini-edges-unpaired", "--resolution", "32")
 FOLDER = ("--data", image_folder, "--resolution", "8")
 EVAL = ("--eval-every", "4")
 DDP = ("--ddp",)
@@ -498,6 +500,13 @@ PROBES: dict[str, Probe] = {
         "2", lambda b: has(b, "generator", torch.nn.Conv2d, count=True), 2, ("--model", "dcgan")
     ),
     "--plugin": Probe("json", lambda b: b.trainer.config.plugin, "json"),
+    # ---- cyclegan
+    "--cycle-weight": Probe("3", family("cycle_weight"), 3.0, CYCLEGAN),
+    "--identity-weight": Probe("0.25", family("identity_weight"), 0.25, CYCLEGAN),
+    "--image-pool": Probe("7", lambda b: network("discriminator")(b).pool_a.size, 7, CYCLEGAN),
+    "--res-blocks": Probe(
+        "2", lambda b: has(b, "generator", ResidualBlock, count=True), 4, CYCLEGAN
+    ),
     "--beta": Probe("0.5", family("beta"), 0.5, ("--model", "vae")),
     # ---- remedies
     "--loss": Probe(

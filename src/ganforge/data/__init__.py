@@ -31,6 +31,7 @@ from ganforge.data.mnist import IDX_DATASETS, load_idx_dataset
 from ganforge.data.paired import PairedDataset, load_paired_folder
 from ganforge.data.pipeline import CACHES, RealBatches
 from ganforge.data.roots import data_root
+from ganforge.data.unpaired import load_unpaired_digits, open_unpaired_folder
 from ganforge.errors import GanforgeError
 
 # Folders whose decoded images would take more than this are streamed under --data-cache auto.
@@ -212,6 +213,10 @@ def _cifar_loader(name: str) -> Loader:
 register_dataset("mnist-mini", lambda _: load_mnist_mini())
 register_dataset("digits", lambda _: load_digits())
 register_layout("paired", _open_pairs)
+register_layout("unpaired", open_unpaired_folder)
+register_dataset(
+    "mnist-mini-edges-unpaired", lambda o: load_unpaired_digits("edges", o.split), "unpaired"
+)
 for _task in DIGIT_PAIR_TASKS:
     register_dataset(
         f"mnist-mini-{_task}", lambda o, task=_task: load_digit_pairs(task, o.split), "paired"

@@ -5,6 +5,8 @@ plus one `register_model` line here."""
 from __future__ import annotations
 
 from ganforge.models.conditional import ACGANOptions, CGANOptions, build_acgan, build_cgan
+from ganforge.models.cyclegan import DEFAULTS as CYCLEGAN_DEFAULTS
+from ganforge.models.cyclegan import UNPAIRED_TRANSLATOR, CycleGANOptions, build_cyclegan
 from ganforge.models.dcgan import DCGANOptions, build_dcgan
 from ganforge.models.family import (
     AUTOENCODER,
@@ -48,6 +50,13 @@ register_model(
     options=ACGANOptions,
 )
 register_model("vae", build_vae, kind=AUTOENCODER, options=VAEOptions)
+register_model(
+    "cyclegan",
+    build_cyclegan,
+    kind=UNPAIRED_TRANSLATOR,
+    defaults=CYCLEGAN_DEFAULTS,
+    options=CycleGANOptions,
+)
 
 __all__ = [
     "AUTOENCODER",
