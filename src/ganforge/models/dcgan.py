@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from ganforge import bounds
-from ganforge.config import ModelOptions, TrainConfig, check_at_least, option_error
+from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice
 from ganforge.errors import GanforgeError
 from ganforge.models.gan import GANFamily, gan_family
-from ganforge.models.layers import ACTIVATIONS, check_activation
+from ganforge.models.layers import ACTIVATIONS, activation_option, check_activations
 
 G_NORMS = ("batch", "instance", "none")
 MAX_EXTRA_LAYERS = 16
@@ -25,14 +25,8 @@ MAX_EXTRA_LAYERS = 16
 
 @dataclass
 class DCGANOptions(ModelOptions):
-    g_activation: str = field(
-        default="relu",
-        metadata={"help": f"mlp, dcgan: G's hidden activation ({', '.join(ACTIVATIONS)})"},
-    )
-    d_activation: str = field(
-        default="leaky_relu",
-        metadata={"help": "mlp, dcgan: D's hidden activation (leaky_relu has slope 0.2)"},
-    )
+    g_activation: str = activation_option("G", "relu")  # the paper's
+    d_activation: str = activation_option("D", "leaky_relu")
     g_norm: str = field(
         default="batch",
         metadata={"help": f"dcgan: normalisation in G's hidden layers ({', '.join(G_NORMS)})"},
@@ -43,10 +37,8 @@ class DCGANOptions(ModelOptions):
     )
 
     def check(self) -> None:
-        check_activation("g_activation", self.g_activation)
-        check_activation("d_activation", self.d_activation)
-        if self.g_norm not in G_NORMS:
-            raise option_error("g_norm", f"'{self.g_norm}' is not one of {', '.join(G_NORMS)}")
+        check_activations(self)
+        check_choice(self, "g_norm", G_NORMS)
         check_at_least(self, ("extra_layers",), 0, "must be 0 or more")
         bounds.check_at_most("--extra-layers", self.extra_layers, MAX_EXTRA_LAYERS)
 

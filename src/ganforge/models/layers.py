@@ -4,6 +4,8 @@ and normalisations by name, and a list of layer widths, each checked naming its 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import field
+from typing import Any
 
 from torch import nn
 
@@ -20,9 +22,24 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def check_activation(option: str, name: str) -> None:
-    if name not in ACTIVATIONS:
-        raise option_error(option, f"'{name}' is not one of {', '.join(ACTIVATIONS)}")
+def activation_option(network: str, default: str) -> Any:
+    """The model-option field of G's or D's hidden activation (--g-activation, --d-activation):
+    mlp and dcgan share the flags, each with its own default."""
+    return field(
+        default=default,
+        metadata={
+            "help": f"mlp, dcgan: {network}'s hidden activation ({', '.join(ACTIVATIONS)}; "
+            "leaky_relu has slope 0.2)"
+        },
+    )
+
+
+def check_activations(options: Any) -> None:
+    """Both activations of a model's options are known ones, or an error naming the flag."""
+    for option in ("g_activation", "d_activation"):
+        name = getattr(options, option)
+        if name not in ACTIVATIONS:
+            raise option_error(option, f"'{name}' is not one of {', '.join(ACTIVATIONS)}")
 
 
 def parse_widths(option: str, text: str) -> list[int]:

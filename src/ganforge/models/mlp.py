@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ganforge.config import ModelOptions, TrainConfig, option_error
+from ganforge.config import ModelOptions, TrainConfig, check_choice
 from ganforge.models.gan import GANFamily, gan_family
-from ganforge.models.layers import ACTIVATIONS, check_activation, parse_widths
+from ganforge.models.layers import (
+    ACTIVATIONS,
+    activation_option,
+    check_activations,
+    parse_widths,
+)
 
 G_NORMS = ("none", "batch", "layer")
 
@@ -33,14 +38,8 @@ class MLPOptions(ModelOptions):
         default="",
         metadata={"help": "mlp: widths of D's hidden layers (default: 8, 4 x --width)"},
     )
-    g_activation: str = field(
-        default="leaky_relu",
-        metadata={"help": f"mlp, dcgan: G's hidden activation ({', '.join(ACTIVATIONS)})"},
-    )
-    d_activation: str = field(
-        default="leaky_relu",
-        metadata={"help": "mlp, dcgan: D's hidden activation (leaky_relu has slope 0.2)"},
-    )
+    g_activation: str = activation_option("G", "leaky_relu")
+    d_activation: str = activation_option("D", "leaky_relu")
     g_norm: str = field(
         default="none",
         metadata={"help": f"mlp: normalisation after G's hidden layers ({', '.join(G_NORMS)})"},
@@ -49,10 +48,8 @@ class MLPOptions(ModelOptions):
     def check(self) -> None:
         parse_widths("g_layers", self.g_layers)
         parse_widths("d_layers", self.d_layers)
-        check_activation("g_activation", self.g_activation)
-        check_activation("d_activation", self.d_activation)
-        if self.g_norm not in G_NORMS:
-            raise option_error("g_norm", f"'{self.g_norm}' is not one of {', '.join(G_NORMS)}")
+        check_activations(self)
+        check_choice(self, "g_norm", G_NORMS)
 
 
 class MLPGenerator(nn.Module):
