@@ -698,7 +698,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
 def cmd_datasets(_: argparse.Namespace) -> None:
     from ganforge.data import list_datasets
 
-    paired = set(list_datasets(paired=True))
+    paired = set(list_datasets(layout="paired"))
     for name in list_datasets():
         print(f"{name} (image pairs, for pix2pix)" if name in paired else name)
     print("PATH (a folder of images; for pix2pix, of image pairs: A|B side by side, or A/ B/)")

@@ -40,8 +40,8 @@ def mnist_mini():
 
 @pytest.mark.parametrize("name", TASKS)
 def test_registered_as_paired_with_a_held_out_split(name, mnist_mini):
-    assert name in list_datasets(paired=True) and name in list_datasets()
-    assert "mnist-mini" in list_datasets(paired=False)
+    assert name in list_datasets(layout="paired") and name in list_datasets()
+    assert "mnist-mini" in list_datasets(layout="images")
     train, test = load_dataset(name), load_dataset(name, split="test")
     assert len(train) == 4500 and len(test) == 500
     assert train.paired and train.sources.shape == train.images.shape == (4500, 1, 28, 28)
@@ -133,7 +133,7 @@ def test_folders_of_pairs_open_in_either_layout(tmp_path):
         save(tmp_path / "ab" / "A" / f"{i}.png", edges[i])
         save(tmp_path / "ab" / "B" / f"{i}.png", digits[i])
     for layout in ("sbs", "ab"):
-        opened = open_dataset(str(tmp_path / layout), resolution=28, channels=1, paired=True)
+        opened = open_dataset(str(tmp_path / layout), resolution=28, channels=1, layout="paired")
         assert isinstance(opened, ImageDataset) and opened.paired
         assert np.array_equal(opened.sources[:, 0].numpy(), edges)
         assert np.array_equal(opened.images[:, 0].numpy(), digits)
@@ -144,15 +144,15 @@ def test_unpaired_data_is_refused_by_name(tmp_path):
     with pytest.raises(
         GanforgeError, match="--data: 'digits' holds single images, not image pairs"
     ):
-        open_dataset("digits", paired=True)
+        open_dataset("digits", layout="paired")
     with pytest.raises(GanforgeError, match="--data: unknown dataset 'nope'.*mnist-mini-edges"):
-        open_dataset("nope", paired=True)
+        open_dataset("nope", layout="paired")
     (tmp_path / "file.png").write_bytes(b"x")
     with pytest.raises(GanforgeError, match="is a file, not image pairs"):
-        open_dataset(str(tmp_path / "file.png"), paired=True)
+        open_dataset(str(tmp_path / "file.png"), layout="paired")
     with pytest.raises(GanforgeError, match="--data-cache: stream"):
-        open_dataset("mnist-mini-edges", paired=True, cache="stream")
-    test = open_dataset("mnist-mini-edges", paired=True, options=LoadOptions(split="test"))
+        open_dataset("mnist-mini-edges", layout="paired", cache="stream")
+    test = open_dataset("mnist-mini-edges", layout="paired", options=LoadOptions(split="test"))
     assert len(test) == 500
 
 

@@ -117,7 +117,7 @@ def test_the_pool_keeps_the_last_fakes_and_shows_older_ones_half_the_time():
 def test_the_demo_hides_its_pairs_from_training_and_keeps_them_for_scoring():
     train = load_dataset("mnist-mini-edges-unpaired")
     paired = load_dataset("mnist-mini-edges")
-    assert torch.equal(train.sources, open_dataset("mnist-mini-edges", paired=True).sources)
+    assert torch.equal(train.sources, open_dataset("mnist-mini-edges", layout="paired").sources)
     # the same digits, shuffled: a permutation of the paired images, almost never aligned
     aligned = (train.images == paired.images).flatten(1).all(1).float().mean()
     assert aligned < 0.01
@@ -127,7 +127,7 @@ def test_the_demo_hides_its_pairs_from_training_and_keeps_them_for_scoring():
     test = open_dataset(
         "mnist-mini-edges-unpaired", layout="unpaired", options=LoadOptions(split="test")
     )
-    truth = open_dataset("mnist-mini-edges", paired=True, options=LoadOptions(split="test"))
+    truth = open_dataset("mnist-mini-edges", layout="paired", options=LoadOptions(split="test"))
     assert torch.equal(test.sources, truth.sources) and torch.equal(test.images, truth.images)
 
 

@@ -77,11 +77,8 @@ def layout_for(data_kind: str) -> str:
     return data_kind if data_kind in ("paired", "unpaired") else IMAGES
 
 
-def list_datasets(paired: bool | None = None, layout: str | None = None) -> list[str]:
-    """Registered names: all, or those of `layout` (`paired` True: "paired"; False:
-    single images)."""
-    if paired is not None:
-        layout = "paired" if paired else IMAGES
+def list_datasets(layout: str | None = None) -> list[str]:
+    """Registered names: all, or those of `layout` ("images", "paired", "unpaired")."""
     return sorted(n for n in _DATASETS if layout is None or _LAYOUTS[n] == layout)
 
 
@@ -114,16 +111,14 @@ def open_dataset(
     strict: bool = False,
     options: LoadOptions = LoadOptions(),
     cache: str = "auto",
-    paired: bool = False,
     layout: str = IMAGES,
 ) -> ImageDataset | ImageFolder:
     """Like load_dataset, but a folder is only scanned (an ImageFolder) when `cache` is
     "stream", or "auto" and its decoded images would exceed MEMORY_BUDGET_BYTES. Another
-    `layout` (`paired`: "paired") gives the two sides of a translation (an ImageDataset with
+    `layout` ("paired", "unpaired") gives the two sides of a translation (an ImageDataset with
     `sources`): a registered dataset of that layout, or a folder its reader takes."""
     if cache not in CACHES:
         raise GanforgeError(f"--data-cache: '{cache}' is not one of {', '.join(CACHES)}")
-    layout = "paired" if paired else layout
     if layout != IMAGES:
         return _open_layout(layout, name, resolution, channels, strict, options, cache)
     if name in _DATASETS:
@@ -176,15 +171,19 @@ def _open_pairs(
         pairs = load_paired_folder(path, resolution, channels, strict=strict)
         return pairs.as_translation()
     if name in _DATASETS or path.exists():
-        what = "holds single images" if name in _DATASETS else "is a file"
+        what = (
+            "is a file"
+            if name not in _DATASETS
+            else ("holds single images" if _LAYOUTS[name] == IMAGES else f"is {_LAYOUTS[name]}")
+        )
         raise GanforgeError(
             f"--data: '{name}' {what}, not image pairs: give a paired dataset "
-            f"({', '.join(list_datasets(paired=True))}) or a folder of pairs (A|B side by "
+            f"({', '.join(list_datasets(layout='paired'))}) or a folder of pairs (A|B side by "
             "side, or A/ and B/ folders)"
         )
     raise GanforgeError(
         f"--data: unknown dataset '{name}': choose a paired dataset "
-        f"({', '.join(list_datasets(paired=True))}), or give a folder of image pairs"
+        f"({', '.join(list_datasets(layout='paired'))}), or give a folder of image pairs"
     )
 
 
