@@ -10,17 +10,22 @@ from torch import nn
 from ganforge import GanforgeError
 from ganforge.app.catalog import RunCatalog
 from ganforge.app.directions import first_layer_features, principal_directions
+from ganforge.models import ModelFamily
 
 
-class NoiseFamily:
-    condition = "none"
-    num_classes = 0
+class NoiseFamily(ModelFamily):
+    """A noise-to-image family around any network (the directions need only its sampling)."""
+
+    sampler = "generator"
 
     def __init__(self, z_dim: int):
         self.z_dim = z_dim
 
     def sample_latent(self, n, generator=None, device="cpu"):
         return torch.randn(n, self.z_dim, generator=generator, device=device)
+
+    def sample(self, network, z, condition=None):
+        return network(z)
 
 
 class CountingTail(nn.Module):
