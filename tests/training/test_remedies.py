@@ -423,7 +423,7 @@ def test_spectral_norm_normalises_every_weight_of_every_discriminator(
     assert all(0.999 < sigma < 1.15 for sigma in sigmas.values()), sigmas
     discriminator.train()
     layers = [m for m in discriminator.modules() if isinstance(m, WEIGHTED_LAYERS)]
-    for _ in range(100):  # in training mode each read of a weight runs one power iteration
+    for _ in range(300):  # in training mode each read of a weight runs one power iteration
         for layer in layers:
             layer.weight  # noqa: B018
     converged = largest_singular_values(discriminator)

@@ -191,6 +191,10 @@ class TrainConfig(  # dataclass fields come base-last-first: data, model, ..., s
         self._check_bounds()
         for _, section in SECTIONS:
             section.check(self)
+        if self.g_loss == "saturating" and self.loss != "bce":  # optimisation x remedies
+            raise option_error(
+                "g_loss", f"'saturating' applies to --loss bce only, not --loss {self.loss}"
+            )
         self.model_options.validate()
 
     def _check_bounds(self) -> None:
