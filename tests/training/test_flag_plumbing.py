@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import tempfile
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -344,7 +345,9 @@ def fake_compile(monkeypatch, calls):
 
 
 def offline_inception(monkeypatch, calls):
-    """No Inception weights besides a given file: none cached, packaged or downloaded."""
+    """No Inception weights besides a given file: none cached (an empty cache, whatever earlier
+    tests of the session converted), packaged or downloaded."""
+    monkeypatch.setenv("GANFORGE_CACHE", tempfile.mkdtemp(prefix="no-inception-"))
     monkeypatch.setenv("GANFORGE_OFFLINE", "1")
     monkeypatch.delenv(inception.WEIGHTS_ENV, raising=False)
     monkeypatch.setattr(inception, "_fid_helper_file", lambda: None)
