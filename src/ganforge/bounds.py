@@ -15,6 +15,7 @@ MAX_Z_DIM = 4096
 MAX_WIDTH = 4096  # base channel width (the networks' total size is bounded too, below)
 MAX_NUM_CLASSES = 10_000
 MAX_D_STEPS = 100  # D updates per G update: one iteration stays short, so Ctrl-C is prompt
+MAX_POINT_DIMS = 64  # point data: coordinates per point (the toy sets have 2)
 MAX_GRID = 4096  # images in a progress grid (--n-grid)
 # samples: `ganforge sample` holds them all in memory; evaluation streams them in batches but
 # keeps one feature vector per sample (Inception: 2,048 floats) and compares all pairs

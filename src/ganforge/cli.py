@@ -222,7 +222,9 @@ def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
         "data. Prints a table and writes RUN/eval.json.",
     )
     evaluate.add_argument("run", metavar="RUN", help="a run folder")
-    evaluate.add_argument("--n", type=int, default=10000, help="samples (default: 10000)")
+    evaluate.add_argument(
+        "--n", type=int, help="samples (default: 10000; 2500 for a run of points, as PacGAN)"
+    )
     evaluate.add_argument(
         "--metrics",
         help=f"comma-separated, from {','.join(METRICS)} (default: all that apply; cond: "
@@ -526,6 +528,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.class_ is not None and args.classes is not None:
         raise GanforgeError("--class: give --class or --classes, not both")
     check_seed("--seed", args.seed)
+    if run.config.point_dims:
+        _sample_points(run, args)
+        return
     if args.classes is not None:
         total = (8 if args.n is None else args.n) * max(1, run.config.num_classes)
     else:
@@ -555,6 +560,36 @@ def cmd_sample(args: argparse.Namespace) -> None:
         images, args.out, labels=None if labels is None else labels.numpy(), columns=columns
     )
     print(f"wrote {len(images)} samples to {path}")
+
+
+def _sample_points(run, args: argparse.Namespace) -> None:
+    """A run of points: `--n` points (default 2,500) to .npz (`points`), .csv or .png."""
+    from pathlib import Path
+
+    from ganforge.data import POINTS, LoadOptions, open_dataset
+    from ganforge.evaluate import POINT_SAMPLES
+    from ganforge.models.point_gan import FRAME_REAL
+    from ganforge.report.lab_frame import save_points
+
+    if args.class_ is not None or args.classes is not None:
+        raise GanforgeError(f"--class: run '{run.path}' of points is not class-conditional")
+    n = POINT_SAMPLES if args.n is None else args.n
+    run.check_samples("--n", n)
+    if Path(args.out).suffix.lower() not in (".npz", ".csv", ".png"):
+        raise GanforgeError(
+            f"--out: '{args.out}' must end in .npz, .csv or .png for a run of points"
+        )
+    if args.checkpoint:
+        run.load(args.checkpoint)
+    points = run.sample(n, seed=args.seed, ema=not args.no_ema)
+    real = None
+    if Path(args.out).suffix.lower() == ".png":
+        data = open_dataset(
+            run.config.data, options=LoadOptions(run.config.data_root), layout=POINTS
+        )
+        real = data.points[:FRAME_REAL].numpy()
+    path = save_points(points, args.out, real)
+    print(f"wrote {len(points)} points to {path}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

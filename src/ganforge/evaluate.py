@@ -18,19 +18,24 @@ import torch
 from ganforge.atomic import atomic_write_text
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_noise, check_seed
 from ganforge.config import TrainConfig
-from ganforge.data import load_dataset
+from ganforge.data import POINTS, LoadOptions, load_dataset, open_dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics import FeatureExtractor, FeatureSet, load_extractor, real_features
 from ganforge.metrics.catalog import MetricInputs, get_group, list_groups, list_metrics, measure
 from ganforge.metrics.features import extract_features
 from ganforge.metrics.registry import default_extractor
-from ganforge.models import model_kind
+from ganforge.models import model_kind, run_kind
 from ganforge.run import Run
-from ganforge.sampling import balanced_labels, sample_batches
+from ganforge.sampling import balanced_labels, sample_batches, sample_points
 from ganforge.translate import checkpoint_step, evaluate_translation, format_translation_table
 
 EVAL_FILE = "eval.json"
 METRICS = tuple(group.name for group in list_groups(option=True))  # --metrics choices
+MIXTURE_NOTE = (
+    "PacGAN's Table 1 protocol (Lin et al. 2018): 2,500 samples; a sample within 3 std of its "
+    "nearest mode is high quality; a mode holding at least 1/5 of its fair share is captured; "
+    "reverse KL of the high-quality samples' modes to uniform."
+)
 BIAS_NOTE = (
     "FID is biased upwards at small sample sizes: compare values only at the same N and with the "
     "same extractor (KID is unbiased). Domain-classifier FID is not comparable to Inception FID."
@@ -46,6 +51,31 @@ def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
             f"(choose from {','.join(METRICS)})"
         )
     return tuple(dict.fromkeys(names))
+
+
+POINT_SAMPLES = 2500  # PacGAN's Table 1 scores 2,500 samples of a run of points
+
+
+@dataclass
+class PointReference:
+    """A run's point data as the mixture metrics read it: the centres of its modes and their
+    std (metrics/mixture.py)."""
+
+    modes: np.ndarray
+    mode_std: float
+    dataset: str
+    n_real: int
+
+
+def point_reference(config: TrainConfig) -> PointReference:
+    """The modes of a run's point data, or a one-line error for data without modes."""
+    data = open_dataset(config.data, options=LoadOptions(config.data_root), layout=POINTS)
+    if data.modes is None:
+        raise GanforgeError(
+            f"--data {config.data}: these points have no modes to count; the mode metrics "
+            "measure a Gaussian mixture (ring8, grid25)"
+        )
+    return PointReference(data.modes.numpy(), data.mode_std, config.data, len(data))
 
 
 @dataclass
@@ -96,7 +126,7 @@ def real_reference(
 def measure_generator(
     family,
     network: torch.nn.Module,
-    reference: RealReference,
+    reference: RealReference | PointReference,
     metrics: Sequence[str],
     *,
     n: int,
@@ -106,7 +136,15 @@ def measure_generator(
     class_names: Sequence[str] = (),
 ) -> dict:
     """Sample `n` images from `network` (seeded) and compute `metrics` against `reference`.
-    A class-conditional generator is asked for every class (`class_names`) equally often."""
+    A class-conditional generator is asked for every class (`class_names`) equally often;
+    a generator of points is measured against the modes of a PointReference."""
+    if isinstance(reference, PointReference):
+        inputs = MetricInputs(
+            points=sample_points(family, network, n, seed),
+            modes=reference.modes,
+            mode_std=reference.mode_std,
+        )
+        return measure(metrics, inputs)
     labels = None
     if family.kind.class_conditional:
         labels = balanced_labels(n, family.num_classes)
@@ -131,7 +169,7 @@ def measure_generator(
 def evaluate_run(
     run: str | Path | Run,
     *,
-    n: int = 10000,
+    n: int | None = None,
     metrics: str | Sequence[str] | None = None,
     extractor: str | Path | FeatureExtractor | None = None,
     checkpoint: str | Path | None = None,
@@ -144,10 +182,14 @@ def evaluate_run(
     inception_weights: str | Path | None = None,
     pairs: str | Path | None = None,
 ) -> dict:
-    """Evaluate a run's generator; returns the result and (with `write`) saves RUN/eval.json.
-    A translator (pix2pix) is measured on held-out pairs instead (translate.py; `pairs`: a
-    folder of them, needed when the run's data has no test split)."""
+    """Evaluate a run's generator on `n` samples (default: 10,000; 2,500 points); returns the
+    result and (with `write`) saves RUN/eval.json. A translator (pix2pix) is measured on
+    held-out pairs instead (translate.py; `pairs`: a folder of them, needed when the run's
+    data has no test split); a generator of points by the modes of its data."""
     run = run if isinstance(run, Run) else Run(run)
+    points = run_kind(run.config).data == "points"
+    if n is None:
+        n = POINT_SAMPLES if points else 10000
     check_at_most("--n", n, MAX_EVAL_SAMPLES)  # before any work: features of every sample
     check_noise("--n", n, run.config.z_dim)
     check_seed("--seed", seed)
@@ -173,6 +215,16 @@ def evaluate_run(
         raise GanforgeError(f"--metrics: {','.join(unfit)} needs {needed}, not {run.config.model}")
     chosen = tuple(name for name in chosen if name not in unfit)
     step = checkpoint_step(run, checkpoint)
+    if points:
+        reference = point_reference(run.config)
+        values = measure_generator(
+            family, run.generator(ema).to(device), reference, chosen, n=n, seed=seed
+        )
+        result = _result(run, step, checkpoint, ema, reference, n, seed, values, started)
+        result.update(extractor={"name": "nearest mode"}, notes=[MIXTURE_NOTE])
+        if write:
+            write_eval_file(result)
+        return result
     reference = real_reference(
         run.config,
         extractor,
@@ -203,7 +255,16 @@ def evaluate_run(
         progress=progress,
         class_names=run.config.class_names,
     )
-    result = {
+    result = _result(run, step, checkpoint, ema, reference, n, seed, values, started)
+    result.update(extractor=_describe(reference.extractor), notes=notes)
+    if write:
+        write_eval_file(result)
+    return result
+
+
+def _result(run, step, checkpoint, ema, reference, n, seed, values, started) -> dict:
+    """eval.json's fields every evaluation has."""
+    return {
         "run": str(run.path),
         "step": step,
         "checkpoint": str(checkpoint) if checkpoint else "newest",
@@ -212,14 +273,11 @@ def evaluate_run(
         "n_fake": n,
         "n_real": reference.n_real,
         "seed": seed,
-        "extractor": _describe(reference.extractor),
+        "extractor": {},
         "metrics": values,
-        "notes": notes,
+        "notes": [],
         "seconds": round(time.perf_counter() - started, 2),
     }
-    if write:
-        write_eval_file(result)
-    return result
 
 
 def write_eval_file(result: dict) -> Path:
@@ -247,7 +305,8 @@ def format_table(result: dict) -> str:
     ex = result["extractor"]
     lines = [
         f"{result['run']} at step {result['step']} ({'EMA' if result['ema'] else 'raw'} generator)",
-        f"{result['n_fake']} samples vs {result['n_real']} real images of {result['dataset']}; "
+        f"{result['n_fake']} samples vs {result['n_real']} real "
+        f"{'points' if ex['name'] == 'nearest mode' else 'images'} of {result['dataset']}; "
         f"features: {ex['name']}"
         + (f" (test accuracy {ex['test_accuracy']:.1%})" if "test_accuracy" in ex else ""),
         "",

@@ -82,10 +82,26 @@ def generate(
     batch_size: int = 256,
     labels: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """`n` samples as uint8 (N, H, W, C). The noise comes from its own generator seeded by
-    `seed`, so the same seed gives the same images, and the global RNG is left untouched."""
+    """`n` samples as uint8 (N, H, W, C) — or, from a generator of points, float32 (N, D).
+    The noise comes from its own generator seeded by `seed`, so the same seed gives the same
+    images, and the global RNG is left untouched."""
+    if family.kind.data == "points":
+        return sample_points(family, network, n, seed, batch_size)
     chunks = list(sample_batches(family, network, n, seed, batch_size, labels))
     return torch.cat(chunks).permute(0, 2, 3, 1).numpy()
+
+
+def sample_points(
+    family: ModelFamily, network: nn.Module, n: int, seed: int, batch_size: int = 4096
+) -> np.ndarray:
+    """`n` points, float32 (N, D), of a generator of points (the mode-collapse lab), seeded
+    as `generate` is."""
+    check_seed("--seed", seed)
+    device = device_of(network)
+    noise = family.sample_latent(n, generator=torch.Generator().manual_seed(seed))
+    with eval_mode(network):
+        chunks = [family.sample(network, z.to(device)).cpu() for z in noise.split(batch_size)]
+    return torch.cat(chunks).numpy()
 
 
 def class_rows(

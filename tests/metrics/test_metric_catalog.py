@@ -30,7 +30,7 @@ def test_every_metric_belongs_to_one_group_that_declares_it():
     assert len({m.name for m in list_metrics()}) == len(list_metrics())
 
 
-def test_the_eval_options_are_the_groups_of_images():
+def test_the_eval_options_are_the_groups_of_images_and_of_points():
     assert [g.name for g in list_groups(option=True)] == [
         "fid",
         "kid",
@@ -39,6 +39,7 @@ def test_the_eval_options_are_the_groups_of_images():
         "modes",
         "is",
         "cond",
+        "mixture",
     ]
 
 
@@ -51,7 +52,7 @@ IMAGES = {"fid", "kid", "pr", "dc", "modes", "is"}
         (Kind(), IMAGES),
         (Kind("labelled", class_conditional=True), IMAGES | {"cond"}),
         (Kind("paired", translator=True), {"translation"}),
-        (Kind("points"), set()),
+        (Kind("points"), {"mixture"}),
     ],
 )
 def test_which_groups_apply_is_asked_of_the_kind(kind, groups):

@@ -34,6 +34,7 @@ from ganforge import cli
 from ganforge.errors import GanforgeError
 from ganforge.metrics import inception
 from ganforge.models.cyclegan import ResidualBlock
+from ganforge.models.layers import MinibatchStd
 from ganforge.models.mlp import MLPGenerator
 from ganforge.run import CONFIG_FILE, Run
 from ganforge.training import distributed, loop
@@ -255,7 +256,7 @@ def rollbacks_allowed(b: Built) -> int:
 def initialised_from_seed(seed: int):
     def probe(b: Built):
         torch.manual_seed(seed)
-        reference = MLPGenerator(z_dim=8, img_resolution=28, img_channels=1, width=8)
+        reference = MLPGenerator(z_dim=8, output_shape=(1, 28, 28), width=8)
         mine = b.trainer.family.networks["generator"].state_dict()
         return b.trainer.state.batches.seed, all(
             torch.equal(mine[k], v) for k, v in reference.state_dict().items()
@@ -422,6 +423,14 @@ FOLDER = ("--data", image_folder, "--resolution", "8")
 EVAL = ("--eval-every", "4")
 DDP = ("--ddp",)
 
+
+def packed_inputs(built: Built) -> tuple[int, float]:
+    """The family's pack, and D's inputs in samples of G."""
+    sample_size = np.prod(network("generator")(built).output_shape)
+    first = network("discriminator")(built).net[1].in_features
+    return family("remedies")(built).pack, first / sample_size
+
+
 PROBES: dict[str, Probe] = {
     "--config": Probe(options_file, optimizer_group("discriminator", "lr"), 0.003),
     "--resume": Probe(earlier_run, lambda b: b.trainer.state.step, 2),
@@ -525,6 +534,9 @@ PROBES: dict[str, Probe] = {
         True,
     ),
     "--instance-noise": Probe("0.1", family("noise_std"), 0.1),
+    # D's first layer takes two of G's samples at once
+    "--pack": Probe("2", lambda b: packed_inputs(b), (2, 2.0)),
+    "--minibatch-std": Probe(None, lambda b: has(b, "discriminator", MinibatchStd), True),
     "--diffaugment": Probe(
         "translation", lambda b: b.trainer.family.remedies.diffaugment, ("translation",)
     ),

@@ -22,6 +22,7 @@ LOSSES = ("bce", "hinge", "wasserstein", "least-squares")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
 PRECISIONS = ("fp32", "bf16", "fp16")
+MAX_PACK = 16  # PacGAN packs 2-4 samples; D's input grows with it
 MAX_LEARNING_RATE = 1000.0  # no GAN trains near it; ~1e38 overflows float32 mid-step
 EVAL_METRICS = eval_metric_names()  # the metric registry's (ganforge.metrics.catalog)
 DOCTOR_THRESHOLDS = (  # TrainConfig.doctor_<name>
@@ -91,8 +92,27 @@ class DataOptions:
     channels: int | None = field(
         default=None, metadata={"help": "1 (grayscale) or 3 (RGB) (default: the dataset's own)"}
     )
+    point_dims: int = field(
+        default=0,
+        metadata={
+            "help": "the dimension of point data (ring8, a CSV of points), recorded from the "
+            "data; 0: images",
+            "cli": False,
+        },
+    )
 
     def check(self) -> None:
+        if self.point_dims:
+            check_in_range(
+                self, ("point_dims",), 1, bounds.MAX_POINT_DIMS, f"[1, {bounds.MAX_POINT_DIMS}]"
+            )
+            for name in ("resolution", "channels"):
+                if getattr(self, name) is not None:
+                    raise option_error(
+                        name, f"point data ('{self.data}') has no image size or channels"
+                    )
+            if self.hflip:
+                raise option_error("hflip", f"point data ('{self.data}') has no images to mirror")
         if self.channels is not None and self.channels not in (1, 3):
             raise option_error("channels", f"must be 1 or 3, got {self.channels}")
         if self.resolution is not None and self.resolution < 4:
@@ -309,6 +329,20 @@ class RemedyOptions:
             "color,translation,cutout (empty: off)"
         },
     )
+    pack: int = field(
+        default=1,
+        metadata={
+            "help": "PacGAN: D judges this many samples at once, concatenated, all real or "
+            "all fake (1: off; --batch-size must be a multiple)"
+        },
+    )
+    minibatch_std: bool = field(
+        default=False,
+        metadata={
+            "help": "ProGAN's minibatch standard deviation: D sees how varied each group of 4 "
+            "samples is (a collapsed G's are not)"
+        },
+    )
 
     def check(self) -> None:
         check_choice(self, "loss", LOSSES)
@@ -316,6 +350,7 @@ class RemedyOptions:
             if getattr(self, name) < 0:
                 raise option_error(name, f"must be >= 0 (0: off), got {getattr(self, name)}")
         self.diffaugment = ",".join(diffaugment_policies(self.diffaugment))
+        check_in_range(self, ("pack",), 1, MAX_PACK, f"1 (off) to {MAX_PACK}")
 
 
 @dataclass

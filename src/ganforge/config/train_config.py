@@ -195,6 +195,10 @@ class TrainConfig(  # dataclass fields come base-last-first: data, model, ..., s
             raise option_error(
                 "g_loss", f"'saturating' applies to --loss bce only, not --loss {self.loss}"
             )
+        if self.batch_size % self.pack:  # optimisation x remedies
+            raise option_error(
+                "pack", f"{self.pack} must divide --batch-size {self.batch_size} (D judges packs)"
+            )
         self.model_options.validate()
 
     def _check_bounds(self) -> None:

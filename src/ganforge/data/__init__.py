@@ -30,6 +30,13 @@ from ganforge.data.folder import (
 from ganforge.data.mnist import IDX_DATASETS, load_idx_dataset
 from ganforge.data.paired import PairedDataset, load_paired_folder
 from ganforge.data.pipeline import CACHES, RealBatches
+from ganforge.data.points import (
+    POINT_DATASETS,
+    PointSet,
+    is_point_data,
+    load_point_csv,
+    load_point_dataset,
+)
 from ganforge.data.roots import data_root
 from ganforge.data.unpaired import load_unpaired_digits, open_unpaired_folder
 from ganforge.errors import GanforgeError
@@ -57,6 +64,7 @@ _DATASETS: dict[str, Loader] = {}
 _LAYOUTS: dict[str, str] = {}  # dataset name -> its layout
 _OPENERS: dict[str, LayoutOpener] = {}  # layout -> its reader of folders and registered names
 IMAGES = "images"
+POINTS = "points"  # points (N, D) for a model of points (data/points.py)
 
 
 def register_dataset(name: str, loader: Loader, layout: str = IMAGES) -> None:
@@ -73,12 +81,13 @@ def register_layout(layout: str, opener: LayoutOpener) -> None:
 
 def layout_for(data_kind: str) -> str:
     """The layout of the data a model of this data kind (models.family.DATA_KINDS) trains on:
-    a translator's pairs, aligned or not; single images otherwise."""
-    return data_kind if data_kind in ("paired", "unpaired") else IMAGES
+    a translator's pairs, aligned or not; points; single images otherwise."""
+    return data_kind if data_kind in ("paired", "unpaired", POINTS) else IMAGES
 
 
 def list_datasets(layout: str | None = None) -> list[str]:
-    """Registered names: all, or those of `layout` ("images", "paired", "unpaired")."""
+    """Registered names: all, or those of `layout` ("images", "paired", "unpaired",
+    "points")."""
     return sorted(n for n in _DATASETS if layout is None or _LAYOUTS[n] == layout)
 
 
@@ -187,6 +196,23 @@ def _open_pairs(
     )
 
 
+def _open_point_file(
+    name: str,
+    resolution: int | None,
+    channels: int | None,
+    strict: bool,
+    options: LoadOptions,
+    cache: str,
+) -> PointSet:
+    """Point data from a file: a CSV of points (one per row)."""
+    if name in _DATASETS:
+        raise GanforgeError(
+            f"--data: '{name}' holds images, not points: give a point dataset "
+            f"({', '.join(list_datasets(layout=POINTS))}) or a CSV file of points"
+        )
+    return load_point_csv(name).to_shape(resolution, channels)
+
+
 def _too_big(path: Path, resolution: int | None, channels: int | None) -> bool:
     folder, _ = scan_image_folder(path, resolution, channels)
     return len(folder) * folder.channels * folder.resolution**2 > MEMORY_BUDGET_BYTES
@@ -213,6 +239,9 @@ register_dataset("mnist-mini", lambda _: load_mnist_mini())
 register_dataset("digits", lambda _: load_digits())
 register_layout("paired", _open_pairs)
 register_layout("unpaired", open_unpaired_folder)
+register_layout(POINTS, _open_point_file)
+for _name in POINT_DATASETS:
+    register_dataset(_name, lambda o, name=_name: load_point_dataset(name, o.split), POINTS)
 register_dataset(
     "mnist-mini-edges-unpaired", lambda o: load_unpaired_digits("edges", o.split), "unpaired"
 )
@@ -227,6 +256,9 @@ for _name in CIFAR_DATASETS:
 
 __all__ = [
     "IMAGES",
+    "POINTS",
+    "PointSet",
+    "is_point_data",
     "ImageDataset",
     "ImageFolder",
     "LoadOptions",

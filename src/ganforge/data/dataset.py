@@ -98,7 +98,10 @@ def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator (one new tensor)."""
+    """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator (one new tensor).
+    Float data (points: data/points.py) is what the model sees already: copied as it is."""
+    if images.is_floating_point():
+        return images.to(torch.float32, copy=True)
     return images.to(torch.float32, copy=True).div_(127.5).sub_(1.0)
 
 

@@ -65,7 +65,7 @@ class RealBatches:
         self.folder = images if isinstance(images, ImageFolder) else None
         self.labels = images.labels
         self.sources: torch.Tensor | None = None
-        if isinstance(images, ImageDataset):
+        if not self.streaming:  # decoded: images (or points) in one tensor
             if cache == "stream":
                 raise GanforgeError(
                     f"--data-cache: stream decodes image folders batch by batch; "

@@ -64,6 +64,14 @@ class PointSet:
         """The points: what every batch source reads as the real samples."""
         return self.points
 
+    def images_at(self, indices: torch.Tensor) -> torch.Tensor:
+        """The points at `indices` (as an ImageDataset answers for its images)."""
+        return self.points[indices.to(self.points.device)]
+
+    @property
+    def paired(self) -> bool:
+        return False
+
     @property
     def sources(self) -> None:
         """Point data has no translation sources."""

@@ -11,6 +11,7 @@ from ganforge.metrics.class_scores import inception_score_of_logits, mode_covera
 from ganforge.metrics.conditional import class_accuracy, intra_class_fid
 from ganforge.metrics.frechet import frechet_distance
 from ganforge.metrics.kernel_distance import kid_of_features
+from ganforge.metrics.mixture import mixture_scores
 from ganforge.metrics.paired import paired_scores
 from ganforge.metrics.prdc import density_coverage_of_features, precision_recall_of_features
 
@@ -189,3 +190,32 @@ def _translation(inputs: MetricInputs) -> dict:
         for key, values in paired_scores(output.float() / 255, target.float() / 255).items():
             per_image.setdefault(key, []).append(values)
     return {key: round(float(torch.cat(v).mean()), 6) for key, v in per_image.items()}
+
+
+@register_group(
+    "mixture",
+    needs=("points",),
+    description="modes of a Gaussian mixture (ring8, grid25) by PacGAN's Table 1 protocol: a "
+    "sample within 3 std of its nearest mode is high quality; a mode holding at least 1/5 of "
+    "its fair share of the samples is captured",
+    metrics=(
+        Metric(
+            "modes_captured",
+            "modes captured",
+            HIGHER,
+            "modes holding >= 1/5 of their fair share",
+            out_of="num_modes",
+        ),
+        Metric("high_quality", "high quality", HIGHER, "share of samples within 3 std of a mode"),
+        Metric("reverse_kl", "reverse KL", LOWER, "KL(samples' modes || uniform), nats"),
+    ),
+)
+def _mixture(inputs: MetricInputs) -> dict:
+    scores = mixture_scores(inputs.points, inputs.modes, inputs.mode_std)
+    return {
+        "modes_captured": scores.modes_captured,
+        "num_modes": scores.num_modes,
+        "high_quality": round(scores.high_quality, 6),
+        "reverse_kl": round(scores.reverse_kl, 6),
+        "mode_histogram": list(scores.histogram),
+    }

@@ -106,6 +106,9 @@ class MetricInputs:
     classifier_names: Sequence[str] = ()  # the classes the extractor's head tells apart
     outputs: torch.Tensor | None = None  # pairs: a translator's outputs, uint8 NCHW
     targets: torch.Tensor | None = None  # pairs: their targets, uint8 NCHW
+    points: np.ndarray | None = None  # points: the generator's samples, float (N, D)
+    modes: np.ndarray | None = None  # points: the centres of the data's mixture (M, D)
+    mode_std: float = 0.0  # points: the std of every mixture component
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from ganforge.models.family import (
     CLASS_CONDITIONAL,
     DATA_KINDS,
     PAIRED_TRANSLATOR,
+    POINTS,
     Batch,
     Kind,
     ModelFamily,
@@ -27,7 +28,9 @@ from ganforge.models.registry import (
     list_models,
     model_defaults,
     model_kind,
+    point_models,
     register_model,
+    run_kind,
 )
 from ganforge.models.vae import VAEFamily, VAEOptions, build_vae
 
@@ -36,7 +39,7 @@ from ganforge.models.vae import VAEFamily, VAEOptions, build_vae
 # and acgan's (with its class head trained on real images only) from 88% to 96%.
 CONDITIONAL_DEFAULTS = {"lr_g": 1.6e-3, "lr_d": 8e-4}
 
-register_model("mlp", build_mlp, options=MLPOptions)
+register_model("mlp", build_mlp, options=MLPOptions, points=True)
 register_model("dcgan", build_dcgan, options=DCGANOptions)
 register_model("pix2pix", build_pix2pix, kind=PAIRED_TRANSLATOR, options=Pix2PixOptions)
 register_model(
@@ -63,6 +66,7 @@ __all__ = [
     "CLASS_CONDITIONAL",
     "DATA_KINDS",
     "PAIRED_TRANSLATOR",
+    "POINTS",
     "Batch",
     "GANFamily",
     "Kind",
@@ -75,5 +79,7 @@ __all__ = [
     "list_models",
     "model_defaults",
     "model_kind",
+    "point_models",
     "register_model",
+    "run_kind",
 ]

@@ -17,7 +17,12 @@ from ganforge import bounds
 from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice
 from ganforge.errors import GanforgeError
 from ganforge.models.gan import GANFamily, gan_family
-from ganforge.models.layers import ACTIVATIONS, activation_option, check_activations
+from ganforge.models.layers import (
+    ACTIVATIONS,
+    MinibatchStd,
+    activation_option,
+    check_activations,
+)
 
 G_NORMS = ("batch", "instance", "none")
 MAX_EXTRA_LAYERS = 16
@@ -103,7 +108,8 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """images (N, C, R, R) -> one real/fake logit per image (N,); with `outputs` > 1, that
-    many logits per image (N, outputs) from the same last convolution (ACGAN's two heads)."""
+    many logits per image (N, outputs) from the same last convolution (ACGAN's two heads).
+    `minibatch_std` adds ProGAN's feature map before the last convolution."""
 
     def __init__(
         self,
@@ -112,6 +118,7 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         outputs: int = 1,
         activation: str = "leaky_relu",
+        minibatch_std: bool = False,
     ):
         super().__init__()
         base = base_size(img_resolution)
@@ -126,8 +133,10 @@ class DCGANDiscriminator(nn.Module):
                 nn.BatchNorm2d(w_out),
                 ACTIVATIONS[activation](),
             ]
+        if minibatch_std:
+            layers.append(MinibatchStd())
         # The last convolution covers the whole base map: one logit, no dense layer.
-        layers += [nn.Conv2d(widths[-1], outputs, base, 1, 0)]
+        layers += [nn.Conv2d(widths[-1] + minibatch_std, outputs, base, 1, 0)]
         self.net = nn.Sequential(*layers)
         self.outputs = outputs
         dcgan_init(self)
@@ -171,5 +180,11 @@ def build_dcgan(config: TrainConfig, img_resolution: int, img_channels: int) -> 
         norm=options.g_norm,
         extra_layers=options.extra_layers,
     )
-    discriminator = DCGANDiscriminator(**common, activation=options.d_activation)
+    discriminator = DCGANDiscriminator(
+        img_resolution,
+        img_channels * config.pack,  # PacGAN: a pack's images side by side along channels
+        config.width,
+        activation=options.d_activation,
+        minibatch_std=config.minibatch_std,
+    )
     return gan_family(config, generator, discriminator)

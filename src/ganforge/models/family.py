@@ -81,6 +81,7 @@ UNCONDITIONAL = Kind()
 CLASS_CONDITIONAL = Kind(data="labelled", class_conditional=True)
 PAIRED_TRANSLATOR = Kind(data="paired", translator=True)
 AUTOENCODER = Kind(autoencoder=True)
+POINTS = Kind(data="points")  # samples are points (N, D), not images: the mode-collapse lab
 
 # (title, the logged statistics drawn on it) — one panel of loss_curves.png and report.html
 Panel = tuple[str, tuple[str, ...]]

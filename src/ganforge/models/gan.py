@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge import losses
-from ganforge.config import TrainConfig, diffaugment_policies
+from ganforge.config import TrainConfig, diffaugment_policies, option_error
 from ganforge.errors import GanforgeError
 from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
+from ganforge.models.layers import MinibatchStd
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.sampling import balanced_labels, class_rows
 
@@ -31,7 +32,8 @@ class Remedies:
 
     `loss`: a key of losses.LOSSES; `gp`, `r1`: penalty weights (0: off); `instance_noise`:
     the starting std of noise added to D's inputs, annealed linearly to 0 over the run;
-    `diffaugment`: augmentation names applied to D's inputs (models/diffaugment.py).
+    `diffaugment`: augmentation names applied to D's inputs (models/diffaugment.py);
+    `pack`: how many samples D judges at once, concatenated along channels (PacGAN; 1: off).
     """
 
     loss: str = "bce"
@@ -39,6 +41,7 @@ class Remedies:
     r1: float = 0.0
     instance_noise: float = 0.0
     diffaugment: tuple[str, ...] = ()
+    pack: int = 1
 
 
 def gan_remedies(config: TrainConfig) -> Remedies:
@@ -49,12 +52,27 @@ def gan_remedies(config: TrainConfig) -> Remedies:
         r1=config.r1,
         instance_noise=config.instance_noise,
         diffaugment=diffaugment_policies(config.diffaugment),
+        pack=config.pack,
     )
 
 
-def configure_discriminator(discriminator: nn.Module, config: TrainConfig) -> nn.Module:
+def configure_discriminator(
+    discriminator: nn.Module, config: TrainConfig, packs: bool = False
+) -> nn.Module:
     """The layer options every discriminator gets: --spectral-norm, and no batchnorm with
-    --spectral-norm or --gp (README: Remedies)."""
+    --spectral-norm or --gp (README: Remedies). A discriminator built for --pack says so
+    (`packs`), one built with --minibatch-std holds the layer: otherwise the flags are refused,
+    not ignored."""
+    if config.pack > 1 and not packs:
+        raise option_error(
+            "pack", f"{config.model}'s discriminator judges one sample at a time (not packs)"
+        )
+    if config.minibatch_std and not any(
+        isinstance(m, MinibatchStd) for m in discriminator.modules()
+    ):
+        raise option_error(
+            "minibatch_std", f"{config.model}'s discriminator has no minibatch-std layer"
+        )
     if config.spectral_norm or config.gp > 0:
         remove_batchnorm(discriminator)
     if config.spectral_norm:
@@ -62,12 +80,19 @@ def configure_discriminator(discriminator: nn.Module, config: TrainConfig) -> nn
     return discriminator
 
 
-def gan_family(config: TrainConfig, generator: nn.Module, discriminator: nn.Module, **kw):
-    """A GANFamily of these networks with the config's objective and remedies; `kw`: the
-    conditional options of GANFamily."""
-    return GANFamily(
+def gan_family(
+    config: TrainConfig,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    family: type[GANFamily] | None = None,
+    **kw,
+):
+    """A GANFamily (or the `family` subclass) of these networks with the config's objective
+    and remedies; `kw`: the conditional options of GANFamily."""
+    packs = not kw.get("num_classes")  # a class-conditional D judges a sample with its class
+    return (family or GANFamily)(
         generator,
-        configure_discriminator(discriminator, config),
+        configure_discriminator(discriminator, config, packs=packs),
         z_dim=config.z_dim,
         g_loss=config.g_loss,
         label_smoothing=config.label_smoothing,
@@ -176,10 +201,14 @@ class GANFamily(ModelFamily):
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         """D's raw output for images as D sees them in training: DiffAugment, then instance
-        noise (both off by default: then exactly D(images)); a conditional D gets `labels`."""
+        noise, then packed (all off by default: then exactly D(images)), one output per pack;
+        a conditional D gets `labels`."""
         images = diff_augment(images, self.remedies.diffaugment)
         if self.noise_std > 0:
             images = images + self.noise_std * torch.randn_like(images)
+        if self.remedies.pack > 1:  # consecutive samples side by side along channels
+            pack = self.remedies.pack
+            images = images.reshape(len(images) // pack, pack * images.shape[1], *images.shape[2:])
         if labels is None or not self.d_takes_labels:
             return self.discriminator(images)
         return self.discriminator(images, labels)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
+import torch
 from torch import nn
 
 from ganforge import bounds
@@ -59,3 +60,24 @@ def parse_widths(option: str, text: str) -> list[int]:
 
 
 MAX_LAYERS = 64  # hidden layers a user may list
+
+
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch standard deviation (Karras et al. 2018): one more feature (or
+    feature map) holding how much the samples of each group of `group_size` differ, averaged
+    over features. Samples of a collapsed generator barely differ, so D can tell them apart
+    from a real batch by this alone; G must then spread out. Takes (N, F) or (N, C, H, W);
+    a batch not divisible by the group is one group."""
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        group = self.group_size if n % self.group_size == 0 else n
+        grouped = x.reshape(group, n // group, *x.shape[1:])  # sample i with i + n/group, ...
+        std = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (n/group, ...)
+        per_group = std.flatten(1).mean(dim=1)  # (n/group,)
+        feature = per_group.repeat(group).view(n, 1, *([1] * (x.dim() - 2)))
+        return torch.cat([x, feature.expand(n, 1, *x.shape[2:])], dim=1)

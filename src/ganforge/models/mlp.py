@@ -17,10 +17,12 @@ from ganforge.config import ModelOptions, TrainConfig, check_choice
 from ganforge.models.gan import GANFamily, gan_family
 from ganforge.models.layers import (
     ACTIVATIONS,
+    MinibatchStd,
     activation_option,
     check_activations,
     parse_widths,
 )
+from ganforge.models.point_gan import PointGANFamily
 
 G_NORMS = ("none", "batch", "layer")
 
@@ -53,20 +55,21 @@ class MLPOptions(ModelOptions):
 
 
 class MLPGenerator(nn.Module):
-    """z (N, z_dim) -> images (N, C, R, R) in [-1, 1] through dense hidden layers."""
+    """z (N, z_dim) -> samples shaped `output_shape` through dense hidden layers: images
+    (C, R, R) in [-1, 1] through a final tanh, or points (D,) unbounded (`squash` off)."""
 
     def __init__(
         self,
         z_dim: int,
-        img_resolution: int,
-        img_channels: int,
+        output_shape: tuple[int, ...],
         width: int = 64,
         hidden: list[int] | None = None,
         activation: str = "leaky_relu",
         norm: str = "none",
+        squash: bool = True,
     ):
         super().__init__()
-        self.image_shape = (img_channels, img_resolution, img_resolution)
+        self.output_shape = tuple(output_shape)
         hidden = hidden or [4 * width, 8 * width, 16 * width]
         layers: list[nn.Module] = []
         size = z_dim
@@ -78,30 +81,36 @@ class MLPGenerator(nn.Module):
                 layers.append(nn.LayerNorm(out))
             layers.append(ACTIVATIONS[activation]())
             size = out
-        layers += [nn.Linear(size, math.prod(self.image_shape)), nn.Tanh()]
+        layers.append(nn.Linear(size, math.prod(self.output_shape)))
+        if squash:
+            layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(z.shape[0], *self.image_shape)
+        return self.net(z).view(z.shape[0], *self.output_shape)
 
 
 class MLPDiscriminator(nn.Module):
-    """images (N, C, R, R) -> one real/fake logit per image (N,)."""
+    """Samples (N, ...) of `input_size` numbers each (images, points, or packs of them) -> one
+    real/fake logit per sample (N,); `minibatch_std` adds ProGAN's layer before the logit."""
 
     def __init__(
         self,
-        img_resolution: int,
-        img_channels: int,
+        input_size: int,
         width: int = 64,
         hidden: list[int] | None = None,
         activation: str = "leaky_relu",
+        minibatch_std: bool = False,
     ):
         super().__init__()
-        size = img_channels * img_resolution * img_resolution
+        size = input_size
         layers: list[nn.Module] = [nn.Flatten()]
         for out in hidden or [8 * width, 4 * width]:
             layers += [nn.Linear(size, out), ACTIVATIONS[activation]()]
             size = out
+        if minibatch_std:
+            layers.append(MinibatchStd())
+            size += 1
         layers.append(nn.Linear(size, 1))
         self.net = nn.Sequential(*layers)
 
@@ -110,18 +119,28 @@ class MLPDiscriminator(nn.Module):
 
 
 def build_mlp(config: TrainConfig, img_resolution: int, img_channels: int) -> GANFamily:
+    """Images of the run's size, or (with `config.point_dims`: point data) points."""
     options: MLPOptions = config.model_options
-    common = {"img_resolution": img_resolution, "img_channels": img_channels, "width": config.width}
+    if config.point_dims:
+        shape: tuple[int, ...] = (config.point_dims,)
+    else:
+        shape = (img_channels, img_resolution, img_resolution)
     generator = MLPGenerator(
         config.z_dim,
-        **common,
+        shape,
+        width=config.width,
         hidden=parse_widths("g_layers", options.g_layers),
         activation=options.g_activation,
         norm=options.g_norm,
+        squash=not config.point_dims,  # a tanh would bound points to [-1, 1]
     )
     discriminator = MLPDiscriminator(
-        **common,
+        math.prod(shape) * config.pack,
+        width=config.width,
         hidden=parse_widths("d_layers", options.d_layers),
         activation=options.d_activation,
+        minibatch_std=config.minibatch_std,
     )
+    if config.point_dims:
+        return gan_family(config, generator, discriminator, family=PointGANFamily)
     return gan_family(config, generator, discriminator)

@@ -10,10 +10,11 @@ import torch
 from ganforge.bounds import check_parameters
 from ganforge.config import ModelOptions, TrainConfig, register_options
 from ganforge.errors import GanforgeError
-from ganforge.models.family import UNCONDITIONAL, Kind, ModelFamily
+from ganforge.models.family import POINTS, UNCONDITIONAL, Kind, ModelFamily
 
 Builder = Callable[[TrainConfig, int, int], ModelFamily]
 _MODELS: dict[str, tuple[Builder, Kind, dict[str, Any]]] = {}
+_POINT_MODELS: set[str] = set()  # models that also learn point data (kind POINTS)
 
 
 def register_model(
@@ -22,14 +23,18 @@ def register_model(
     kind: Kind = UNCONDITIONAL,
     defaults: dict[str, Any] | None = None,
     options: type[ModelOptions] = ModelOptions,
+    points: bool = False,
 ) -> None:
     """Register `builder(config, img_resolution, img_channels) -> ModelFamily` under `name`;
     `kind` (models.family.Kind) is what the family's `kind` will be, known before building it
     (whether the data must bring labels or pairs, what the tools can do with it); `defaults`
     are the model's own defaults for shared training options the user did not give; `options`
     is the dataclass of its own options (config.model_options: the builder reads them from
-    `config.model_options`)."""
+    `config.model_options`). A model that also learns point data (`points`: --data ring8, a
+    CSV of points) builds a family of kind POINTS when `config.point_dims` is set."""
     _MODELS[name] = (builder, kind, dict(defaults or {}))
+    if points:
+        _POINT_MODELS.add(name)
     register_options(name, options)
 
 
@@ -44,6 +49,25 @@ def model_kind(name: str) -> Kind:
     return _MODELS[name][1]
 
 
+def point_models() -> list[str]:
+    """The models that learn point data."""
+    return sorted(_POINT_MODELS)
+
+
+def run_kind(config: TrainConfig) -> Kind:
+    """What a run of `config` is: its model's kind, or POINTS for a model of point data
+    (config.point_dims, recorded from the data)."""
+    if config.point_dims:
+        _check_known(config.model)
+        if config.model not in _POINT_MODELS:
+            raise GanforgeError(
+                f"--model {config.model} learns images, not points: choose one of "
+                f"{', '.join(point_models())} for point data"
+            )
+        return POINTS
+    return model_kind(config.model)
+
+
 def model_defaults(name: str) -> dict[str, Any]:
     """Training options where this model differs from TrainConfig's defaults (README: Models)."""
     _check_known(name)
@@ -53,7 +77,7 @@ def model_defaults(name: str) -> dict[str, Any]:
 def build_model(config: TrainConfig, img_resolution: int, img_channels: int) -> ModelFamily:
     check_model_size(config, img_resolution, img_channels)
     family = _MODELS[config.model][0](config, img_resolution, img_channels)
-    assert family.kind == _MODELS[config.model][1], f"{config.model}: kind {family.kind}"
+    assert family.kind == run_kind(config), f"{config.model}: kind {family.kind}"
     return family
 
 

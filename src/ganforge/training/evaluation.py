@@ -16,9 +16,9 @@ import torch
 
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
-from ganforge.evaluate import measure_generator, real_reference
+from ganforge.evaluate import measure_generator, point_reference, real_reference
 from ganforge.metrics.catalog import LOWER, get_metric
-from ganforge.models import model_kind
+from ganforge.models import run_kind
 from ganforge.translate import training_pairs_reference, translation_scores
 
 
@@ -43,7 +43,16 @@ class TrainingEvaluator:
         self.group = metric.group
         self.lower_is_better = metric.better == LOWER
         self.pairs = None  # a translator's held-out (sources, targets), instead of features
-        kind = model_kind(config.model)
+        kind = run_kind(config)
+        if (kind.data == "points") != ("points" in metric.needs):
+            raise GanforgeError(
+                f"--eval-metric {self.metric}: a run of points is measured by "
+                "modes_captured, high_quality or reverse_kl, and only a run of points is"
+            )
+        if kind.data == "points":
+            self.reference = point_reference(config)
+            self.state = EvalState(f"{self.metric}|points|{config.eval_n}")
+            return
         if kind.translator or "pairs" in metric.needs:
             self.pairs = training_pairs_reference(config)
             self.state = EvalState(f"{self.metric}|{config.eval_n}")

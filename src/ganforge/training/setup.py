@@ -16,15 +16,18 @@ from ganforge.atomic import atomic_write_text
 from ganforge.config import TrainConfig
 from ganforge.data import (
     IMAGES,
+    POINTS,
     ImageDataset,
     ImageFolder,
     LoadOptions,
+    PointSet,
+    is_point_data,
     layout_for,
     list_datasets,
     open_dataset,
 )
 from ganforge.errors import GanforgeError
-from ganforge.models import ModelFamily, build_model, model_kind
+from ganforge.models import ModelFamily, build_model, model_kind, run_kind
 from ganforge.run import CONFIG_FILE, SAMPLES_DIR
 from ganforge.training import fast_paths
 from ganforge.training.distributed import Distributed
@@ -32,12 +35,14 @@ from ganforge.training.ema import WeightAverage
 from ganforge.training.optim import learning_rate, make_optimizer
 from ganforge.training.run_lock import LOCK_FILE, RunLock
 
-Dataset = ImageDataset | ImageFolder
+Dataset = ImageDataset | ImageFolder | PointSet
 
 
 # ---- data ---------------------------------------------------------------------------------
 def open_training_data(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, Dataset]:
-    """The training set, and the config completed by it (resolution, channels, classes)."""
+    """The training set, and the config completed by it (resolution, channels, classes; the
+    dimension of point data)."""
+    layout = data_layout(config)
     dataset = open_dataset(
         config.data,
         resolution=config.resolution,
@@ -47,24 +52,36 @@ def open_training_data(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig,
             config.data_root, trust_pickle=config.trust_pickle, progress=config.progress
         ),
         cache=config.data_cache,
-        layout=layout_for(model_kind(config.model).data),
+        layout=layout,
     )
-    config = config.replace(
-        resolution=dataset.resolution,
-        channels=dataset.channels,
-        out=str(run_dir),
-        **_condition_options(config, dataset),
-    )
+    if layout == POINTS:
+        config = config.replace(point_dims=dataset.dims, out=str(run_dir))
+    else:
+        config = config.replace(
+            resolution=dataset.resolution,
+            channels=dataset.channels,
+            out=str(run_dir),
+            **_condition_options(config, dataset),
+        )
     _check_fits(config, dataset)
     return config, dataset
+
+
+def data_layout(config: TrainConfig) -> str:
+    """The layout of `--data` for `--model`: points for point data (a model of points only),
+    else what the model's kind needs (single images, or a translator's pairs)."""
+    if config.point_dims or is_point_data(config.data):
+        run_kind(config.replace(point_dims=config.point_dims or 2))  # refuses an image model
+        return POINTS
+    return layout_for(model_kind(config.model).data)
 
 
 def held_out(config: TrainConfig, dataset: Dataset) -> Dataset:
     """The held-out split (its "test" split) of a registered translation dataset (paired, or
     unpaired with its true pairs kept for scoring), for fixed examples the model never trains
     on; any other dataset itself."""
-    layout = layout_for(model_kind(config.model).data)
-    if layout == IMAGES or config.data not in list_datasets(layout=layout):
+    layout = layout_for(run_kind(config).data)
+    if layout in (IMAGES, POINTS) or config.data not in list_datasets(layout=layout):
         return dataset
     options = LoadOptions(config.data_root, split="test", trust_pickle=config.trust_pickle)
     return open_dataset(
@@ -100,7 +117,7 @@ def _check_fits(config: TrainConfig, dataset: Dataset) -> None:
     if config.batch_size > len(dataset):
         raise GanforgeError(
             f"--batch-size: {config.batch_size} is larger than dataset '{config.data}' "
-            f"({len(dataset)} images)"
+            f"({len(dataset)} {'points' if isinstance(dataset, PointSet) else 'images'})"
         )
 
 

@@ -254,6 +254,10 @@ class ModeCollapse(Detector):
     name = event = "mode_collapse"
     counters = ("streak",)
 
+    def reads(self, record: dict) -> bool:
+        """Not where modes are counted (PointModeCollapse says it more sharply)."""
+        return super().reads(record) and "modes_captured" not in record
+
     def examine(self, record: dict) -> dict | None:
         if "diversity" not in record or "diversity_real" not in record:
             return None
@@ -274,6 +278,40 @@ class ModeCollapse(Detector):
 
     def remedies(self) -> list[str]:
         return _collapse_remedies(self.config)
+
+
+class PointModeCollapse(Detector):
+    """Point data with modes (ring8, grid25): G's samples of a fixed noise batch leave modes
+    uncovered, counted as PacGAN counts them (signals.ModeProbe), record after record."""
+
+    name = "mode_collapse_points"
+    event = "mode_collapse"
+    counters = ("streak",)
+
+    def reads(self, record: dict) -> bool:
+        return "modes_captured" in record and "num_modes" in record
+
+    def examine(self, record: dict) -> dict | None:
+        if not self.warmed_up(record):
+            return None
+        captured, total = record["modes_captured"], record["num_modes"]
+        records = self.streak(captured < total)
+        if records < self.config.doctor_patience:
+            return None
+        found = {"modes_captured": captured, "num_modes": total, "records": records}
+        if "reverse_kl" in record:
+            found["reverse_kl"] = record["reverse_kl"]
+        found["explanation"] = (
+            f"G's samples have covered only {captured:g} of the {total:g} modes of the data for "
+            f"{records} records: G maps the noise to part of the data."
+        )
+        return found
+
+    def remedies(self) -> list[str]:
+        """The fixes made for collapse first (PacGAN, ProGAN's layer), unless already on."""
+        fixes = [] if self.config.pack > 1 else ["--pack 2"]
+        fixes += [] if self.config.minibatch_std else ["--minibatch-std"]
+        return fixes + _collapse_remedies(self.config)
 
 
 class ClassCollapse(Detector):
@@ -408,6 +446,7 @@ def build_detectors(
         DOverpowering(config),
         GOverpowering(config),
         ModeCollapse(config),
+        PointModeCollapse(config),
         ClassCollapse(config),
         Oscillation(config),
         Stalled(config),

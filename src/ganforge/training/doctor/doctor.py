@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from ganforge.config import TrainConfig
-from ganforge.data import ImageDataset, ImageFolder
+from ganforge.data import ImageDataset, ImageFolder, PointSet
 from ganforge.models import ModelFamily
 from ganforge.training.doctor.detectors import build_detectors
 from ganforge.training.doctor.events import Event, EventLog
 from ganforge.training.doctor.rollback import Rollback
 from ganforge.training.doctor.schema import check_doctor_state
-from ganforge.training.doctor.signals import DiversityProbe, weight_norm
+from ganforge.training.doctor.signals import DiversityProbe, ModeProbe, weight_norm
 
 
 class Doctor:
@@ -33,13 +33,16 @@ class Doctor:
         self,
         config: TrainConfig,
         family: ModelFamily,
-        dataset: ImageDataset | ImageFolder,
+        dataset: ImageDataset | ImageFolder | PointSet,
         events_path: Path | None,
         device: torch.device,
     ):
         self.config = config
         self.events = EventLog(events_path)
         self.probe = DiversityProbe(family, dataset, config.seed, device)
+        self.modes = None  # point data with modes: the count of modes G covers
+        if isinstance(dataset, PointSet) and dataset.modes is not None:
+            self.modes = ModeProbe(family, dataset, device)
         # at initialisation: a resumed run rebuilds the same initial weights before loading
         initial = {
             f"weight_norm_{n}": float(weight_norm(net)) for n, net in family.networks.items()
@@ -54,6 +57,8 @@ class Doctor:
         found: dict = {f"weight_norm_{name}": weight_norm(net) for name, net in networks.items()}
         found["diversity"] = self.probe.diversity(sampling_network)
         found["diversity_real"] = self.probe.real
+        if self.modes is not None:
+            found.update(self.modes.measure(sampling_network))
         return found
 
     @property

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.data import ImageDataset, ImageFolder, to_model_range
+from ganforge.data import ImageDataset, ImageFolder, PointSet, to_model_range
+from ganforge.metrics.mixture import mixture_scores
 from ganforge.models import ModelFamily
 from ganforge.modules import eval_mode
 
@@ -54,7 +55,7 @@ class DiversityProbe:
     def __init__(
         self,
         family: ModelFamily,
-        dataset: ImageDataset | ImageFolder,
+        dataset: ImageDataset | ImageFolder | PointSet,
         seed: int,
         device: torch.device,
     ):
@@ -67,18 +68,22 @@ class DiversityProbe:
         # class labels, or a translator's fixed source images
         condition = family.fixed_conditions(dataset, picks)
         self.condition = None if condition is None else condition.to(device)
-        channels, resolution = real.shape[1], real.shape[-1]
-        self.size = min(_THUMBNAIL, resolution)
-        projection = torch.randn(
-            channels * self.size**2,
-            _PROJECTION_DIMS,
-            generator=torch.Generator().manual_seed(_PROJECTION_SEED),
-        )
-        self.projection = (projection / math.sqrt(_PROJECTION_DIMS)).to(device)
+        self.projection = None  # points (N, D) are their own features
+        if real.dim() == 4:
+            channels, resolution = real.shape[1], real.shape[-1]
+            self.size = min(_THUMBNAIL, resolution)
+            projection = torch.randn(
+                channels * self.size**2,
+                _PROJECTION_DIMS,
+                generator=torch.Generator().manual_seed(_PROJECTION_SEED),
+            )
+            self.projection = (projection / math.sqrt(_PROJECTION_DIMS)).to(device)
         self.real = float(self.diversity_of(real))
 
     def diversity_of(self, images: torch.Tensor) -> torch.Tensor:
-        """Mean pairwise distance of the features of images in [-1, 1], NCHW."""
+        """Mean pairwise distance of the features of images in [-1, 1], NCHW (or of points)."""
+        if self.projection is None:
+            return torch.pdist(images.float().flatten(1)).mean()
         thumbnails = F.adaptive_avg_pool2d(images.float(), self.size).flatten(1)
         return torch.pdist(thumbnails @ self.projection).mean()
 
@@ -88,3 +93,34 @@ class DiversityProbe:
         statistics are read, not updated: the training trajectory is untouched)."""
         with eval_mode(network):
             return self.diversity_of(self.family.sample(network, self.noise, self.condition))
+
+
+MODE_SAMPLES = 2500  # PacGAN's count of a run's modes reads 2,500 samples
+_MODE_NOISE_SEED = 7919  # the fixed noise of the mode count, apart from the diversity's
+
+
+class ModeProbe:
+    """Point data with modes (ring8, grid25): the modes G's samples of a fixed noise batch
+    cover, counted by PacGAN's protocol (metrics/mixture.py), for every record — cheap for a
+    network of points, and what the papers' figure of collapse shows."""
+
+    def __init__(self, family: ModelFamily, dataset: PointSet, device: torch.device):
+        generator = torch.Generator().manual_seed(_MODE_NOISE_SEED)
+        self.noise = family.sample_latent(MODE_SAMPLES, generator=generator).to(device)
+        self.family = family
+        self.modes, self.std = dataset.modes.numpy(), dataset.mode_std
+
+    @torch.no_grad()
+    def measure(self, network: nn.Module) -> dict:
+        with eval_mode(network):
+            points = self.family.sample(network, self.noise).float().cpu().numpy()
+        try:
+            scores = mixture_scores(points, self.modes, self.std)
+        except ValueError:  # every sample non-finite: the NaN watch reports that
+            return {}
+        return {
+            "modes_captured": scores.modes_captured,
+            "num_modes": scores.num_modes,
+            "high_quality": scores.high_quality,
+            "reverse_kl": scores.reverse_kl,
+        }
