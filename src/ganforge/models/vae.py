@@ -184,6 +184,8 @@ _GAN_ONLY = {
     "instance_noise": 0.0,
     "diffaugment": "",
     "d_steps": 1,
+    "pack": 1,
+    "minibatch_std": False,
 }
 
 
