@@ -209,10 +209,14 @@ def evaluate_run(
     family = run.load(checkpoint)
     unfit = [name for name in chosen if not get_group(name).applies_to(family.kind)]
     if unfit and metrics is not None:
-        needed = "a class-conditional run (cgan, acgan)"
-        if not all("classes" in get_group(name).needs for name in unfit):
-            needed = "another kind of run"
-        raise GanforgeError(f"--metrics: {','.join(unfit)} needs {needed}, not {run.config.model}")
+        needed = f"a class-conditional run (cgan, acgan), not {run.config.model}"
+        if points:
+            needed = "images; a run of points is measured by mixture"
+        elif any("points" in get_group(name).needs for name in unfit):
+            needed = "a run of points (mlp on ring8, grid25)"
+        elif not all("classes" in get_group(name).needs for name in unfit):
+            needed = f"another kind of run, not {run.config.model}"
+        raise GanforgeError(f"--metrics: {','.join(unfit)} needs {needed}")
     chosen = tuple(name for name in chosen if name not in unfit)
     step = checkpoint_step(run, checkpoint)
     if points:

@@ -228,11 +228,13 @@ def load_point_csv(path: str | os.PathLike) -> PointSet:
 def _checked_file(path: str | os.PathLike) -> Path:
     file = Path(path)
     if not file.exists():
-        raise GanforgeError(f"point file '{path}' not found")
+        raise GanforgeError(f"--data: point file '{path}' not found")
     if file.is_dir():
-        raise GanforgeError(f"'{path}' is a folder; expected a CSV file of points")
+        raise GanforgeError(f"--data: '{path}' is a folder; expected a CSV file of points")
     if not file.is_file():  # a device or a pipe: no size to bound, maybe no end
-        raise GanforgeError(f"'{path}' is not a regular file; expected a CSV file of points")
+        raise GanforgeError(
+            f"--data: '{path}' is not a regular file; expected a CSV file of points"
+        )
     size = file.stat().st_size
     if size > MAX_POINT_FILE_BYTES:
         raise GanforgeError(

@@ -55,7 +55,7 @@ def draw_lab_frame(
             alpha=0.55,
             interpolation="bilinear",
         )
-    ax.scatter(real[:, 0], real[:, 1], s=3, c="#1b7837", alpha=0.25, linewidths=0, label="real")
+    ax.scatter(real[:, 0], real[:, 1], s=16, c="#1b7837", alpha=0.15, linewidths=0, label="real")
     ax.scatter(
         samples[:, 0], samples[:, 1], s=4, c="#762a83", alpha=0.7, linewidths=0, label="G(z)"
     )
