@@ -18,7 +18,7 @@ TINY_OPTIONS = {
     "seed": 0,
     "progress": False,
     "log_every": 5,
-    "checkpoint_every": 100,  # only the final checkpoint (each one also redraws loss_curves.png)
+    "checkpoint_every": 100,  # only the final checkpoint
     "sample_every": 100,
     "n_grid": 16,
 }

@@ -16,6 +16,7 @@ from ganforge import GanforgeError, TrainConfig, losses
 from ganforge.data import load_dataset, to_model_range
 from ganforge.models import GANFamily, build_model, list_models, model_kind
 from ganforge.sampling import generate
+from ganforge.training import loop
 from ganforge.training.loop import Trainer, only_trainable
 from ganforge.training.optim import learning_rate, make_optimizer
 
@@ -237,6 +238,26 @@ def test_run_folder_contents(tiny_train):
     assert samples == ["final.png", "step_0000003.png", "step_0000006.png"]
     assert (path / "loss_curves.png").stat().st_size > 1000
     assert not list(path.rglob("*.tmp"))
+
+
+def test_curves_are_redrawn_at_most_once_a_minute_and_at_the_end(tiny_train, monkeypatch):
+    """A redraw of loss_curves.png takes about a second: a run that checkpoints every few
+    steps redraws it at its first checkpoint, then no sooner than CURVES_EVERY_S later, and
+    always when it ends (with every record)."""
+    drawn: list[list[int]] = []
+
+    def spy(records, path, panels, title):
+        drawn.append([r["step"] for r in records])
+
+    monkeypatch.setattr(loop, "plot_training_curves", spy)
+    tiny_train("throttled", steps=7, log_every=1, checkpoint_every=2)
+    assert drawn == [[1, 2], list(range(1, 8))]  # the first checkpoint's, and the end's
+
+    drawn.clear()
+    monkeypatch.setattr(loop, "CURVES_EVERY_S", 0.0)
+    tiny_train("every", steps=7, log_every=1, checkpoint_every=2)
+    assert [steps[-1] for steps in drawn][:3] == [2, 4, 6]  # each checkpoint
+    assert drawn[-1] == list(range(1, 8))  # and the end
 
 
 def watch_critic(monkeypatch) -> list[tuple[str, list[torch.Tensor]]]:

@@ -60,6 +60,7 @@ from ganforge.training.setup import (
 from ganforge.training.state import TrainingState
 from ganforge.training.tensorboard_log import TensorBoardLog
 
+CURVES_EVERY_S = 60.0  # loss_curves.png is redrawn at a checkpoint at most this often
 
 def train(
     config: TrainConfig | dict | None = None,
@@ -199,6 +200,7 @@ class Trainer:
         self.progress = tqdm(disable=True)  # fit() shows a real progress bar
         self._mid_iteration = False
         self._saved_at = time.monotonic()
+        self._curves_at: float | None = None  # when loss_curves.png was last drawn
         self._grad_norms: dict[str, torch.Tensor] = {}
         self._early_stop: str | None = None
         self._lock: RunLock | None = None  # one writer per run folder (training/run_lock.py)
@@ -373,7 +375,7 @@ class Trainer:
         self._finish_partial_interval()
         if self.dist.is_main:
             self._save_final_grids()
-            self._save_curves()
+            self._save_curves(final=True)
         self.dist.barrier()  # the run folder is complete before any process returns
         return Run(self.run_dir)
 
@@ -508,7 +510,14 @@ class Trainer:
         for file_name, (images, columns) in grids.items():
             save_images(images, self.run_dir / SAMPLES_DIR / file_name, columns=columns)
 
-    def _save_curves(self) -> None:
+    def _save_curves(self, final: bool = False) -> None:
+        """Redraw loss_curves.png: at the end, and at a checkpoint unless it was redrawn less
+        than CURVES_EVERY_S ago (a redraw takes about a second: a run checkpointing every few
+        seconds would spend most of its time drawing)."""
+        now = time.perf_counter()  # not monotonic(): --checkpoint-minutes' tests fake that one
+        if not final and self._curves_at is not None and now - self._curves_at < CURVES_EVERY_S:
+            return
+        self._curves_at = now
         records = Run(self.run_dir).metrics()
         title = f"{self.config.model} on {self.config.data}"
         plot_training_curves(records, self.run_dir / CURVES_FILE, run_panels(self.family), title)
