@@ -239,3 +239,34 @@ def test_markdown_text_is_one_line_of_plain_characters():
     rendered = rendered_markdown(explorer.markdown_text(text))
     assert re.fullmatch(r"<p>[^<]*</p>\n", rendered)
     assert shown_text(rendered).strip() == " ".join(text.split())
+
+
+def test_a_run_of_points_shows_its_lab_frame_and_refuses_the_image_tools(tmp_path):
+    import ganforge
+
+    ganforge.train(
+        model="mlp",
+        data="ring8",
+        z_dim=2,
+        width=8,
+        batch_size=32,
+        steps=4,
+        log_every=2,
+        checkpoint_every=100,
+        sample_every=100,
+        progress=False,
+        out=str(tmp_path / "ring"),
+    )
+    loaded = RunCatalog(tmp_path).load("ring")
+    assert "2-D points" in explorer.describe(loaded.run)
+    frame = explorer.sample_grid(loaded, 3)
+    assert frame.shape[2] == 3 and frame.shape[0] > 200  # a picture, not a grid of samples
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 50
+    assert np.array_equal(explorer.sample_grid(loaded, 3), frame)  # the seed decides it
+    assert not np.array_equal(explorer.sample_grid(loaded, 4), frame)
+    for tool in (
+        lambda: explorer.interpolation(loaded, 1, 2, 0.5),
+        lambda: explorer.directions(loaded),
+    ):
+        with pytest.raises(GanforgeError, match="draws points, not images"):
+            tool()

@@ -51,14 +51,20 @@ def describe(run: Run) -> str:
         kind = f"class-conditional, {len(config.class_names)} classes"
     elif what.translator:
         kind = "translates images"
+    elif what.data == "points":
+        kind = "draws points from noise"
     else:
         kind = "draws from noise"
     checkpoints = run.checkpoints
     step = f"step {checkpoints[-1][0]}" if checkpoints else "**no checkpoint yet**"
+    shape = (
+        f"{config.point_dims}-D points"
+        if config.point_dims
+        else f"{config.resolution} px, {config.channels} channel(s)"
+    )
     lines = [
         f"**{markdown_text(config.model)}** on **{markdown_text(config.data)}**, {kind}",
-        f"{config.resolution} px, {config.channels} channel(s), z_dim {config.z_dim}, {step} "
-        f"of {config.steps}",
+        f"{shape}, z_dim {config.z_dim}, {step} of {config.steps}",
     ]
     return "  \n".join(lines)
 
@@ -76,9 +82,9 @@ def markdown_text(value) -> str:
 
 def kind_of(run: Run) -> Kind:
     """What the run's model is (models.family.Kind), without loading weights."""
-    from ganforge.models import model_kind
+    from ganforge.models import run_kind
 
-    return model_kind(run.config.model)
+    return run_kind(run.config)
 
 
 def class_choices(run: Run) -> list[str]:
@@ -112,11 +118,26 @@ def sample_grid(loaded: LoadedRun, seed, class_name: str | None = None) -> np.nd
     seed = parse_seed(seed)
     run = loaded.run
     _need_noise(loaded)
+    if loaded.family.kind.data == "points":
+        return point_frame(loaded, seed)
     if loaded.family.kind.class_conditional and _is_every_class(class_name):
         images, _ = run.class_grid(per_class=PER_CLASS, seed=seed)
         return _picture(images, columns=PER_CLASS)
     labels = class_name if loaded.family.kind.class_conditional else None
     return _picture(run.sample(GRID_SAMPLES, seed=seed, labels=labels))
+
+
+def point_frame(loaded: LoadedRun, seed: int) -> np.ndarray:
+    """A run of points: the lab frame of `seed`'s samples (as its progress frames draw them:
+    the real points, D's decision, G's gradient arrows)."""
+    from ganforge.data import POINTS, LoadOptions, open_dataset
+
+    if "real_points" not in loaded.saved:
+        config = loaded.run.config
+        data = open_dataset(config.data, options=LoadOptions(config.data_root), layout=POINTS)
+        loaded.saved["real_points"] = loaded.family.fixed_examples(data, None, 0, 0)
+    frames, _ = loaded.family.preview(loaded.network, 0, seed, loaded.saved["real_points"])
+    return frames[0]
 
 
 def interpolation(
@@ -125,6 +146,7 @@ def interpolation(
     """The image at position `t` in [0, 1] on the path from the code of `seed_a` to that of
     `seed_b` (enlarged; one per class for every class), and the path as a strip of frames."""
     _need_noise(loaded)
+    _need_images(loaded, "interpolation")
     if mode not in INTERPOLATIONS:
         raise GanforgeError(f"interpolation: '{mode}' is not one of {', '.join(INTERPOLATIONS)}")
     t = float(t)
@@ -142,6 +164,7 @@ def interpolation(
 def directions(loaded: LoadedRun) -> LatentDirections:
     """The run's GANSpace directions (directions.py), computed once while it stays loaded."""
     _need_noise(loaded)
+    _need_images(loaded, "directions")
     if "directions" not in loaded.saved:
         loaded.saved["directions"] = principal_directions(
             loaded.family, loaded.network, k=DIRECTIONS
@@ -252,6 +275,13 @@ def _need_noise(loaded: LoadedRun) -> None:
         raise GanforgeError(
             f"run '{loaded.name}' translates images; use the Translate tab (it draws nothing "
             "from noise)"
+        )
+
+
+def _need_images(loaded: LoadedRun, what: str) -> None:
+    if loaded.family.kind.data == "points":
+        raise GanforgeError(
+            f"{what}: run '{loaded.name}' draws points, not images; its Samples tab shows them"
         )
 
 
