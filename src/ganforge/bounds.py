@@ -90,6 +90,4 @@ def check_samples(
     check_at_most(flag, n, MAX_SAMPLES)
     check_noise(flag, n, z_dim)
     if resolution and channels:
-        check_images(
-            flag, n, resolution, channels, MAX_GRID_BYTES if picture else MAX_IMAGE_BYTES
-        )
+        check_images(flag, n, resolution, channels, MAX_GRID_BYTES if picture else MAX_IMAGE_BYTES)

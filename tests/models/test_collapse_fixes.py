@@ -270,3 +270,76 @@ def test_dcgan_without_the_new_flags_is_unchanged():
     assert convs[0].in_channels == 1
     assert convs[-1].in_channels == convs[-2].out_channels
     assert not any(isinstance(m, MinibatchStd) for m in discriminator.modules())
+
+
+# ---- --feature-matching ------------------------------------------------------------------
+
+
+def mean_hidden(discriminator, samples: torch.Tensor) -> torch.Tensor:
+    """The mean of D's last hidden layer, run layer by layer here (every layer but the logit)."""
+    x = samples
+    for layer in list(discriminator.net)[:-1]:
+        x = layer(x)
+    return x.mean(0)
+
+
+def test_feature_matching_is_gs_loss_instead_of_ds_verdict():
+    family = point_family(feature_matching=True)
+    real = torch.randn(16, 2)
+    torch.manual_seed(5)
+    loss, stats = family.phase_loss("generator", {"images": real, "labels": -torch.ones(16)})
+    torch.manual_seed(5)
+    fake = family.generator(torch.randn(16, 2))
+    discriminator = family.discriminator
+    expected = (mean_hidden(discriminator, real) - mean_hidden(discriminator, fake)).pow(2).sum()
+    assert torch.allclose(loss, expected)
+    assert not torch.allclose(loss, family.g_loss(discriminator(fake)))  # not D's verdict
+    (grad,) = torch.autograd.grad(loss, family.generator.net[0].weight)
+    assert grad.abs().sum() > 0  # G learns through it
+    plain = point_family()
+    plain.networks.load_state_dict(family.networks.state_dict())
+    torch.manual_seed(5)
+    plain_loss, _ = plain.phase_loss("generator", {"images": real, "labels": -torch.ones(16)})
+    assert torch.allclose(plain_loss, plain.g_loss(discriminator(fake)))
+
+
+def test_feature_matching_reads_packed_features_of_dcgan():
+    family = image_family("dcgan", feature_matching=True, pack=2)
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    fake = torch.rand(8, 1, 28, 28) * 2 - 1
+    d = family.discriminator
+    expected = (
+        (
+            d.features(side_by_side(real)).flatten(1).mean(0)
+            - d.features(side_by_side(fake)).flatten(1).mean(0)
+        )
+        .pow(2)
+        .sum()
+    )
+    assert torch.allclose(family.feature_distance(real, fake), expected)
+
+
+@pytest.mark.parametrize("model", ["cgan", "pix2pix", "vae"])
+def test_feature_matching_is_refused_where_no_features_of_d_can_be_matched(model, tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = tiny_flags(out, model=model, **translator_options(model))
+    assert main([*flags, "--feature-matching"]) != 0
+    assert_one_line_error(capsys, "--feature-matching")
+    assert not out.exists()
+
+
+def test_a_point_run_with_feature_matching_trains(tmp_path):
+    run = ganforge.train(
+        model="mlp",
+        data="ring8",
+        z_dim=2,
+        width=8,
+        batch_size=32,
+        steps=6,
+        log_every=3,
+        feature_matching=True,
+        progress=False,
+        out=str(tmp_path / "fm"),
+    )
+    losses = [record["loss_g"] for record in run.metrics()]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[0] != losses[1]

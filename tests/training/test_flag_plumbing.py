@@ -536,6 +536,7 @@ PROBES: dict[str, Probe] = {
     "--instance-noise": Probe("0.1", family("noise_std"), 0.1),
     # D's first layer takes two of G's samples at once
     "--pack": Probe("2", lambda b: packed_inputs(b), (2, 2.0)),
+    "--feature-matching": Probe(None, lambda b: family("remedies")(b).feature_matching, True),
     "--minibatch-std": Probe(None, lambda b: has(b, "discriminator", MinibatchStd), True),
     "--diffaugment": Probe(
         "translation", lambda b: b.trainer.family.remedies.diffaugment, ("translation",)

@@ -336,6 +336,13 @@ class RemedyOptions:
             "all fake (1: off; --batch-size must be a multiple)"
         },
     )
+    feature_matching: bool = field(
+        default=False,
+        metadata={
+            "help": "Salimans et al. 2016: G matches the mean of D's last hidden features on "
+            "real data instead of maximising D's verdict (mlp, dcgan, acgan)"
+        },
+    )
     minibatch_std: bool = field(
         default=False,
         metadata={

@@ -33,7 +33,9 @@ class Remedies:
     `loss`: a key of losses.LOSSES; `gp`, `r1`: penalty weights (0: off); `instance_noise`:
     the starting std of noise added to D's inputs, annealed linearly to 0 over the run;
     `diffaugment`: augmentation names applied to D's inputs (models/diffaugment.py);
-    `pack`: how many samples D judges at once, concatenated along channels (PacGAN; 1: off).
+    `pack`: how many samples D judges at once, concatenated along channels (PacGAN; 1: off);
+    `feature_matching`: G's loss is the distance between the mean of D's last hidden features
+    on real and on fake samples (Salimans et al. 2016).
     """
 
     loss: str = "bce"
@@ -42,6 +44,7 @@ class Remedies:
     instance_noise: float = 0.0
     diffaugment: tuple[str, ...] = ()
     pack: int = 1
+    feature_matching: bool = False
 
 
 def gan_remedies(config: TrainConfig) -> Remedies:
@@ -53,19 +56,25 @@ def gan_remedies(config: TrainConfig) -> Remedies:
         instance_noise=config.instance_noise,
         diffaugment=diffaugment_policies(config.diffaugment),
         pack=config.pack,
+        feature_matching=config.feature_matching,
     )
 
 
 def configure_discriminator(
-    discriminator: nn.Module, config: TrainConfig, packs: bool = False
+    discriminator: nn.Module, config: TrainConfig, packs: bool = False, matches: bool = False
 ) -> nn.Module:
     """The layer options every discriminator gets: --spectral-norm, and no batchnorm with
     --spectral-norm or --gp (README: Remedies). A discriminator built for --pack says so
-    (`packs`), one built with --minibatch-std holds the layer: otherwise the flags are refused,
+    (`packs`), one built with --minibatch-std holds the layer, and a family that matches
+    features (`matches`) has a D with `features(images)`: otherwise the flags are refused,
     not ignored."""
     if config.pack > 1 and not packs:
         raise option_error(
             "pack", f"{config.model}'s discriminator judges one sample at a time (not packs)"
+        )
+    if config.feature_matching and not (matches and hasattr(discriminator, "features")):
+        raise option_error(
+            "feature_matching", f"{config.model}'s generator has no features of D to match"
         )
     if config.minibatch_std and not any(
         isinstance(m, MinibatchStd) for m in discriminator.modules()
@@ -90,9 +99,10 @@ def gan_family(
     """A GANFamily (or the `family` subclass) of these networks with the config's objective
     and remedies; `kw`: the conditional options of GANFamily."""
     packs = not kw.get("num_classes")  # a class-conditional D judges a sample with its class
+    matches = not kw.get("d_takes_labels")  # features of images alone
     return (family or GANFamily)(
         generator,
-        configure_discriminator(discriminator, config, packs=packs),
+        configure_discriminator(discriminator, config, packs=packs, matches=matches),
         z_dim=config.z_dim,
         g_loss=config.g_loss,
         label_smoothing=config.label_smoothing,
@@ -200,18 +210,31 @@ class GANFamily(ModelFamily):
         return self.generator(z) if labels is None else self.generator(z, labels)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None):
-        """D's raw output for images as D sees them in training: DiffAugment, then instance
-        noise, then packed (all off by default: then exactly D(images)), one output per pack;
-        a conditional D gets `labels`."""
+        """D's raw output for images as D sees them in training (`d_inputs`), one output per
+        pack; a conditional D gets `labels`."""
+        images = self.d_inputs(images)
+        if labels is None or not self.d_takes_labels:
+            return self.discriminator(images)
+        return self.discriminator(images, labels)
+
+    def d_inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """Images as D sees them in training: DiffAugment, then instance noise, then packed
+        (all off by default: then exactly the images)."""
         images = diff_augment(images, self.remedies.diffaugment)
         if self.noise_std > 0:
             images = images + self.noise_std * torch.randn_like(images)
         if self.remedies.pack > 1:  # consecutive samples side by side along channels
             pack = self.remedies.pack
             images = images.reshape(len(images) // pack, pack * images.shape[1], *images.shape[2:])
-        if labels is None or not self.d_takes_labels:
-            return self.discriminator(images)
-        return self.discriminator(images, labels)
+        return images
+
+    def feature_distance(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Feature matching (Salimans et al. 2016): the squared distance between the mean of
+        D's last hidden features on the real and on the fake samples, as D sees them."""
+        with torch.no_grad():
+            target = self.discriminator.features(self.d_inputs(real)).flatten(1).mean(0)
+        matched = self.discriminator.features(self.d_inputs(fake)).flatten(1).mean(0)
+        return (target - matched).pow(2).sum()
 
     def critic(
         self, images: torch.Tensor, labels: torch.Tensor | None = None
@@ -234,8 +257,12 @@ class GANFamily(ModelFamily):
                 fake = self.generate(z, labels)
             return self._discriminator_loss(real, fake, labels)
         if phase == "generator":
-            fake_logits, fake_classes = self.critic(self.generate(z, labels), labels)
-            loss = self.g_loss(fake_logits)
+            fake = self.generate(z, labels)
+            fake_logits, fake_classes = self.critic(fake, labels)
+            if self.remedies.feature_matching:  # instead of D's verdict
+                loss = self.feature_distance(real, fake)
+            else:
+                loss = self.g_loss(fake_logits)
             stats = {
                 "loss_g": loss.detach(),
                 "d_fake_g": torch.sigmoid(fake_logits).mean().detach(),

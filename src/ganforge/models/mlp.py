@@ -114,6 +114,10 @@ class MLPDiscriminator(nn.Module):
         layers.append(nn.Linear(size, 1))
         self.net = nn.Sequential(*layers)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (N, F), before the logit (feature matching reads it)."""
+        return self.net[:-1](images)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).view(-1)
 

@@ -186,6 +186,7 @@ _GAN_ONLY = {
     "d_steps": 1,
     "pack": 1,
     "minibatch_std": False,
+    "feature_matching": False,
 }
 
 

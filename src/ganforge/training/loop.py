@@ -62,6 +62,7 @@ from ganforge.training.tensorboard_log import TensorBoardLog
 
 CURVES_EVERY_S = 60.0  # loss_curves.png is redrawn at a checkpoint at most this often
 
+
 def train(
     config: TrainConfig | dict | None = None,
     *,
