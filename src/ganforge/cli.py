@@ -733,10 +733,13 @@ def cmd_translate(args: argparse.Namespace) -> None:
 def cmd_datasets(_: argparse.Namespace) -> None:
     from ganforge.data import list_datasets
 
-    paired = set(list_datasets(layout="paired"))
+    tags = {"paired": " (image pairs, for pix2pix)", "unpaired": " (two sets, for cyclegan)"}
+    tags["points"] = " (points, for mlp)"
+    layouts = {name: layout for layout in tags for name in list_datasets(layout=layout)}
     for name in list_datasets():
-        print(f"{name} (image pairs, for pix2pix)" if name in paired else name)
+        print(name + tags.get(layouts.get(name, ""), ""))
     print("PATH (a folder of images; for pix2pix, of image pairs: A|B side by side, or A/ B/)")
+    print("FILE.csv (points, one x,y per row, for mlp)")
 
 
 def cmd_data(args: argparse.Namespace) -> None:

@@ -85,3 +85,22 @@ def test_info_errors_are_one_line(capsys, args, words):
     assert err.startswith("ganforge: error: ") and err.count("\n") == 1
     for word in words:
         assert word in err
+
+
+def test_info_on_point_data_says_points_and_modes(tmp_path, capsys):
+    assert main(["data", "info", "ring8", "--out", str(tmp_path / "ring.png"), "--n", "500"]) == 0
+    report = capsys.readouterr().out
+    assert "points    50000, float32, 2-D" in report and "8 Gaussians, std 0.01" in report
+    with Image.open(tmp_path / "ring.png") as picture:
+        assert picture.mode == "RGB" and min(picture.size) > 200
+    assert main(["data", "info", "moons"]) == 0
+    assert "none (a shape" in capsys.readouterr().out
+    assert main(["data", "info", "ring8", "--resolution", "32"]) == 2
+    assert "--resolution" in capsys.readouterr().err
+
+
+def test_datasets_lists_point_data_for_mlp(capsys):
+    assert main(["datasets"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "ring8 (points, for mlp)" in listed and "grid25 (points, for mlp)" in listed
+    assert "mnist-mini-edges-unpaired (two sets, for cyclegan)" in listed

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ganforge.bounds import MAX_GRID_BYTES, MAX_RESOLUTION, check_at_most, check_images
-from ganforge.data import LoadOptions, open_dataset
+from ganforge.data import POINTS, LoadOptions, is_point_data, open_dataset
 from ganforge.data.cifar import CIFAR_DATASETS, MIRRORS
 from ganforge.data.dataset import ImageDataset
 from ganforge.data.download import ensure_files, mirrors_for
@@ -18,6 +18,7 @@ from ganforge.data.mnist import IDX_DATASETS, SPLITS
 from ganforge.data.paired import load_paired_folder
 from ganforge.errors import GanforgeError
 from ganforge.report import save_images
+from ganforge.report.lab_frame import save_points
 
 GRID_SEED = 0
 LISTED_CLASSES = 20
@@ -47,6 +48,8 @@ def dataset_info(
         warnings.simplefilter("ignore")  # the report lists the skipped files itself
         if paired:
             return _paired_info(name, resolution, channels, strict, n, out)
+        if is_point_data(name):
+            return _point_info(name, data_root, resolution, channels, n, out)
         options = LoadOptions(data_root, trust_pickle=trust_pickle, progress=True)
         dataset = open_dataset(
             name, resolution=resolution, channels=channels, strict=strict, options=options
@@ -110,6 +113,37 @@ def _paired_info(
     ]
     if out is not None:
         lines.append(f"grid      {out} ({len(chosen)} pairs, A left of B)")
+    return "\n".join(lines)
+
+
+def _point_info(
+    name: str,
+    data_root: str | Path | None,
+    resolution: int | None,
+    channels: int | None,
+    n: int,
+    out: Path | None,
+) -> str:
+    points = open_dataset(name, options=LoadOptions(data_root), layout=POINTS)
+    points = points.to_shape(resolution, channels)  # refuses image options, naming them
+    low, high = points.points.min(0).values.tolist(), points.points.max(0).values.tolist()
+    ranges = ", ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(low, high))
+    modes = (
+        f"{len(points.modes)} Gaussians, std {points.mode_std:g} (eval counts them)"
+        if points.modes is not None
+        else "none (a shape: eval has no modes to count)"
+    )
+    lines = [
+        f"dataset   {points.name}",
+        f"files     {points.location or 'generated (a fixed seed per split)'}",
+        f"points    {len(points)}, float32, {points.dims}-D, within {ranges}",
+        f"modes     {modes}",
+    ]
+    if out is not None:
+        chosen = _sample_indices(len(points), n)
+        shown = points.points[chosen].numpy()
+        save_points(shown, out, real=shown)
+        lines.append(f"grid      {out} ({len(chosen)} points)")
     return "\n".join(lines)
 
 
