@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run", metavar="RUN", help="a run folder")
     report.add_argument("--out", metavar="FILE", help="the page (default: RUN/report.html)")
+    doctor = commands.add_parser(
+        "doctor",
+        help="explain a run in words: what the doctor saw, likely causes, what to try",
+        description="Explain a run in prose from its folder (config.json, events.jsonl, "
+        "metrics.jsonl): what the doctor saw and when, which of the run's options likely "
+        "caused it, and what to try first.",
+    )
+    doctor.add_argument("run", metavar="RUN", help="a run folder")
     translate = commands.add_parser(
         "translate",
         help="translate images with a translator run (pix2pix, cyclegan)",
@@ -699,6 +707,13 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {build_report(args.run, args.out)}")
 
 
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from ganforge.run import Run
+    from ganforge.training.doctor.explain import explain_run
+
+    print(explain_run(Run(args.run)))
+
+
 def cmd_app(args: argparse.Namespace) -> None:
     try:
         from ganforge.app.page import serve
@@ -772,6 +787,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "latent": cmd_latent,
     "report": cmd_report,
+    "doctor": cmd_doctor,
     "app": cmd_app,
     "translate": cmd_translate,
     "metrics": cmd_metrics,

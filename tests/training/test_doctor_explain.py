@@ -1,0 +1,71 @@
+"""`ganforge doctor RUN`: a run explained in prose from its folder alone — the events in the
+order they first came, the run's own options that likely caused them, and what to try first."""
+
+from __future__ import annotations
+
+import json
+
+from ganforge import TrainConfig
+from ganforge.cli import main
+
+
+def write_run(folder, events=(), records=(), **options):
+    """A run folder by hand: config.json of `options`, events.jsonl, metrics.jsonl."""
+    folder.mkdir()
+    config = TrainConfig(model="mlp", data="ring8", point_dims=2, **options)
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def collapse(step, captured=3):
+    return {
+        "step": step,
+        "event": "mode_collapse",
+        "evidence": {"explanation": f"only {captured} of the 8 modes"},
+        "remedies": ["--pack 2", "--minibatch-std", "--gp 10"],
+    }
+
+
+def explain(folder, capsys) -> str:
+    assert main(["doctor", str(folder)]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_saturating_loss_is_named_as_the_cause_of_collapse_and_fixed_first(tmp_path, capsys):
+    run = write_run(
+        tmp_path / "run",
+        events=[collapse(600), collapse(900, captured=2)],
+        records=[{"step": 1000, "d_accuracy": 0.99, "modes_captured": 2, "num_modes": 8}],
+        g_loss="saturating",
+    )
+    text = explain(run, capsys)
+    assert "mode_collapse from step 600 to 900 (2 reports)" in text
+    assert "only 2 of the 8 modes" in text  # the latest evidence
+    assert "--g-loss saturating: G minimises log(1 - D(G(z)))" in text
+    try_first = text.split("What to try, first things first")[1].splitlines()[1].strip()
+    assert try_first == "--g-loss non-saturating"
+    assert text.index("--pack 2") < text.index("--gp 10")  # then the events' remedies, in order
+    assert "D right 99% of the time, 2 modes captured" in text
+
+
+def test_causes_follow_the_options_and_the_events_seen(tmp_path, capsys):
+    events = [
+        {"step": 700, "event": "d_overpowering", "evidence": {}, "remedies": ["--lr-d 0.0001"]}
+    ]
+    text = explain(write_run(tmp_path / "a", events, d_steps=3, lr_d=1e-3, lr_g=2e-4), capsys)
+    assert "--d-steps 3: D trains 3 times per G step" in text
+    assert "--lr-d 0.001 is above --lr-g 0.0002" in text
+    assert "--lr-d 0.0005" in text  # half of this run's --lr-d
+    assert "saturating" not in text and "--pack" not in text  # options or events absent
+    text = explain(write_run(tmp_path / "b", events, pack=2), capsys)
+    assert "Likely causes" not in text  # the defaults cause nothing; pack answers no D event
+
+
+def test_a_quiet_run_says_so(tmp_path, capsys):
+    text = explain(write_run(tmp_path / "quiet", records=[{"step": 5}, {"step": 10}]), capsys)
+    assert "The doctor saw no problem in 2 records." in text
+    assert "What to try" not in text
+    text = explain(write_run(tmp_path / "off", doctor=False), capsys)
+    assert "it was off: --no-doctor" in text
