@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import tempfile
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -311,7 +312,8 @@ def slow_clock(monkeypatch, calls):
         now["t"] += 60.0
         return now["t"]
 
-    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=monotonic))
+    clock = types.SimpleNamespace(monotonic=monotonic, perf_counter=time.perf_counter)
+    monkeypatch.setattr(loop, "time", clock)
 
 
 def spy_grids(monkeypatch, calls):
