@@ -37,6 +37,9 @@ DIRECTION = {
     "l1": LOWER,  # a translator's mean |output - target|
     "psnr": HIGHER,  # peak signal-to-noise ratio of output to target
     "ssim": HIGHER,  # structural similarity, 1 = identical
+    "modes_captured": HIGHER,  # modes of a mixture the samples cover: fewer is collapse
+    "high_quality": HIGHER,  # share of samples close to a mode
+    "reverse_kl": LOWER,  # 0: the samples spread evenly over the modes
 }
 # compare bolds no run for these (density: ~1 is ideal, not "more")
 NOT_HIGHLIGHTED = {"density", "confident"}
@@ -45,8 +48,15 @@ TRACKABLE = [metric.name for metric in list_metrics(trackable=True)]
 
 PIX2PIX = {"model": "pix2pix", "data": "mnist-mini-edges", "resolution": 32}
 # the run each metric can measure: a translator's on pairs, class scores of a conditional model
+POINTS = {"model": "mlp", "data": "ring8"}
 MODEL_FOR = {
-    m.name: PIX2PIX if "pairs" in m.needs else {"model": "cgan"} if "classes" in m.needs else {}
+    m.name: PIX2PIX
+    if "pairs" in m.needs
+    else {"model": "cgan"}
+    if "classes" in m.needs
+    else POINTS
+    if "points" in m.needs
+    else {}
     for m in list_metrics()
 }
 
@@ -73,7 +83,7 @@ def test_the_catalogue_declares_the_direction(metric):
 def test_compare_bolds_the_better_run_of_every_row(metric):
     """Two runs, the second better by the declared direction: compare bolds it."""
     worse, better = (2.0, 1.0) if DIRECTION[metric.name] == LOWER else (1.0, 2.0)
-    extras = {"kid_std": 0.0, "is_std": 0.0, "num_classes": 10}
+    extras = {"kid_std": 0.0, "is_std": 0.0, "num_classes": 10, "num_modes": 8}
     results = [{"step": 1, "metrics": {metric.name: v, **extras}} for v in (worse, better)]
     runs = [SimpleNamespace(config=SimpleNamespace(model="dcgan"))] * 2
     rows = {label: best for label, _, _, best in table_rows(runs, results)}
