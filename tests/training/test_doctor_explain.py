@@ -1,12 +1,18 @@
 """`ganforge doctor RUN`: a run explained in prose from its folder alone — the events in the
-order they first came, the run's own options that likely caused them, and what to try first."""
+order they first came, the run's own options that likely caused them, and what to try first;
+and the doctor naming those causes in its events as they fire."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
+import ganforge
 from ganforge import TrainConfig
 from ganforge.cli import main
+from ganforge.models.mlp import MLPGenerator
+from ganforge.training.doctor.causes import likely_causes
 
 
 def write_run(folder, events=(), records=(), **options):
@@ -69,3 +75,34 @@ def test_a_quiet_run_says_so(tmp_path, capsys):
     assert "What to try" not in text
     text = explain(write_run(tmp_path / "off", doctor=False), capsys)
     assert "it was off: --no-doctor" in text
+
+
+# ---- the same causes, named by the doctor as its events fire ------------------------------
+
+
+def test_the_doctor_names_the_likely_cause_as_the_event_fires(tmp_path, monkeypatch):
+    forward = MLPGenerator.forward
+    monkeypatch.setattr(MLPGenerator, "forward", lambda self, z: forward(self, z * 0))
+    options = dict(model="mlp", data="ring8", z_dim=2, width=8, batch_size=32, steps=10)
+    options.update(log_every=5, doctor_warmup=0, doctor_patience=2, progress=False)
+    run = ganforge.train(**options, g_loss="saturating", out=str(tmp_path / "saturating"))
+    event = next(e for e in run.events() if e["event"] == "mode_collapse")
+    assert event["evidence"]["likely_cause"].startswith("--g-loss saturating: G minimises")
+    assert event["remedies"][:3] == ["--g-loss non-saturating", "--pack 2", "--minibatch-std"]
+    run = ganforge.train(**options, pack=2, out=str(tmp_path / "packed"))
+    event = next(e for e in run.events() if e["event"] == "mode_collapse")
+    assert "likely_cause" not in event["evidence"]  # nothing in its options explains it
+    assert "--pack 2" not in event["remedies"]
+
+
+@pytest.mark.parametrize(
+    ("model", "fixes"),
+    [
+        ("dcgan", ["--g-loss non-saturating", "--d-steps 1", "--pack 2"]),
+        ("pix2pix", ["--g-loss non-saturating", "--d-steps 1"]),  # its D takes no packs
+    ],
+)
+def test_a_cause_counts_only_where_the_model_takes_its_fix(model, fixes):
+    config = TrainConfig(model=model, resolution=32, channels=1, g_loss="saturating", d_steps=2)
+    assert [cause.flags(config) for cause in likely_causes(config, ("mode_collapse",))] == fixes
+    assert likely_causes(config, ("stalled",)) == []

@@ -15,6 +15,7 @@ from torch import nn
 from ganforge.config import TrainConfig
 from ganforge.data import ImageDataset, ImageFolder, PointSet
 from ganforge.models import ModelFamily
+from ganforge.training.doctor.causes import likely_causes
 from ganforge.training.doctor.detectors import build_detectors
 from ganforge.training.doctor.events import Event, EventLog
 from ganforge.training.doctor.rollback import Rollback
@@ -50,6 +51,7 @@ class Doctor:
         self.detectors = build_detectors(config, family.sampler, initial)
         self.recovery = Rollback(config, family, self.events)
         self._throttle = {d.name: {"firing": False, "quiet": 0} for d in self.detectors}
+        self._causes: dict[str, list] = {}  # event -> the likely causes in this run's options
 
     # ---- signals and detectors -------------------------------------------------------------
     def signals(self, networks: nn.ModuleDict, sampling_network: nn.Module) -> dict:
@@ -84,10 +86,23 @@ class Doctor:
                 throttle["quiet"] += 1
                 continue
             throttle.update(firing=True, quiet=0)
-            events.append(Event(record["step"], detector.event, evidence, detector.remedies()))
+            events.append(self._event(record["step"], detector, evidence))
         for event in events:
             self.events.write(event)
         return events
+
+    def _event(self, step: int, detector, evidence: dict) -> Event:
+        """The event, naming the run's option that likely caused it (causes.py) with its fix
+        first among the remedies."""
+        remedies = detector.remedies()
+        if detector.event not in self._causes:  # the options do not change during a run
+            self._causes[detector.event] = likely_causes(self.config, (detector.event,))
+        causes = self._causes[detector.event]
+        if causes:
+            evidence = {**evidence, "likely_cause": causes[0].reason(self.config)}
+            fixes = [cause.flags(self.config) for cause in causes]
+            remedies = list(dict.fromkeys(fixes + remedies))
+        return Event(step, detector.event, evidence, remedies)
 
     # ---- non-finite steps (rollback.py) ------------------------------------------------------
     @property

@@ -58,6 +58,8 @@ class EventLog:
         if event.event not in self._printed:
             self._printed.add(event.event)
             explanation = event.evidence.get("explanation", "")
+            cause = event.evidence.get("likely_cause")
+            explanation += f" Likely cause: {cause}." if cause else ""
             tqdm.write(
                 f"ganforge doctor: step {event.step}: {event.event}: {explanation} "
                 f"Try: {', '.join(event.remedies)} (all events: {self.path})",

@@ -6,11 +6,9 @@ training code, so it works on any run, also one still training."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from ganforge.config import TrainConfig
 from ganforge.run import Run
+from ganforge.training.doctor.causes import Cause, likely_causes
 
 # Per event: what it means, in one line (the evidence adds the numbers).
 MEANINGS = {
@@ -23,71 +21,6 @@ MEANINGS = {
     "stalled": "the evaluated metric stopped improving",
     "rollback": "a step went non-finite (NaN or infinity) and was undone",
 }
-
-
-@dataclass(frozen=True)
-class Cause:
-    """An option of the run that makes `events` likely, the reason, and its fix (a flag)."""
-
-    events: tuple[str, ...]
-    applies: Callable[[TrainConfig], bool]
-    reason: Callable[[TrainConfig], str]
-    fix: str
-
-
-CAUSES = (
-    Cause(
-        ("mode_collapse", "vanishing", "d_overpowering"),
-        lambda c: c.g_loss == "saturating",
-        lambda c: (
-            "--g-loss saturating: G minimises log(1 - D(G(z))), whose gradient vanishes "
-            "exactly when D wins — the textbook reason G gives up on part of the data"
-        ),
-        "--g-loss non-saturating",
-    ),
-    Cause(
-        ("d_overpowering", "vanishing", "mode_collapse"),
-        lambda c: c.d_steps > 1,
-        lambda c: f"--d-steps {c.d_steps}: D trains {c.d_steps} times per G step and races ahead",
-        "--d-steps 1",
-    ),
-    Cause(
-        ("d_overpowering", "vanishing"),
-        lambda c: c.lr_d > c.lr_g,
-        lambda c: f"--lr-d {c.lr_d:g} is above --lr-g {c.lr_g:g}: D learns faster than G",
-        "--lr-d {half_lr_d}",
-    ),
-    Cause(
-        ("d_overpowering", "vanishing"),
-        lambda c: c.label_smoothing == 0 and c.loss == "bce",
-        lambda c: "--label-smoothing 0: D may grow certain (real label 1) and its logits steep",
-        "--label-smoothing 0.1",
-    ),
-    Cause(
-        ("mode_collapse",),
-        lambda c: c.pack == 1 and not c.minibatch_std,
-        lambda c: (
-            "no collapse remedy is on: D judges each sample alone, so it cannot see that "
-            "G repeats itself"
-        ),
-        "--pack 2",
-    ),
-    Cause(
-        ("exploding", "rollback", "oscillation"),
-        lambda c: c.loss == "wasserstein" and c.gp == 0 and not c.spectral_norm,
-        lambda c: (
-            "--loss wasserstein without --gp or --spectral-norm: the critic is not "
-            "kept Lipschitz and its scores grow without bound"
-        ),
-        "--gp 10",
-    ),
-    Cause(
-        ("exploding", "rollback", "oscillation"),
-        lambda c: max(c.lr_g, c.lr_d) > 1e-3,
-        lambda c: f"learning rates up to {max(c.lr_g, c.lr_d):g}: large steps for Adam on a GAN",
-        "--lr-g {half_lr_g}",
-    ),
-)
 
 
 def explain_run(run: Run) -> str:
@@ -107,7 +40,7 @@ def explain_run(run: Run) -> str:
         lines.append("What happened")
         for kind in kinds:
             lines.append(_happened(kind, [e for e in events if e.get("event") == kind]))
-    causes = [c for c in CAUSES if c.applies(config) and set(c.events) & set(kinds)]
+    causes = likely_causes(config, set(kinds))
     if causes:
         lines += ["", "Likely causes in this run's options"]
         lines += [f"- {cause.reason(config)}" for cause in causes]
@@ -136,8 +69,7 @@ def _happened(kind: str, events: list[dict]) -> str:
 
 def _fixes(config: TrainConfig, causes: list[Cause], events: list[dict]) -> list[str]:
     """The causes' fixes, then the events' remedies in the order they were first suggested."""
-    numbers = {"half_lr_d": f"{config.lr_d / 2:g}", "half_lr_g": f"{config.lr_g / 2:g}"}
-    fixes = [cause.fix.format(**numbers) for cause in causes]
+    fixes = [cause.flags(config) for cause in causes]
     for event in events:
         remedies = event.get("remedies", [])
         fixes += [r for r in remedies if isinstance(r, str)] if isinstance(remedies, list) else []
