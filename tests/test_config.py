@@ -129,6 +129,7 @@ def test_trajectory_hash_ignores_resumable_options_and_the_run_folder(option):
             "data_cache": "stream",
             "eval_metric": "kid",
             "precision": "bf16",
+            "doctor_warmup": 20,  # None by default: 500 steps, or a fifth of the run
         }.get(
             option, "elsewhere"
         )

@@ -13,6 +13,7 @@ from ganforge import TrainConfig
 from ganforge.cli import main
 from ganforge.models.mlp import MLPGenerator
 from ganforge.training.doctor.causes import likely_causes
+from ganforge.training.doctor.detectors import warmup_steps
 
 
 def write_run(folder, events=(), records=(), **options):
@@ -106,3 +107,33 @@ def test_a_cause_counts_only_where_the_model_takes_its_fix(model, fixes):
     config = TrainConfig(model=model, resolution=32, channels=1, g_loss="saturating", d_steps=2)
     assert [cause.flags(config) for cause in likely_causes(config, ("mode_collapse",))] == fixes
     assert likely_causes(config, ("stalled",)) == []
+
+
+# ---- the warm-up scales with the run ----------------------------------------------------------
+
+
+def test_the_warmup_is_500_steps_or_a_fifth_of_the_run_unless_given():
+    assert warmup_steps(TrainConfig(steps=300)) == 60
+    assert warmup_steps(TrainConfig()) == 300  # the default 1,500 steps
+    assert warmup_steps(TrainConfig(steps=10_000)) == 500
+    assert warmup_steps(TrainConfig(steps=300, doctor_warmup=7)) == 7  # given: as given
+    assert warmup_steps(TrainConfig(steps=10_000, doctor_warmup=2_000)) == 2_000
+
+
+def test_a_short_collapsed_run_is_diagnosed(tmp_path, monkeypatch):
+    forward = MLPGenerator.forward
+    monkeypatch.setattr(MLPGenerator, "forward", lambda self, z: forward(self, z * 0))
+    run = ganforge.train(
+        model="mlp",
+        data="ring8",
+        z_dim=2,
+        width=8,
+        batch_size=32,
+        steps=50,
+        log_every=5,
+        doctor_patience=2,
+        progress=False,
+        out=str(tmp_path / "short"),
+    )
+    events = [e["step"] for e in run.events() if e["event"] == "mode_collapse"]
+    assert events[0] == 15  # judged from step 10 (a fifth of 50): records 10 and 15

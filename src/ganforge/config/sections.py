@@ -384,8 +384,12 @@ class DoctorOptions:
     max_rollbacks: int = field(
         default=3, metadata={"help": "stop with an error after this many NaN rollbacks"}
     )
-    doctor_warmup: int = field(
-        default=500, metadata={"help": "steps before detectors judge (early training is wild)"}
+    doctor_warmup: int | None = field(
+        default=None,
+        metadata={
+            "help": "steps before detectors judge, early training being wild (default: 500, "
+            "or a fifth of --steps if fewer, so a short run is diagnosed too)"
+        },
     )
     doctor_patience: int = field(
         default=5,
@@ -441,7 +445,9 @@ class DoctorOptions:
 
     def check(self) -> None:
         check_at_least(self, ("doctor_patience", "doctor_repeat", "doctor_stall_evals"), 1)
-        check_at_least(self, ("doctor_warmup", "max_rollbacks"), 0, "must be 0 or more")
+        check_at_least(self, ("max_rollbacks",), 0, "must be 0 or more")
+        if self.doctor_warmup is not None:
+            check_at_least(self, ("doctor_warmup",), 0, "must be 0 or more")
         if self.doctor_window < 6:
             raise option_error("doctor_window", f"must be at least 6, got {self.doctor_window}")
         if not 0 < self.nan_lr_factor < 1:

@@ -43,7 +43,8 @@ class Detector:
         raise NotImplementedError
 
     def warmed_up(self, record: dict) -> bool:
-        return record["step"] >= self.config.doctor_warmup
+        """Past the warm-up (warmup_steps)."""
+        return record["step"] >= warmup_steps(self.config)
 
     def remember(self, key: str, value: float) -> list[float]:
         """Append a finite value to the window `key`; return the window before it."""
@@ -58,6 +59,19 @@ class Detector:
         """Consecutive records for which `holds` was true, this one included."""
         self.state["streak"] = self.state.get("streak", 0) + 1 if holds else 0
         return self.state["streak"]
+
+
+def warmup_steps(config: TrainConfig) -> int:
+    """The steps before the detectors judge (early training is wild): --doctor-warmup, or by
+    default DEFAULT_WARMUP or a fifth of --steps if that is fewer (a 300-step run is judged
+    from step 60, not never)."""
+    if config.doctor_warmup is not None:
+        return config.doctor_warmup
+    return min(DEFAULT_WARMUP, config.steps // WARMUP_SHARE)
+
+
+DEFAULT_WARMUP = 500
+WARMUP_SHARE = 5  # by default at most a fifth of the run is warm-up
 
 
 def _median(values: list[float]) -> float:
