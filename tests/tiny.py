@@ -23,6 +23,20 @@ TINY_OPTIONS = {
     "n_grid": 16,
 }
 
+# A tiny GAN on 2-D points (the mode-collapse lab): ring8, a few steps.
+TINY_POINTS = {
+    "model": "mlp",
+    "data": "ring8",
+    "z_dim": 2,
+    "width": 8,
+    "batch_size": 32,
+    "steps": 4,
+    "log_every": 2,
+    "checkpoint_every": 100,
+    "sample_every": 100,
+    "progress": False,
+}
+
 # On the command line: 2 steps, a record at each, small grids.
 TINY_CLI = {**TINY_OPTIONS, "steps": 2, "log_every": 2, "n_grid": 4}
 

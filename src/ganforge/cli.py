@@ -574,7 +574,7 @@ def _sample_points(run, args: argparse.Namespace) -> None:
     """A run of points: `--n` points (default 2,500) to .npz (`points`), .csv or .png."""
     from pathlib import Path
 
-    from ganforge.data import POINTS, LoadOptions, open_dataset
+    from ganforge.data import load_points
     from ganforge.evaluate import POINT_SAMPLES
     from ganforge.models.point_gan import FRAME_REAL
     from ganforge.report.lab_frame import save_points
@@ -592,9 +592,7 @@ def _sample_points(run, args: argparse.Namespace) -> None:
     points = run.sample(n, seed=args.seed, ema=not args.no_ema)
     real = None
     if Path(args.out).suffix.lower() == ".png":
-        data = open_dataset(
-            run.config.data, options=LoadOptions(run.config.data_root), layout=POINTS
-        )
+        data = load_points(run.config.data, run.config.data_root)
         real = data.points[:FRAME_REAL].numpy()
     path = save_points(points, args.out, real)
     print(f"wrote {len(points)} points to {path}")

@@ -18,7 +18,7 @@ import torch
 from ganforge.atomic import atomic_write_text
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_noise, check_seed
 from ganforge.config import TrainConfig
-from ganforge.data import POINTS, LoadOptions, load_dataset, open_dataset
+from ganforge.data import load_dataset, load_points
 from ganforge.errors import GanforgeError
 from ganforge.metrics import FeatureExtractor, FeatureSet, load_extractor, real_features
 from ganforge.metrics.catalog import MetricInputs, get_group, list_groups, list_metrics, measure
@@ -69,7 +69,7 @@ class PointReference:
 
 def point_reference(config: TrainConfig) -> PointReference:
     """The modes of a run's point data, or a one-line error for data without modes."""
-    data = open_dataset(config.data, options=LoadOptions(config.data_root), layout=POINTS)
+    data = load_points(config.data, config.data_root)
     if data.modes is None:
         raise GanforgeError(
             f"--data {config.data}: these points have no modes to count; the mode metrics "

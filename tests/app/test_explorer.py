@@ -22,6 +22,7 @@ from ganforge.data import load_dataset
 from ganforge.report.grid import image_grid
 from ganforge.run import Run
 from ganforge.translate import translate_files
+from tiny import TINY_POINTS
 
 
 @pytest.fixture(scope="module")
@@ -245,16 +246,7 @@ def test_a_run_of_points_shows_its_lab_frame_and_refuses_the_image_tools(tmp_pat
     import ganforge
 
     ganforge.train(
-        model="mlp",
-        data="ring8",
-        z_dim=2,
-        width=8,
-        batch_size=32,
-        steps=4,
-        log_every=2,
-        checkpoint_every=100,
-        sample_every=100,
-        progress=False,
+        **TINY_POINTS,
         out=str(tmp_path / "ring"),
     )
     loaded = RunCatalog(tmp_path).load("ring")

@@ -17,7 +17,7 @@ from ganforge.cli import main
 from ganforge.data import to_model_range
 from ganforge.models import build_model
 from ganforge.models.layers import MinibatchStd
-from tiny import tiny_flags, translator_options
+from tiny import TINY_POINTS, tiny_flags, translator_options
 
 
 def point_family(**options):
@@ -330,15 +330,8 @@ def test_feature_matching_is_refused_where_no_features_of_d_can_be_matched(model
 
 def test_a_point_run_with_feature_matching_trains(tmp_path):
     run = ganforge.train(
-        model="mlp",
-        data="ring8",
-        z_dim=2,
-        width=8,
-        batch_size=32,
-        steps=6,
-        log_every=3,
+        **{**TINY_POINTS, "steps": 6, "log_every": 3},
         feature_matching=True,
-        progress=False,
         out=str(tmp_path / "fm"),
     )
     losses = [record["loss_g"] for record in run.metrics()]

@@ -14,6 +14,7 @@ from ganforge.cli import main
 from ganforge.models.mlp import MLPGenerator
 from ganforge.training.doctor.causes import likely_causes
 from ganforge.training.doctor.detectors import warmup_steps
+from tiny import TINY_POINTS
 
 
 def write_run(folder, events=(), records=(), **options):
@@ -84,8 +85,8 @@ def test_a_quiet_run_says_so(tmp_path, capsys):
 def test_the_doctor_names_the_likely_cause_as_the_event_fires(tmp_path, monkeypatch):
     forward = MLPGenerator.forward
     monkeypatch.setattr(MLPGenerator, "forward", lambda self, z: forward(self, z * 0))
-    options = dict(model="mlp", data="ring8", z_dim=2, width=8, batch_size=32, steps=10)
-    options.update(log_every=5, doctor_warmup=0, doctor_patience=2, progress=False)
+    options = {**TINY_POINTS, "steps": 10, "log_every": 5}
+    options.update(doctor_warmup=0, doctor_patience=2)
     run = ganforge.train(**options, g_loss="saturating", out=str(tmp_path / "saturating"))
     event = next(e for e in run.events() if e["event"] == "mode_collapse")
     assert event["evidence"]["likely_cause"].startswith("--g-loss saturating: G minimises")
@@ -124,15 +125,8 @@ def test_a_short_collapsed_run_is_diagnosed(tmp_path, monkeypatch):
     forward = MLPGenerator.forward
     monkeypatch.setattr(MLPGenerator, "forward", lambda self, z: forward(self, z * 0))
     run = ganforge.train(
-        model="mlp",
-        data="ring8",
-        z_dim=2,
-        width=8,
-        batch_size=32,
-        steps=50,
-        log_every=5,
+        **{**TINY_POINTS, "steps": 50, "log_every": 5},
         doctor_patience=2,
-        progress=False,
         out=str(tmp_path / "short"),
     )
     events = [e["step"] for e in run.events() if e["event"] == "mode_collapse"]

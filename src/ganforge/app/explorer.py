@@ -130,11 +130,11 @@ def sample_grid(loaded: LoadedRun, seed, class_name: str | None = None) -> np.nd
 def point_frame(loaded: LoadedRun, seed: int) -> np.ndarray:
     """A run of points: the lab frame of `seed`'s samples (as its progress frames draw them:
     the real points, D's decision, G's gradient arrows)."""
-    from ganforge.data import POINTS, LoadOptions, open_dataset
+    from ganforge.data import load_points
 
     if "real_points" not in loaded.saved:
         config = loaded.run.config
-        data = open_dataset(config.data, options=LoadOptions(config.data_root), layout=POINTS)
+        data = load_points(config.data, config.data_root)
         loaded.saved["real_points"] = loaded.family.fixed_examples(data, None, 0, 0)
     frames, _ = loaded.family.preview(loaded.network, 0, seed, loaded.saved["real_points"])
     return frames[0]

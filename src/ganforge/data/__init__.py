@@ -112,6 +112,11 @@ def load_dataset(
     return dataset
 
 
+def load_points(name: str, data_root: str | Path | None = None, split: str = "train") -> PointSet:
+    """Point data by registered name or CSV path (what a run of points trains on)."""
+    return open_dataset(name, options=LoadOptions(data_root, split), layout=POINTS)
+
+
 def open_dataset(
     name: str,
     *,
@@ -259,6 +264,7 @@ __all__ = [
     "POINTS",
     "PointSet",
     "is_point_data",
+    "load_points",
     "ImageDataset",
     "ImageFolder",
     "LoadOptions",

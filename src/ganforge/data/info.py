@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ganforge.bounds import MAX_GRID_BYTES, MAX_RESOLUTION, check_at_most, check_images
-from ganforge.data import POINTS, LoadOptions, is_point_data, open_dataset
+from ganforge.data import LoadOptions, is_point_data, load_points, open_dataset
 from ganforge.data.cifar import CIFAR_DATASETS, MIRRORS
 from ganforge.data.dataset import ImageDataset
 from ganforge.data.download import ensure_files, mirrors_for
@@ -124,7 +124,7 @@ def _point_info(
     n: int,
     out: Path | None,
 ) -> str:
-    points = open_dataset(name, options=LoadOptions(data_root), layout=POINTS)
+    points = load_points(name, data_root)
     points = points.to_shape(resolution, channels)  # refuses image options, naming them
     low, high = points.points.min(0).values.tolist(), points.points.max(0).values.tolist()
     ranges = ", ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(low, high))
