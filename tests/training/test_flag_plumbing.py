@@ -540,6 +540,15 @@ PROBES: dict[str, Probe] = {
     "--pack": Probe("2", lambda b: packed_inputs(b), (2, 2.0)),
     "--feature-matching": Probe(None, lambda b: family("remedies")(b).feature_matching, True),
     "--minibatch-std": Probe(None, lambda b: has(b, "discriminator", MinibatchStd), True),
+    # G's loss looks ahead at D's own optimiser's steps
+    "--unroll": Probe(
+        "2",
+        lambda b: (
+            family("remedies")(b).unroll,
+            family("d_optimizer")(b) is b.trainer.optimizers["discriminator"],
+        ),
+        (2, True),
+    ),
     "--diffaugment": Probe(
         "translation", lambda b: b.trainer.family.remedies.diffaugment, ("translation",)
     ),

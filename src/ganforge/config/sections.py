@@ -23,6 +23,7 @@ DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
 PRECISIONS = ("fp32", "bf16", "fp16")
 MAX_PACK = 16  # PacGAN packs 2-4 samples; D's input grows with it
+MAX_UNROLL = 50  # Unrolled GAN used up to 10 steps; each costs about one more D step of G's
 MAX_LEARNING_RATE = 1000.0  # no GAN trains near it; ~1e38 overflows float32 mid-step
 EVAL_METRICS = eval_metric_names()  # the metric registry's (ganforge.metrics.catalog)
 DOCTOR_THRESHOLDS = (  # TrainConfig.doctor_<name>
@@ -350,6 +351,13 @@ class RemedyOptions:
             "samples is (a collapsed G's are not)"
         },
     )
+    unroll: int = field(
+        default=0,
+        metadata={
+            "help": "Unrolled GAN (Metz et al. 2017): G's loss is taken against D after this "
+            "many more of D's own optimiser steps on the batch, differentiated through (0: off)"
+        },
+    )
 
     def check(self) -> None:
         check_choice(self, "loss", LOSSES)
@@ -358,6 +366,11 @@ class RemedyOptions:
                 raise option_error(name, f"must be >= 0 (0: off), got {getattr(self, name)}")
         self.diffaugment = ",".join(diffaugment_policies(self.diffaugment))
         check_in_range(self, ("pack",), 1, MAX_PACK, f"1 (off) to {MAX_PACK}")
+        check_in_range(self, ("unroll",), 0, MAX_UNROLL, f"0 (off) to {MAX_UNROLL}")
+        if self.unroll and self.feature_matching:
+            raise option_error(
+                "unroll", "and --feature-matching both change G's objective: choose one"
+            )
 
 
 @dataclass

@@ -113,6 +113,10 @@ class ModelFamily:
         """The loss to minimise in `phase`, and detached scalar statistics to log."""
         raise NotImplementedError
 
+    def attach_optimizers(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
+        """Told the loop's optimisers (network name -> optimiser) once they are built, for a
+        loss that looks ahead at an optimiser's step (--unroll); may do nothing."""
+
     def set_progress(self, step: int, total: int) -> None:
         """Told before each iteration how far the run is (`step` of `total` iterations done),
         for schedules inside the family (e.g. annealed instance noise); may do nothing."""

@@ -18,6 +18,7 @@ from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
 from ganforge.models.layers import MinibatchStd
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
+from ganforge.models.unrolled import unrolled_discriminator
 from ganforge.sampling import balanced_labels, class_rows
 
 GAN_PHASES = (
@@ -35,7 +36,8 @@ class Remedies:
     `diffaugment`: augmentation names applied to D's inputs (models/diffaugment.py);
     `pack`: how many samples D judges at once, concatenated along channels (PacGAN; 1: off);
     `feature_matching`: G's loss is the distance between the mean of D's last hidden features
-    on real and on fake samples (Salimans et al. 2016).
+    on real and on fake samples (Salimans et al. 2016); `unroll`: G's loss is taken against D
+    after this many more of D's optimiser steps, differentiated through (Metz et al. 2017).
     """
 
     loss: str = "bce"
@@ -45,6 +47,7 @@ class Remedies:
     diffaugment: tuple[str, ...] = ()
     pack: int = 1
     feature_matching: bool = False
+    unroll: int = 0
 
 
 def gan_remedies(config: TrainConfig) -> Remedies:
@@ -57,17 +60,24 @@ def gan_remedies(config: TrainConfig) -> Remedies:
         diffaugment=diffaugment_policies(config.diffaugment),
         pack=config.pack,
         feature_matching=config.feature_matching,
+        unroll=config.unroll,
     )
 
 
 def configure_discriminator(
-    discriminator: nn.Module, config: TrainConfig, packs: bool = False, matches: bool = False
+    discriminator: nn.Module,
+    config: TrainConfig,
+    packs: bool = False,
+    matches: bool = False,
+    unrolls: bool = False,
 ) -> nn.Module:
     """The layer options every discriminator gets: --spectral-norm, and no batchnorm with
     --spectral-norm or --gp (README: Remedies). A discriminator built for --pack says so
-    (`packs`), one built with --minibatch-std holds the layer, and a family that matches
-    features (`matches`) has a D with `features(images)`: otherwise the flags are refused,
-    not ignored."""
+    (`packs`), one built with --minibatch-std holds the layer, a family that matches features
+    (`matches`) has a D with `features(images)`, and one whose G loss is GANFamily's can
+    unroll D (`unrolls`): otherwise the flags are refused, not ignored."""
+    if config.unroll and not unrolls:
+        raise option_error("unroll", f"{config.model}'s generator loss does not unroll D")
     if config.pack > 1 and not packs:
         raise option_error(
             "pack", f"{config.model}'s discriminator judges one sample at a time (not packs)"
@@ -102,7 +112,7 @@ def gan_family(
     matches = not kw.get("d_takes_labels")  # features of images alone
     return (family or GANFamily)(
         generator,
-        configure_discriminator(discriminator, config, packs=packs, matches=matches),
+        configure_discriminator(discriminator, config, packs=packs, matches=matches, unrolls=True),
         z_dim=config.z_dim,
         g_loss=config.g_loss,
         label_smoothing=config.label_smoothing,
@@ -163,6 +173,11 @@ class GANFamily(ModelFamily):
         self.d_loss = d_loss
         self.g_loss = losses.G_LOSSES[g_loss] if remedies.loss == "bce" else g_default
         self.noise_std = remedies.instance_noise
+        self.d_optimizer: torch.optim.Optimizer | None = None  # what --unroll unrolls
+
+    def attach_optimizers(self, optimizers) -> None:
+        """--unroll steps D as D's own optimiser does, from its current state."""
+        self.d_optimizer = optimizers.get("discriminator")
 
     @property
     def generator(self) -> nn.Module:
@@ -209,13 +224,14 @@ class GANFamily(ModelFamily):
         """G's images for noise `z` (and, for a class-conditional G, `labels`)."""
         return self.generator(z) if labels is None else self.generator(z, labels)
 
-    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None, network=None):
         """D's raw output for images as D sees them in training (`d_inputs`), one output per
-        pack; a conditional D gets `labels`."""
+        pack; a conditional D gets `labels`. `network`: D as a callable (an unrolled D)."""
         images = self.d_inputs(images)
+        network = network or self.discriminator
         if labels is None or not self.d_takes_labels:
-            return self.discriminator(images)
-        return self.discriminator(images, labels)
+            return network(images)
+        return network(images, labels)
 
     def d_inputs(self, images: torch.Tensor) -> torch.Tensor:
         """Images as D sees them in training: DiffAugment, then instance noise, then packed
@@ -237,11 +253,11 @@ class GANFamily(ModelFamily):
         return (target - matched).pow(2).sum()
 
     def critic(
-        self, images: torch.Tensor, labels: torch.Tensor | None = None
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, network=None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D's real/fake logits (N,), and its class logits (N, C) when D has an auxiliary
         classifier head (then D's output holds the real/fake logit in column 0)."""
-        out = self.discriminate(images, labels)
+        out = self.discriminate(images, labels, network)
         if self.class_head:
             return out[:, 0], out[:, 1:]
         return out, None
@@ -258,7 +274,8 @@ class GANFamily(ModelFamily):
             return self._discriminator_loss(real, fake, labels)
         if phase == "generator":
             fake = self.generate(z, labels)
-            fake_logits, fake_classes = self.critic(fake, labels)
+            judge = self.unrolled(real, fake, labels) if self.remedies.unroll else None
+            fake_logits, fake_classes = self.critic(fake, labels, judge)
             if self.remedies.feature_matching:  # instead of D's verdict
                 loss = self.feature_distance(real, fake)
             else:
@@ -273,6 +290,20 @@ class GANFamily(ModelFamily):
                 stats["loss_g_aux"] = aux.detach()
             return loss, stats
         raise ValueError(f"GANFamily has no phase '{phase}'")
+
+    def unrolled(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None):
+        """D after --unroll steps of its optimiser on its adversarial loss for this batch,
+        through which G's loss is differentiated (models/unrolled.py)."""
+        if self.d_optimizer is None:
+            raise RuntimeError("--unroll needs D's optimiser: call attach_optimizers first")
+
+        def d_loss(network) -> torch.Tensor:
+            real_logits = self.critic(real, labels, network)[0]
+            return self.d_loss(real_logits, self.critic(fake, labels, network)[0])
+
+        return unrolled_discriminator(
+            self.discriminator, self.d_optimizer, d_loss, self.remedies.unroll
+        )
 
     def _discriminator_loss(
         self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None

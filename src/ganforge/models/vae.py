@@ -187,6 +187,7 @@ _GAN_ONLY = {
     "pack": 1,
     "minibatch_std": False,
     "feature_matching": False,
+    "unroll": 0,
 }
 
 

@@ -139,12 +139,15 @@ def build_family(
 
 
 def build_optimizers(config: TrainConfig, family: ModelFamily) -> dict[str, Optimizer]:
-    """One optimiser per network a phase trains, at the learning rate the family names."""
-    return {
+    """One optimiser per network a phase trains, at the learning rate the family names (and
+    the family is told them: --unroll steps D as its optimiser does)."""
+    optimizers = {
         name: make_optimizer(config, family.networks[name], learning_rate(config, family, name))
         for phase in family.phases
         for name in phase.trains
     }
+    family.attach_optimizers(optimizers)
+    return optimizers
 
 
 def build_averages(config: TrainConfig, family: ModelFamily) -> dict[str, WeightAverage]:
