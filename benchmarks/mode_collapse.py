@@ -4,10 +4,11 @@
     python benchmarks/mode_collapse.py --seeds 2 --steps 500   # a quick end-to-end check
 
 For each dataset (ring8: 8 Gaussians on the unit circle, std 0.01; grid25: 25 Gaussians at
-{-4,-2,0,2,4}^2, std 0.05) and each variant (the plain GAN, --pack 2/3/4, --minibatch-std, --unroll 5),
-trains `ganforge train --model mlp` with --seeds seeds, then scores 2,500 samples of the final
-generator (`ganforge eval`, metric group `mixture`: modes captured, share of high-quality
-samples within 3 std of their mode, reverse KL of the modes' histogram to uniform) and prints
+{-4,-2,0,2,4}^2, std 0.05) and each variant (the plain GAN, --pack 2/3/4, --minibatch-std,
+--unroll 5), trains `ganforge train --model mlp` with --seeds seeds, then scores 2,500
+samples of the final generator (`ganforge eval`, metric group `mixture`: modes captured, share
+of high-quality samples within 3 std of their mode, reverse KL of the modes' histogram to
+uniform) and prints
 the mean and standard error over the seeds, next to PacGAN's published numbers.
 
 The networks are PacGAN's shape at a CPU budget (G: 3 hidden layers, D: 3, --width-sized;
