@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urljoin
 
 import numpy as np
@@ -53,12 +54,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(runs_dir, tmp_path_factory):
-    """`ganforge app RUNS_DIR --port P` in a subprocess; its URL."""
+    """`ganforge app RUNS_DIR --port P` in a subprocess: its `url`, and the `temporary` folder
+    it was given (TMPDIR)."""
     folder = tmp_path_factory.mktemp("app-server")
     port = free_port()
+    (folder / "tmp").mkdir()
     env = {
         **os.environ,
         "GRADIO_TEMP_DIR": str(folder / "gradio"),  # uploads and outputs stay in the test
+        "TMPDIR": str(folder / "tmp"),  # the Lab's trainings too (test_the_lab_tab_...)
         "OMP_NUM_THREADS": "1",
     }
     log = open(folder / "server.log", "w")
@@ -83,7 +87,7 @@ def server(runs_dir, tmp_path_factory):
             if time.monotonic() - started > STARTUP_SECONDS:
                 pytest.fail(f"ganforge app did not answer: {(folder / 'server.log').read_text()}")
             time.sleep(0.5)
-        yield url
+        yield SimpleNamespace(url=url, temporary=folder / "tmp")
     finally:
         process.terminate()
         try:
@@ -107,7 +111,7 @@ def page(browser, server):
     """A fresh tab on the app, its first run (cgan) shown."""
     tab = browser.new_page(viewport={"width": 1280, "height": 900})
     tab.set_default_timeout(STEP_MS)
-    tab.goto(server)
+    tab.goto(server.url)
     expect(tab.locator("#run-info")).to_have_text(re.compile(r"^\s*cgan on digits"))
     expect(tab.locator("#grid img")).to_be_visible()
     yield tab
@@ -332,3 +336,42 @@ def test_text_from_a_run_folder_is_shown_as_text(page, shot, runs_dir):
     finally:
         shutil.rmtree(hostile)
     assert fetched == []
+
+
+def lab_step(tab) -> int:
+    """The step the Lab's status line shows."""
+    found = re.search(r"Step ([\d,]+)", tab.locator("#lab-status").inner_text())
+    return int(found.group(1).replace(",", "")) if found else -1
+
+
+def test_the_lab_tab_trains_live_and_reports_a_collapse(page, shot, server):
+    """Play, pause, step in the Lab: the frame moves with training, Pause holds the step, and
+    with the doctor judging from step 0 (a G that covers none of ring8's 8 modes yet) the
+    mode_collapse event appears with its remedies; closing the page removes the training."""
+    page.get_by_role("tab", name="Lab").click()
+    expect(page.locator("#lab-status")).to_contain_text("Press Play")
+    page.locator("#lab-doctor-warmup input").fill("0")
+    page.locator("#lab-step").click()  # one tick's worth: 50 steps
+    expect(page.locator("#lab-status")).to_contain_text("Step 50 of 5,000")
+    stepped = image_src(page, "lab-frame")
+    page.locator("#lab-play").click()
+    expect(page.locator("#lab-status")).to_contain_text("playing")
+    playing = new_src(page, "lab-frame", stepped)
+    assert not np.array_equal(pixels(page, playing), pixels(page, stepped))
+    expect(page.locator("#lab-events")).to_contain_text("mode_collapse")
+    expect(page.locator("#lab-events")).to_contain_text("--pack 2")
+    page.locator("#lab-pause").click()
+    expect(page.locator("#lab-status")).to_contain_text("paused")
+    paused = lab_step(page)
+    assert paused >= 125  # the doctor's 5 records of 25 steps
+    page.wait_for_timeout(2500)  # two ticks' time: nothing trains
+    assert lab_step(page) == paused
+    expect(page.locator("#lab-curves img")).to_be_visible()
+    assert page.locator("#lab-message").inner_text().strip() == ""
+    shot(page, "15-lab-collapse-paused")
+    assert len(list(server.temporary.glob("ganforge-lab-*"))) == 1
+    page.close()  # the page goes away: its training is closed and its folder removed
+    deadline = time.monotonic() + 30
+    while list(server.temporary.glob("ganforge-lab-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(server.temporary.glob("ganforge-lab-*")) == []

@@ -14,14 +14,27 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from ganforge.app import explorer
+from ganforge.app import explorer, lab_view
 from ganforge.app.catalog import RunCatalog
+from ganforge.app.lab import (
+    LAB_DATA,
+    LAB_G_LOSSES,
+    LAB_LOSSES,
+    LAB_OPTIMIZERS,
+    MAX_PACK,
+    MAX_STEPS,
+    MAX_STEPS_PER_TICK,
+    MAX_UNROLL,
+    LabSessions,
+    LabSettings,
+)
 from ganforge.errors import GanforgeError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
@@ -38,8 +51,17 @@ EVERY_ADDRESS = {"0.0.0.0", "::", "[::]", ""}
 SKETCH_PIXELS = 280
 NOT_NOISE = "This run translates images (pix2pix): it draws nothing from noise. See Translate."
 NOT_TRANSLATOR = "This run draws from noise: translating your images takes a pix2pix run."
+LAB_TICK_SECONDS = 1.0  # while playing, a tick trains "steps per tick" steps and redraws
+LAB_STEPS_PER_TICK = 50
+LAB_INTRO = (
+    "Train a GAN on 2-D points live, through the same training as `ganforge train --model mlp` "
+    "(README: the mode-collapse lab): the frame shows D's verdict over the plane (green: real, "
+    "purple: fake), the real points, G's samples and where G's loss moves them. One training "
+    f"per page, at most {MAX_STEPS:,} steps; it stops, and its files are deleted, when the page "
+    "closes. The settings apply from Reset."
+)
 CSS = """
-#message p { color: #b00020; font-weight: 600; }
+#message p, #lab-message p { color: #b00020; font-weight: 600; }
 .pixelated img { image-rendering: pixelated; }
 """
 
@@ -92,8 +114,10 @@ def build_page(runs_dir: str | Path) -> gr.Blocks:
             moves = _directions_tab()
             translate = _translation_tab()
             report = _report_tab()
+            lab = _lab_tab()
         top.tabs = tabs
         _connect(page, catalog, top, samples, walk, moves, translate, report)
+        _connect_lab(page, lab, LabSessions())
     return page
 
 
@@ -202,6 +226,60 @@ def _report_tab() -> SimpleNamespace:
         gr.Markdown("Training curves, the doctor's events, samples over training, metrics.")
         parts.build = gr.Button("Build the report", elem_id="show-report")
         parts.page = gr.HTML(elem_id="report")
+    return parts
+
+
+def _lab_tab() -> SimpleNamespace:
+    parts = SimpleNamespace(tab=gr.Tab("Lab", id="lab", elem_id="tab-lab"))
+    start = LabSettings()
+    with parts.tab:
+        gr.Markdown(LAB_INTRO)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                controls = {
+                    "data": gr.Dropdown(list(LAB_DATA), label="Data (--data)"),
+                    "loss": gr.Dropdown(list(LAB_LOSSES), label="Loss (--loss)"),
+                    "g_loss": gr.Radio(list(LAB_G_LOSSES), label="G's bce loss (--g-loss)"),
+                    "optimizer": gr.Radio(list(LAB_OPTIMIZERS), label="Optimiser (--optimizer)"),
+                    "lr_g": gr.Number(label="G's learning rate (--lr-g)"),
+                    "lr_d": gr.Number(label="D's learning rate (--lr-d)"),
+                    "pack": gr.Slider(1, MAX_PACK, step=1, label="Pack (--pack; 1: off)"),
+                    "minibatch_std": gr.Checkbox(label="Minibatch std (--minibatch-std)"),
+                    "feature_matching": gr.Checkbox(label="Feature matching (--feature-matching)"),
+                    "unroll": gr.Slider(0, MAX_UNROLL, step=1, label="Unroll D (--unroll; 0: off)"),
+                    "doctor_warmup": gr.Number(
+                        precision=0, label="Doctor's warm-up (--doctor-warmup)"
+                    ),
+                    "steps": gr.Number(
+                        precision=0, label=f"Stop at step (--steps, <= {MAX_STEPS:,})"
+                    ),
+                    "seed": gr.Number(precision=0, label="Seed (--seed)"),
+                }
+                for name, control in controls.items():  # each starts at LabSettings' default
+                    control.value = getattr(start, name)
+                    control.elem_id = f"lab-{name.replace('_', '-')}"
+                parts.settings = [controls[f.name] for f in fields(LabSettings)]
+                parts.per_tick = gr.Slider(
+                    1,
+                    MAX_STEPS_PER_TICK,
+                    value=LAB_STEPS_PER_TICK,
+                    step=1,
+                    label="Steps per tick (and per Step)",
+                    elem_id="lab-per-tick",
+                )
+            with gr.Column(scale=2):
+                with gr.Row():
+                    parts.play = gr.Button("Play", variant="primary", elem_id="lab-play")
+                    parts.pause = gr.Button("Pause", elem_id="lab-pause")
+                    parts.step = gr.Button("Step", elem_id="lab-step")
+                    parts.reset = gr.Button("Reset", elem_id="lab-reset")
+                parts.status = gr.Markdown("Press Play to train.", elem_id="lab-status")
+                parts.message = gr.Markdown(elem_id="lab-message")
+                with gr.Row():
+                    parts.frame = _image("G and D now", "lab-frame")
+                    parts.events = gr.Markdown(lab_view.NO_EVENTS, elem_id="lab-events")
+                parts.curves = _image("The records", "lab-curves")
+        parts.timer = gr.Timer(LAB_TICK_SECONDS, active=False)
     return parts
 
 
@@ -346,6 +424,113 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
         [translate.translation],
     )
     on(report.build.click, build_report, [top.run_name], [report.page])
+
+
+def _connect_lab(page, lab, sessions: LabSessions) -> None:
+    """The Lab's buttons and timer: each handler finds the page session's training in
+    `sessions` (Gradio's session hash), which the page's unload closes."""
+    outputs = [lab.timer, lab.frame, lab.curves, lab.status, lab.events, lab.message]
+
+    def on(event, function):
+        """`event` runs `function(session, settings, steps per tick)`, which returns the
+        session's training (None: none yet) and says whether it plays on; any error stops the
+        timer and is said in words."""
+
+        def run(session, per_tick, *values):
+            settings = LabSettings.from_controls(*values)
+            return _lab_shown(function(session, settings, per_tick), settings)
+
+        run.__name__ = function.__name__
+        handler = guarded(run, (_lab_timer(False), *[gr.skip()] * 4))
+
+        def with_session(request: gr.Request, per_tick, *values):
+            return handler(request.session_hash, per_tick, *values)
+
+        with_session.__name__ = function.__name__
+        event(
+            with_session,
+            [lab.per_tick, *lab.settings],
+            outputs,
+            show_progress="hidden",
+            trigger_mode="once",  # a tick still running drops the next one
+            concurrency_id="model",  # one model call at a time: CPU cores are not shared
+        )
+
+    def play(session, settings, per_tick):
+        training = sessions.get(session) or sessions.start(session, settings)
+        training.check_not_finished()
+        training.playing = True
+        return training
+
+    def pause(session, settings, per_tick):
+        training = sessions.get(session)
+        if training is not None:
+            training.playing = False
+        return training
+
+    def step(session, settings, per_tick):
+        training = sessions.get(session) or sessions.start(session, settings)
+        training.playing = False
+        training.advance(per_tick)
+        return training
+
+    def tick(session, settings, per_tick):
+        training = sessions.get(session)
+        if training is None:
+            raise GanforgeError("this page's training was closed: press Play to start another")
+        if training.playing:  # a tick sent before Pause arrived trains no more
+            training.advance(per_tick)
+            training.playing = not training.finished
+        return training
+
+    def reset(session, settings, per_tick):
+        training = sessions.start(session, settings)
+        training.playing = False
+        return training
+
+    for event, function in (
+        (lab.play.click, play),
+        (lab.pause.click, pause),
+        (lab.step.click, step),
+        (lab.reset.click, reset),
+        (lab.timer.tick, tick),
+    ):
+        on(event, function)
+
+    def close_training(request: gr.Request):
+        sessions.close(request.session_hash)
+
+    page.unload(close_training)
+
+
+def _lab_shown(training, settings: LabSettings) -> tuple:
+    """The timer's state, the frame, the curves, the status line and the events of a page's
+    training (None: none yet). The pictures are redrawn only when they would change."""
+    if training is None:
+        return _lab_timer(False), None, None, "Press Play to train.", lab_view.NO_EVENTS
+    records, events = training.records(), training.events()
+    cache = training.cache
+    if cache.get("frame_step") != training.step:
+        cache.update(frame=training.frame(), frame_step=training.step)
+    shown = (len(records), len(events))
+    if cache.get("curves_of") != shown:
+        cache.update(curves=lab_view.draw_curves(records, events), curves_of=shown)
+    status = lab_view.describe_progress(
+        training.step, training.bound, training.playing, changed=settings != training.settings
+    )
+    return (
+        _lab_timer(training.playing),
+        cache["frame"],
+        cache["curves"],
+        status,
+        lab_view.describe_events(events),
+    )
+
+
+def _lab_timer(active: bool) -> dict:
+    """An update of the Lab's timer (an update, not a gr.Timer: one made while the page is
+    built would be another timer on the page)."""
+    return gr.update(active=active)
 
 
 # ---- serving --------------------------------------------------------------------------------
