@@ -172,6 +172,33 @@ def build_parser() -> argparse.ArgumentParser:
         "caused it, and what to try first.",
     )
     doctor.add_argument("run", metavar="RUN", help="a run folder")
+    doctor.add_argument(
+        "--try",
+        dest="trials",
+        action="store_true",
+        help="branch the run from its checkpoint before the doctor's first event, train each "
+        "suggested remedy and the unchanged run for --steps steps in parallel processes, and "
+        "rank them by the run's eval metric (RUN/trials/trials.md and trials.html)",
+    )
+    doctor.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="steps each branch trains (default: as many as the run had left after the branch)",
+    )
+    doctor.add_argument(
+        "--remedies", type=int, default=4, metavar="K", help="remedies tried (default: 4)"
+    )
+    doctor.add_argument(
+        "--jobs", type=int, metavar="J", help="branches trained at once (default: one per core)"
+    )
+    doctor.add_argument(
+        "--n",
+        type=int,
+        metavar="N",
+        help="samples each branch is scored on (default: ganforge eval's)",
+    )
+    doctor.add_argument("--out", metavar="DIR", help="where the branches go (default: RUN/trials)")
     translate = commands.add_parser(
         "translate",
         help="translate images with a translator run (pix2pix, cyclegan)",
@@ -436,6 +463,11 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     ):
         info.add_argument(flag, type=kind, help=text)
     info.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
+
+
+def parse_train_flags(flags: list[str]) -> dict:
+    """`ganforge train` flags (["--pack", "2"]) as the options they give ({"pack": 2})."""
+    return _train_options(build_parser().parse_args(["train", *flags]))
 
 
 def _train_options(args: argparse.Namespace) -> dict:
@@ -709,7 +741,20 @@ def cmd_doctor(args: argparse.Namespace) -> None:
     from ganforge.run import Run
     from ganforge.training.doctor.explain import explain_run
 
-    print(explain_run(Run(args.run)))
+    run = Run(args.run)
+    if not args.trials:
+        for flag in ("steps", "jobs", "n", "out"):
+            if getattr(args, flag) is not None:
+                raise GanforgeError(f"--{flag}: only with --try")
+        print(explain_run(run))
+        return
+    from ganforge.training.doctor.trials import try_remedies
+
+    table = try_remedies(
+        run, steps=args.steps, jobs=args.jobs, out=args.out, n=args.n, max_remedies=args.remedies
+    )
+    print(table.read_text(), end="")
+    print(f"wrote {table} and {table.with_suffix('.html')}")
 
 
 def cmd_app(args: argparse.Namespace) -> None:

@@ -260,6 +260,12 @@ class Trainer:
         (self.run_dir / SAMPLES_DIR).mkdir(exist_ok=True)
         write_config(self.run_dir, self.config)  # records the new --steps and intervals
 
+    def start_from(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Go on from another run's state (a checkpoint's `tensors` and `meta`, already fitted
+        to this run's networks: training/fork.py), at its step and data position."""
+        self.state.load(tensors, meta)
+        self.real_batches.restart(self._sharded(self.state.batches))
+
     # ---- one iteration ---------------------------------------------------------------
     def _sharded(self, batches: EpochBatches) -> EpochBatches | ShardedOrder:
         """The seeded batch order; a data-parallel process takes its rank's slice of each."""

@@ -65,7 +65,7 @@ CAUSES = (
     ),
     Cause(
         ("mode_collapse",),
-        lambda c: c.pack == 1 and not c.minibatch_std,
+        lambda c: c.pack == 1 and not (c.minibatch_std or c.unroll or c.feature_matching),
         lambda c: (
             "no collapse remedy is on: D judges each sample alone, so it cannot see that "
             "G repeats itself"

@@ -44,7 +44,7 @@ def explain_run(run: Run) -> str:
     if causes:
         lines += ["", "Likely causes in this run's options"]
         lines += [f"- {cause.reason(config)}" for cause in causes]
-    fixes = _fixes(config, causes, events)
+    fixes = suggested_fixes(config, causes, events)
     if fixes:
         lines += ["", "What to try, first things first", f"  {' '.join(fixes[:1])}"]
         lines += [f"  then: {', '.join(fixes[1:6])}"] if len(fixes) > 1 else []
@@ -67,7 +67,7 @@ def _happened(kind: str, events: list[dict]) -> str:
     return f"- {kind} {when}: {meaning}." + (f" Latest: {detail}" if detail else "")
 
 
-def _fixes(config: TrainConfig, causes: list[Cause], events: list[dict]) -> list[str]:
+def suggested_fixes(config: TrainConfig, causes: list[Cause], events: list[dict]) -> list[str]:
     """The causes' fixes, then the events' remedies in the order they were first suggested."""
     fixes = [cause.flags(config) for cause in causes]
     for event in events:
