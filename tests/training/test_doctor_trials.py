@@ -95,10 +95,10 @@ def test_doctor_try_ranks_the_remedies_from_the_checkpoint_before_the_first_even
     printed = capsys.readouterr().out
     assert "wrote" in printed and "ranked by reverse_kl (lower is better)" in printed
 
-    rows = [line for line in (out / "trials.md").read_text().splitlines() if re.match(r"\| \d", line)]
+    lines = (out / "trials.md").read_text().splitlines()
+    rows = [line for line in lines if re.match(r"\| \d", line)]
     names = [row.split("|")[2].strip() for row in rows]
     assert len(names) == 3 and "unchanged" in names
-    assert names[names.index("unchanged") - 1 :] != []  # every branch is ranked
     # ranked by each branch's own eval.json, lower reverse KL first
     scores = []
     for name in names:

@@ -141,6 +141,12 @@ def invoke(argv: list[str], monkeypatch, setup=None) -> Built:
 # ---- probes: read the sign of a flag from what was built ---------------------------------------
 
 
+def final_lr_scale(b: Built) -> float:
+    """G's learning rate after the run's last iteration, over the configured one."""
+    b.fitted()
+    return round(b.trainer.optimizers["generator"].param_groups[0]["lr"] / b.trainer.config.lr_g, 6)
+
+
 def optimizer_group(network: str, key: str, index: int | None = None):
     def probe(b: Built):
         value = b.trainer.optimizers[network].param_groups[0][key]
@@ -475,6 +481,9 @@ PROBES: dict[str, Probe] = {
         [("discriminator", "RMSprop"), ("generator", "RMSprop")],
     ),
     "--d-steps": Probe("3", phase_counts, {"discriminator": 3, "generator": 1}),
+    # the last of 4 iterations: 1 - 3/4 of the rate; 4/8 of it, half-way through a warm-up
+    "--lr-decay": Probe("linear", final_lr_scale, 0.25),
+    "--lr-warmup": Probe("8", final_lr_scale, 0.5),
     "--g-loss": Probe("saturating", lambda b: family("g_loss")(b).__name__, "g_saturating"),
     "--z-dim": Probe("5", lambda b: network("generator")(b).net[0].in_features, 5),
     "--width": Probe("4", lambda b: network("generator")(b).net[0].out_features, 4 * 4),

@@ -64,8 +64,9 @@ def test_resume_is_bit_identical_to_a_straight_run(
         {"d_steps": 2, "optimizer": "rmsprop"},
         {"model": "dcgan", "ema_decay": 0.0, "optimizer": "sgd", "sample_every": 3},
         {"unroll": 3, "optimizer": "rmsprop", "beta1": 0.5},  # unrolls from D's moments
+        {"lr_warmup": 8},  # the rates follow the step, across the split
     ],
-    ids=["mlp-d2-rmsprop", "dcgan-no-ema-sgd", "mlp-unroll3-rmsprop"],
+    ids=["mlp-d2-rmsprop", "dcgan-no-ema-sgd", "mlp-unroll3-rmsprop", "mlp-warmup"],
 )
 def test_resume_with_other_settings_and_an_unaligned_split(tiny_train, options):
     """Weights stay exact when the split point is not a multiple of the logging interval."""

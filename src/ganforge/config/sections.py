@@ -17,6 +17,7 @@ from ganforge.config.checks import (
 from ganforge.metrics.catalog import eval_metric_names
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+LR_DECAYS = ("none", "linear", "cosine")
 G_LOSSES = ("non-saturating", "saturating")
 LOSSES = ("bce", "hinge", "wasserstein", "least-squares")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
@@ -182,9 +183,22 @@ class OptimisationOptions:
         default=0.999,
         metadata={"help": "EMA of G's weights used for sampling (0 disables)"},
     )
+    lr_decay: str = field(
+        default="none",
+        metadata={
+            "help": "learning rates fall over --steps after the warm-up: none, linear or cosine "
+            "(both towards 0 at the last step)"
+        },
+    )
+    lr_warmup: int = field(
+        default=0,
+        metadata={"help": "steps over which learning rates rise linearly from 0 (0: none)"},
+    )
 
     def check(self) -> None:
         check_at_least(self, ("batch_size", "d_steps"), 1)
+        check_at_least(self, ("lr_warmup",), 0, "must be 0 (none) or more")
+        check_choice(self, "lr_decay", LR_DECAYS)
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
             if not 0 < value <= MAX_LEARNING_RATE:  # beyond it, torch's float32 steps overflow

@@ -126,7 +126,7 @@ def check_metadata(metadata: dict[str, Any], path: str | Path, complete: bool = 
         _check_scalers_meta(fields, metadata["scalers"])
 
 
-_NOT_NEGATIVE = ("lr", "eps", "weight_decay")  # optimiser settings that must be >= 0
+_NOT_NEGATIVE = ("lr", "base_lr", "eps", "weight_decay")  # optimiser settings that must be >= 0
 # No real learning rate, momentum or decay comes near this; torch's float32 arithmetic
 # overflows (a RuntimeError, mid-step) on settings near 1e38.
 MAX_SETTING = 1e6

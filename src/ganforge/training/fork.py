@@ -101,6 +101,8 @@ def fitted_state(
         ):
             if option in changes:
                 theirs["lr"] = own["lr"]
+            if "base_lr" in own and (option in changes or "base_lr" not in theirs):
+                theirs["base_lr"] = own["base_lr"]  # a schedule scales the new rate
     if meta.get("scalers") is not None and "precision" in changes:
         meta["scalers"] = own_meta.get("scalers")
     return merged, meta, fresh

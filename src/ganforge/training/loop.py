@@ -47,6 +47,7 @@ from ganforge.training.evaluation import TrainingEvaluator
 from ganforge.training.interrupt import GracefulInterrupt
 from ganforge.training.logbook import Logbook, truncate_records
 from ganforge.training.run_lock import RunLock, check_unlocked
+from ganforge.training.schedule import apply_schedule
 from ganforge.training.setup import (
     build_averages,
     build_family,
@@ -298,6 +299,7 @@ class Trainer:
         grad_norms: dict[str, torch.Tensor] = {}
         batch = None
         family.set_progress(state.step, config.steps)
+        apply_schedule(config, state.optimizers.values(), state.step)
         for phase in family.phases:
             repeats = getattr(self.config, phase.repeats) if phase.repeats else 1
             optimizers = [state.optimizers[name] for name in phase.trains]

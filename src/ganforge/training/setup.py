@@ -34,6 +34,7 @@ from ganforge.training.distributed import Distributed
 from ganforge.training.ema import WeightAverage
 from ganforge.training.optim import learning_rate, make_optimizer
 from ganforge.training.run_lock import LOCK_FILE, RunLock
+from ganforge.training.schedule import start_schedule
 
 Dataset = ImageDataset | ImageFolder | PointSet
 
@@ -146,6 +147,7 @@ def build_optimizers(config: TrainConfig, family: ModelFamily) -> dict[str, Opti
         for phase in family.phases
         for name in phase.trains
     }
+    start_schedule(config, optimizers.values())
     family.attach_optimizers(optimizers)
     return optimizers
 

@@ -99,6 +99,8 @@ class Rollback:
         for name, optimizer in metadata["optimizers"].items():
             for group in optimizer["param_groups"]:
                 group["lr"] *= config.nan_lr_factor
+                if "base_lr" in group:  # --lr-decay/--lr-warmup scale the lowered rate
+                    group["base_lr"] *= config.nan_lr_factor
                 learning_rates[f"lr_{name}"] = group["lr"]
         metadata["doctor"]["rollbacks"] = self.rollbacks
         back_to = metadata["step"]
