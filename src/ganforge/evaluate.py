@@ -18,12 +18,15 @@ import torch
 from ganforge.atomic import atomic_write_text
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_noise, check_seed
 from ganforge.config import TrainConfig
-from ganforge.data import load_dataset, load_points
+from ganforge.data import STACKED_MNIST, load_dataset, load_points
+from ganforge.data.stacked_mnist import SPLIT_SIZES as STACKED_SPLIT_SIZES
 from ganforge.errors import GanforgeError
 from ganforge.metrics import FeatureExtractor, FeatureSet, load_extractor, real_features
 from ganforge.metrics.catalog import MetricInputs, get_group, list_groups, list_metrics, measure
 from ganforge.metrics.features import extract_features
 from ganforge.metrics.registry import default_extractor
+from ganforge.metrics.stacked_modes import SAMPLES as STACKED_SAMPLES
+from ganforge.metrics.stacked_modes import channel_digits
 from ganforge.models import model_kind, run_kind
 from ganforge.run import Run
 from ganforge.sampling import balanced_labels, sample_batches, sample_points
@@ -36,6 +39,12 @@ MIXTURE_NOTE = (
     "nearest mode is high quality; a mode holding at least 1/5 of its fair share is captured; "
     "reverse KL of the high-quality samples' modes to uniform."
 )
+STACKED_NOTE = (
+    "PacGAN's Table 2 protocol (Lin et al. 2018): 26,000 samples; each channel read as a digit "
+    "by the packaged classifier (mnist); a mode (digit triple) holding at least one sample is "
+    "found; KL of the samples' mode histogram to uniform."
+)
+STACKED_EXTRACTOR = "mnist"  # the packaged digit classifier reads each channel
 BIAS_NOTE = (
     "FID is biased upwards at small sample sizes: compare values only at the same N and with the "
     "same extractor (KID is unbiased). Domain-classifier FID is not comparable to Inception FID."
@@ -76,6 +85,39 @@ def point_reference(config: TrainConfig) -> PointReference:
             "measure a Gaussian mixture (ring8, grid25)"
         )
     return PointReference(data.modes.numpy(), data.mode_std, config.data, len(data))
+
+
+@dataclass
+class StackedReference:
+    """What measures a stacked-MNIST run's modes: the digit classifier that reads each channel
+    of a sample (metrics/stacked_modes.py)."""
+
+    classifier: FeatureExtractor
+    dataset: str
+    n_real: int
+
+
+def stacked_reference(
+    config: TrainConfig, flag: str, device: str | torch.device = "cpu"
+) -> StackedReference:
+    """The digit classifier for a run on stacked-mnist, or a one-line error naming `flag` for
+    a run on other data."""
+    if config.data != STACKED_MNIST:
+        raise GanforgeError(
+            f"{flag}: counts the digit triples of a run on {STACKED_MNIST}, not on {config.data}"
+        )
+    if config.channels not in (None, 3):
+        raise GanforgeError(
+            f"{flag}: reads a digit in each of R, G and B, and this run has "
+            f"{config.channels} channel(s) (trained with --channels {config.channels})"
+        )
+    classifier = load_extractor(STACKED_EXTRACTOR, device=str(device))
+    return StackedReference(classifier, config.data, STACKED_SPLIT_SIZES["train"])
+
+
+def measures_stacked(group: str) -> bool:
+    """Whether metric group `group` counts stacked-MNIST modes (its runs' own metrics)."""
+    return "stacked" in get_group(group).needs
 
 
 @dataclass
@@ -126,7 +168,7 @@ def real_reference(
 def measure_generator(
     family,
     network: torch.nn.Module,
-    reference: RealReference | PointReference,
+    reference: RealReference | PointReference | StackedReference,
     metrics: Sequence[str],
     *,
     n: int,
@@ -137,7 +179,8 @@ def measure_generator(
 ) -> dict:
     """Sample `n` images from `network` (seeded) and compute `metrics` against `reference`.
     A class-conditional generator is asked for every class (`class_names`) equally often;
-    a generator of points is measured against the modes of a PointReference."""
+    a generator of points is measured against the modes of a PointReference, and the channels
+    of a stacked-MNIST generator are read as digits by a StackedReference."""
     if isinstance(reference, PointReference):
         inputs = MetricInputs(
             points=sample_points(family, network, n, seed),
@@ -148,6 +191,10 @@ def measure_generator(
     labels = None
     if family.kind.class_conditional:
         labels = balanced_labels(n, family.num_classes)
+    if isinstance(reference, StackedReference):
+        samples = sample_batches(family, network, n, seed, batch_size, labels)
+        digits = channel_digits(reference.classifier, samples)
+        return measure(metrics, MetricInputs(channel_digits=digits))
     fake = extract_features(
         reference.extractor,
         sample_batches(family, network, n, seed, batch_size, labels),
@@ -182,14 +229,17 @@ def evaluate_run(
     inception_weights: str | Path | None = None,
     pairs: str | Path | None = None,
 ) -> dict:
-    """Evaluate a run's generator on `n` samples (default: 10,000; 2,500 points); returns the
-    result and (with `write`) saves RUN/eval.json. A translator (pix2pix) is measured on
-    held-out pairs instead (translate.py; `pairs`: a folder of them, needed when the run's
-    data has no test split); a generator of points by the modes of its data."""
+    """Evaluate a run's generator on `n` samples (default: 10,000; 2,500 points; 26,000 for
+    stacked-mnist); returns the result and (with `write`) saves RUN/eval.json. A translator
+    (pix2pix) is measured on held-out pairs instead (translate.py; `pairs`: a folder of them,
+    needed when the run's data has no test split); a generator of points by the modes of its
+    data; a run on stacked-mnist by its digit triples (other groups when `metrics` names
+    them)."""
     run = run if isinstance(run, Run) else Run(run)
     points = run_kind(run.config).data == "points"
+    stacked = run.config.data == STACKED_MNIST and run.config.channels == 3
     if n is None:
-        n = POINT_SAMPLES if points else 10000
+        n = POINT_SAMPLES if points else STACKED_SAMPLES if stacked else 10000
     check_at_most("--n", n, MAX_EVAL_SAMPLES)  # before any work: features of every sample
     check_noise("--n", n, run.config.z_dim)
     check_seed("--seed", seed)
@@ -206,6 +256,8 @@ def evaluate_run(
         raise GanforgeError(f"--n: need at least 2 samples, got {n}")
     started = time.perf_counter()
     chosen = parse_metrics(metrics) if metrics is not None else METRICS
+    if metrics is None:  # a run's own: a stacked-MNIST run's modes, and no other run's
+        chosen = tuple(name for name in chosen if measures_stacked(name) == stacked)
     family = run.load(checkpoint)
     unfit = [name for name in chosen if not get_group(name).applies_to(family.kind)]
     if unfit and metrics is not None:
@@ -219,6 +271,21 @@ def evaluate_run(
         raise GanforgeError(f"--metrics: {','.join(unfit)} needs {needed}")
     chosen = tuple(name for name in chosen if name not in unfit)
     step = checkpoint_step(run, checkpoint)
+    counted: dict = {}  # the stacked-MNIST modes, measured on their own samples
+    if any(measures_stacked(name) for name in chosen):
+        counting = tuple(name for name in chosen if measures_stacked(name))
+        modes = stacked_reference(run.config, f"--metrics {','.join(counting)}", device)
+        counted = measure_generator(
+            family, run.generator(ema).to(device), modes, counting, n=n, seed=seed
+        )
+        chosen = tuple(name for name in chosen if name not in counting)
+        if not chosen:
+            result = _result(run, step, checkpoint, ema, modes, n, seed, counted, started)
+            result.update(extractor=_describe(modes.classifier, "each channel"))
+            result.update(notes=[STACKED_NOTE])
+            if write:
+                write_eval_file(result)
+            return result
     if points:
         reference = point_reference(run.config)
         values = measure_generator(
@@ -259,6 +326,9 @@ def evaluate_run(
         progress=progress,
         class_names=run.config.class_names,
     )
+    values.update(counted)
+    if counted:
+        notes.append(STACKED_NOTE)
     result = _result(run, step, checkpoint, ema, reference, n, seed, values, started)
     result.update(extractor=_describe(reference.extractor), notes=notes)
     if write:
@@ -291,8 +361,9 @@ def write_eval_file(result: dict) -> Path:
     return path
 
 
-def _describe(extractor: FeatureExtractor) -> dict:
-    info = {"name": extractor.name, "identity": extractor.identity()[:16]}
+def _describe(extractor: FeatureExtractor, reads: str = "") -> dict:
+    name = f"{extractor.name} ({reads})" if reads else extractor.name
+    info = {"name": name, "identity": extractor.identity()[:16]}
     spec = getattr(extractor, "spec", None)
     if spec is not None:
         info.update(trained_on=spec.trained_on, test_accuracy=spec.test_accuracy)

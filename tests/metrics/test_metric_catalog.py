@@ -40,10 +40,11 @@ def test_the_eval_options_are_the_groups_of_images_and_of_points():
         "is",
         "cond",
         "mixture",
+        "stacked",
     ]
 
 
-IMAGES = {"fid", "kid", "pr", "dc", "modes", "is"}
+IMAGES = {"fid", "kid", "pr", "dc", "modes", "is", "stacked"}  # stacked: on stacked-mnist only
 
 
 @pytest.mark.parametrize(

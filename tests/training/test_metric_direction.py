@@ -40,6 +40,8 @@ DIRECTION = {
     "modes_captured": HIGHER,  # modes of a mixture the samples cover: fewer is collapse
     "high_quality": HIGHER,  # share of samples close to a mode
     "reverse_kl": LOWER,  # 0: the samples spread evenly over the modes
+    "modes_found": HIGHER,  # stacked-MNIST digit triples drawn: fewer is collapse
+    "mode_kl": LOWER,  # 0: the samples spread evenly over the 1,000 triples
 }
 # compare bolds no run for these (density: ~1 is ideal, not "more")
 NOT_HIGHLIGHTED = {"density", "confident"}
@@ -56,6 +58,8 @@ MODEL_FOR = {
     if "classes" in m.needs
     else POINTS
     if "points" in m.needs
+    else {"data": "stacked-mnist"}
+    if "stacked" in m.needs
     else {}
     for m in list_metrics()
 }

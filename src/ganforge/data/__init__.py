@@ -38,6 +38,8 @@ from ganforge.data.points import (
     load_point_dataset,
 )
 from ganforge.data.roots import data_root
+from ganforge.data.stacked_mnist import NAME as STACKED_MNIST
+from ganforge.data.stacked_mnist import load_stacked_mnist
 from ganforge.data.unpaired import load_unpaired_digits, open_unpaired_folder
 from ganforge.errors import GanforgeError
 
@@ -242,6 +244,7 @@ def _cifar_loader(name: str) -> Loader:
 
 register_dataset("mnist-mini", lambda _: load_mnist_mini())
 register_dataset("digits", lambda _: load_digits())
+register_dataset(STACKED_MNIST, lambda o: load_stacked_mnist(o.split))
 register_layout("paired", _open_pairs)
 register_layout("unpaired", open_unpaired_folder)
 register_layout(POINTS, _open_point_file)
@@ -262,6 +265,7 @@ for _name in CIFAR_DATASETS:
 __all__ = [
     "IMAGES",
     "POINTS",
+    "STACKED_MNIST",
     "PointSet",
     "is_point_data",
     "load_points",

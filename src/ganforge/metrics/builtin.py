@@ -14,6 +14,7 @@ from ganforge.metrics.kernel_distance import kid_of_features
 from ganforge.metrics.mixture import mixture_scores
 from ganforge.metrics.paired import paired_scores
 from ganforge.metrics.prdc import density_coverage_of_features, precision_recall_of_features
+from ganforge.metrics.stacked_modes import stacked_mode_scores
 
 PAIRS_BATCH = 64  # pairs scored at a time; the per-image values do not depend on it
 
@@ -217,5 +218,31 @@ def _mixture(inputs: MetricInputs) -> dict:
         "num_modes": scores.num_modes,
         "high_quality": round(scores.high_quality, 6),
         "reverse_kl": round(scores.reverse_kl, 6),
+        "mode_histogram": list(scores.histogram),
+    }
+
+
+@register_group(
+    "stacked",
+    needs=("stacked",),
+    description="modes of stacked MNIST (1,000 digit triples) by PacGAN's Table 2 protocol: "
+    "each channel read by the digit classifier; a mode holding at least one sample is found",
+    metrics=(
+        Metric(
+            "modes_found",
+            "modes found",
+            HIGHER,
+            "digit triples with at least one sample",
+            out_of="num_modes",
+        ),
+        Metric("mode_kl", "mode KL", LOWER, "KL(samples' modes || uniform), nats"),
+    ),
+)
+def _stacked(inputs: MetricInputs) -> dict:
+    scores = stacked_mode_scores(inputs.channel_digits)
+    return {
+        "modes_found": scores.modes_found,
+        "num_modes": scores.num_modes,
+        "mode_kl": round(scores.mode_kl, 6),
         "mode_histogram": list(scores.histogram),
     }

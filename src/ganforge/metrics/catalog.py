@@ -38,8 +38,10 @@ LOWER, HIGHER = "lower", "higher"
 #   logits: an extractor with a classifier head (its class predictions on the samples);
 #   classes: samples asked for by class (a class-conditional model) and the real labels;
 #   pairs: a translator's outputs and the targets of held-out (source, target) pairs;
-#   points: samples and real data that are points in the plane (2-D toy data).
-NEEDS = ("features", "logits", "classes", "pairs", "points")
+#   points: samples and real data that are points in the plane (2-D toy data);
+#   stacked: RGB samples whose channels are each a digit, read by a digit classifier (any
+#   noise-to-image kind; that the run's data is stacked-mnist is checked by evaluate.py).
+NEEDS = ("features", "logits", "classes", "pairs", "points", "stacked")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class MetricInputs:
     points: np.ndarray | None = None  # points: the generator's samples, float (N, D)
     modes: np.ndarray | None = None  # points: the centres of the data's mixture (M, D)
     mode_std: float = 0.0  # points: the std of every mixture component
+    channel_digits: np.ndarray | None = None  # stacked: the digit of each sample's R, G, B (N, 3)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,12 @@ import torch
 
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
-from ganforge.evaluate import measure_generator, point_reference, real_reference
+from ganforge.evaluate import (
+    measure_generator,
+    point_reference,
+    real_reference,
+    stacked_reference,
+)
 from ganforge.metrics.catalog import LOWER, get_metric
 from ganforge.models import run_kind
 from ganforge.translate import training_pairs_reference, translation_scores
@@ -56,6 +61,11 @@ class TrainingEvaluator:
         if kind.translator or "pairs" in metric.needs:
             self.pairs = training_pairs_reference(config)
             self.state = EvalState(f"{self.metric}|{config.eval_n}")
+            return
+        if "stacked" in metric.needs:  # a stacked-MNIST run's digit triples
+            self.reference = stacked_reference(config, f"--eval-metric {self.metric}", device)
+            identity = self.reference.classifier.identity()[:16]
+            self.state = EvalState(f"{self.metric}|{identity}|{config.eval_n}")
             return
         self.reference = real_reference(
             config,
