@@ -258,7 +258,10 @@ def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("run", metavar="RUN", help="a run folder")
     evaluate.add_argument(
-        "--n", type=int, help="samples (default: 10000; 2500 for a run of points, as PacGAN)"
+        "--n",
+        type=int,
+        help="samples (default: 10000; as PacGAN, 2500 for a run of points and 26000 for "
+        "stacked-mnist)",
     )
     evaluate.add_argument(
         "--metrics",
@@ -794,8 +797,9 @@ def cmd_datasets(_: argparse.Namespace) -> None:
     tags = {"paired": " (image pairs, for pix2pix)", "unpaired": " (two sets, for cyclegan)"}
     tags["points"] = " (points, for mlp)"
     layouts = {name: layout for layout in tags for name in list_datasets(layout=layout)}
+    notes = {"stacked-mnist": " (3 digits as RGB: 1,000 modes)"}
     for name in list_datasets():
-        print(name + tags.get(layouts.get(name, ""), ""))
+        print(name + tags.get(layouts.get(name, ""), notes.get(name, "")))
     print("PATH (a folder of images; for pix2pix, of image pairs: A|B side by side, or A/ B/)")
     print("FILE.csv (points, one x,y per row, for mlp)")
 
