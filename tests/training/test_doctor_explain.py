@@ -90,8 +90,9 @@ def test_the_doctor_names_the_likely_cause_as_the_event_fires(tmp_path, monkeypa
     run = ganforge.train(**options, g_loss="saturating", out=str(tmp_path / "saturating"))
     event = next(e for e in run.events() if e["event"] == "mode_collapse")
     assert event["evidence"]["likely_cause"].startswith("--g-loss saturating: G minimises")
-    assert event["remedies"][:3] == ["--g-loss non-saturating", "--pack 2", "--minibatch-std"]
-    run = ganforge.train(**options, pack=2, out=str(tmp_path / "packed"))
+    causes_first = ["--g-loss non-saturating", "--pack 2", "--lr-decay cosine"]
+    assert event["remedies"][:4] == [*causes_first, "--minibatch-std"]
+    run = ganforge.train(**options, pack=2, lr_decay="cosine", out=str(tmp_path / "packed"))
     event = next(e for e in run.events() if e["event"] == "mode_collapse")
     assert "likely_cause" not in event["evidence"]  # nothing in its options explains it
     assert "--pack 2" not in event["remedies"]
@@ -108,6 +109,18 @@ def test_a_cause_counts_only_where_the_model_takes_its_fix(model, fixes):
     config = TrainConfig(model=model, resolution=32, channels=1, g_loss="saturating", d_steps=2)
     assert [cause.flags(config) for cause in likely_causes(config, ("mode_collapse",))] == fixes
     assert likely_causes(config, ("stalled",)) == []
+
+
+def test_a_constant_rate_is_a_cause_of_collapse_on_points_only():
+    points = TrainConfig(model="mlp", data="ring8", point_dims=2)
+    flags = [cause.flags(points) for cause in likely_causes(points, ("mode_collapse",))]
+    assert flags == ["--pack 2", "--lr-decay cosine"]
+    decayed = points.replace(lr_decay="linear", minibatch_std=True)
+    assert likely_causes(decayed, ("mode_collapse",)) == []
+    images = TrainConfig(model="mlp", resolution=28, channels=1)
+    assert "--lr-decay cosine" not in [
+        c.flags(images) for c in likely_causes(images, ("mode_collapse",))
+    ]
 
 
 # ---- the warm-up scales with the run ----------------------------------------------------------

@@ -309,4 +309,5 @@ def test_a_generator_collapsed_to_one_point_is_reported(tmp_path, monkeypatch):
     assert [e["step"] for e in events] == [10]  # records at 5 and 10: patience 2
     evidence = events[0]["evidence"]
     assert evidence["num_modes"] == RING_MODES and evidence["modes_captured"] <= 1
-    assert events[0]["remedies"][:2] == ["--pack 2", "--minibatch-std"]
+    # the causes' fixes first (no collapse remedy, a constant rate), then the detector's
+    assert events[0]["remedies"][:3] == ["--pack 2", "--lr-decay cosine", "--minibatch-std"]

@@ -61,6 +61,7 @@ class LabSettings:
     optimizer: str = "adam"
     lr_g: float = 1e-3
     lr_d: float = 1e-3
+    lr_decay: str = "none"
     pack: int = 1
     minibatch_std: bool = False
     feature_matching: bool = False

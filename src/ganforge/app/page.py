@@ -35,6 +35,7 @@ from ganforge.app.lab import (
     LabSessions,
     LabSettings,
 )
+from ganforge.config.sections import LR_DECAYS
 from ganforge.errors import GanforgeError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
@@ -243,6 +244,9 @@ def _lab_tab() -> SimpleNamespace:
                     "optimizer": gr.Radio(list(LAB_OPTIMIZERS), label="Optimiser (--optimizer)"),
                     "lr_g": gr.Number(label="G's learning rate (--lr-g)"),
                     "lr_d": gr.Number(label="D's learning rate (--lr-d)"),
+                    "lr_decay": gr.Radio(
+                        list(LR_DECAYS), label="Rates fall to 0 at the last step (--lr-decay)"
+                    ),
                     "pack": gr.Slider(1, MAX_PACK, step=1, label="Pack (--pack; 1: off)"),
                     "minibatch_std": gr.Checkbox(label="Minibatch std (--minibatch-std)"),
                     "feature_matching": gr.Checkbox(label="Feature matching (--feature-matching)"),

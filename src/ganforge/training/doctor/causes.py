@@ -73,6 +73,16 @@ CAUSES = (
         lambda c: {"pack": 2},
     ),
     Cause(
+        ("mode_collapse",),
+        lambda c: bool(c.point_dims) and c.lr_decay == "none",
+        lambda c: (
+            "a constant learning rate on points: G's samples keep circling the spots D accepts "
+            "instead of settling on them (ring8: 4 of 8 modes at a constant 1e-3, 7 with a "
+            "cosine decay)"
+        ),
+        lambda c: {"lr_decay": "cosine"},
+    ),
+    Cause(
         ("exploding", "rollback", "oscillation"),
         lambda c: c.loss == "wasserstein" and c.gp == 0 and not c.spectral_norm,
         lambda c: (
