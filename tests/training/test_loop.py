@@ -270,8 +270,8 @@ def watch_critic(monkeypatch) -> list[tuple[str, list[torch.Tensor]]]:
         calls.append((phase, []))
         return phase_loss(self, phase, batch)
 
-    def watched_critic(self, images, labels=None):
-        logits, classes = critic(self, images, labels)
+    def watched_critic(self, images, labels=None, network=None):
+        logits, classes = critic(self, images, labels, network)
         calls[-1][1].append(logits.detach().double())
         return logits, classes
 

@@ -79,13 +79,13 @@ class DWatch:
         self.families: list[GANFamily] = []
         discriminate, phase_loss = GANFamily.discriminate, GANFamily.phase_loss
 
-        def watched_discriminate(family, images, labels=None):
+        def watched_discriminate(family, images, labels=None, network=None):
             seen = []
             hook = family.discriminator.register_forward_pre_hook(
                 lambda module, args: seen.append(args[0].detach())
             )
             try:
-                return discriminate(family, images, labels)
+                return discriminate(family, images, labels, network)
             finally:
                 hook.remove()
                 self.inputs.append((images.detach(), seen[0]))
@@ -491,11 +491,11 @@ def measure_instance_noise(monkeypatch) -> list[float]:
     original = GANFamily.discriminate
     noise: list[float] = []
 
-    def measured(self, images, labels=None):
+    def measured(self, images, labels=None, network=None):
         seen = []
         hook = self.discriminator.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
         try:
-            return original(self, images, labels)
+            return original(self, images, labels, network)
         finally:
             hook.remove()
             noise.append((seen[0] - images).std().item())
