@@ -14,8 +14,8 @@ prints the mean and standard error over the seeds, next to the numbers of PacGAN
 The published numbers below are PacGAN's Table 2 (Lin et al. 2018) as recalled, not re-read:
 its DCGAN row comes from the setup of VEEGAN and Unrolled GAN, where D is made weaker than G
 (Unrolled GAN's stacked-MNIST experiment gives D 1/4 or 1/2 of the usual filters) so that the
-plain GAN collapses. ganforge's dcgan has one --width for both networks (D: width, 2 x width
-channels at 14 and 7 px; G: the mirror), so D cannot be narrowed alone here: the weaker D of
+plain GAN collapses. --d-width W gives dcgan's D a base width of its own (--width 32 --d-width
+8 is a quarter of G's filters, as in the papers); without it D is as wide as G, the weaker D of
 the papers is not reproduced, and the plain rows need not collapse as theirs do.
 
 The network is DCGAN at a CPU budget (see NETWORK): --width channels, batch 64, bce without
@@ -57,7 +57,7 @@ NETWORK = (
 
 def train_and_score(job: tuple[str, int, int, int, int, int, str, bool]) -> dict:
     """One run (a process of its own, one thread): train unless done, then score."""
-    variant, seed, steps, batch, width, n, out, score_only = job
+    variant, seed, steps, batch, (width, d_width), n, out, score_only = job
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -70,6 +70,7 @@ def train_and_score(job: tuple[str, int, int, int, int, int, str, bool]) -> dict
     if not score_only and not (run / "checkpoints").is_dir():
         argv = ["train", "--model", "dcgan", "--data", "stacked-mnist", "--seed", str(seed)]
         argv += ["--width", str(width), *(part for option in NETWORK for part in option)]
+        argv += ["--d-width", str(d_width)] if d_width else []
         argv += ["--steps", str(steps), "--batch-size", str(batch), "--out", str(run)]
         argv += ["--checkpoint-every", str(steps), "--sample-every", str(steps)]
         argv += ["--log-every", str(max(steps // 20, 1)), "--no-progress", *VARIANTS[variant]]
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=32, help="dcgan --width of G and D")
+    parser.add_argument("--d-width", type=int, default=0, help="D's base width (0: --width)")
     parser.add_argument("--n", type=int, default=26000, help="samples scored per run")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each")
     parser.add_argument("--out", default=str(HERE / "out" / "stacked_mnist"))
@@ -123,7 +125,8 @@ def main() -> None:
     args = parser.parse_args()
     variants = args.variants.split(",")
     jobs = [
-        (variant, seed, args.steps, args.batch_size, args.width, args.n, args.out, args.score_only)
+        (variant, seed, args.steps, args.batch_size, (args.width, args.d_width), args.n, args.out)
+        + (args.score_only,)
         for variant in variants
         for seed in range(args.seeds)
     ]
@@ -135,7 +138,8 @@ def main() -> None:
     eval_s = sum(r["eval_s"] for r in results) / len(results)
     print(table(results, variants))
     print(
-        f"\n{len(results)} runs of {args.steps} steps (dcgan --width {args.width}, batch "
+        f"\n{len(results)} runs of {args.steps} steps (dcgan --width {args.width} --d-width "
+        f"{args.d_width or args.width}, batch "
         f"{args.batch_size}), {args.seeds} seeds, {args.n} samples scored per run; "
         f"{wall / 60:.1f} min wall on {args.jobs} processes; per run (one thread) "
         f"{train_s:.0f} s of training and {eval_s:.0f} s of scoring"

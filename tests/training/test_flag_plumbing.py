@@ -531,6 +531,16 @@ PROBES: dict[str, Probe] = {
         "2", lambda b: has(b, "generator", ResidualBlock, count=True), 4, CYCLEGAN
     ),
     "--beta": Probe("0.5", family("beta"), 0.5, ("--model", "vae")),
+    # D's first convolution has D's base width, G's last hidden layer keeps --width (8)
+    "--d-width": Probe(
+        "4",
+        lambda b: (
+            network("discriminator")(b).net[0].out_channels,
+            network("generator")(b).net[-2].in_channels,
+        ),
+        (4, 8),
+        ("--model", "dcgan"),
+    ),
     # ---- remedies
     "--loss": Probe(
         "hinge",

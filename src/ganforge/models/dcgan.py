@@ -40,12 +40,20 @@ class DCGANOptions(ModelOptions):
         default=0,
         metadata={"help": "dcgan: 3x3 convolution layers added at G's last hidden resolution"},
     )
+    d_width: int = field(
+        default=0,
+        metadata={
+            "help": "dcgan: D's base width, for a D weaker or stronger than G (0: --width; "
+            "the papers' stacked-MNIST collapse uses a quarter or half of G's)"
+        },
+    )
 
     def check(self) -> None:
         check_activations(self)
         check_choice(self, "g_norm", G_NORMS)
-        check_at_least(self, ("extra_layers",), 0, "must be 0 or more")
+        check_at_least(self, ("extra_layers", "d_width"), 0, "must be 0 or more")
         bounds.check_at_most("--extra-layers", self.extra_layers, MAX_EXTRA_LAYERS)
+        bounds.check_at_most("--d-width", self.d_width, bounds.MAX_WIDTH)
 
 
 def base_size(resolution: int) -> int:
@@ -183,7 +191,7 @@ def build_dcgan(config: TrainConfig, img_resolution: int, img_channels: int) -> 
     discriminator = DCGANDiscriminator(
         img_resolution,
         img_channels * config.pack,  # PacGAN: a pack's images side by side along channels
-        config.width,
+        options.d_width or config.width,
         activation=options.d_activation,
         minibatch_std=config.minibatch_std,
     )
