@@ -28,13 +28,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from mode_collapse import mean_and_error  # noqa: E402  (the same statistics as the toy rows)
 
 # PacGAN Table 2 (Lin et al. 2018), as recalled: (modes out of 1,000, KL to uniform)
 PUBLISHED = {
@@ -79,15 +83,6 @@ def train_and_score(job: tuple[str, int, int, int, int, int, str, bool]) -> dict
     result = evaluate_run(run, n=n, seed=seed, write=True)["metrics"]
     eval_s = time.perf_counter() - started - train_s
     return {"variant": variant, "seed": seed, "train_s": train_s, "eval_s": eval_s, **result}
-
-
-def mean_and_error(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(variance / len(values))
 
 
 def table(results: list[dict], variants: list[str]) -> str:

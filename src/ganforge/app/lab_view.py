@@ -3,16 +3,14 @@ losses, the modes G covers) and the doctor's events in words, each with what to 
 
 from __future__ import annotations
 
-import io
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from ganforge.app.explorer import markdown_text  # noqa: E402
+from ganforge.report.lab_frame import figure_pixels  # noqa: E402
 
 CURVES_INCHES, CURVES_DPI = (7.0, 2.3), 90  # 630 x 207 pixels: beside the 360-pixel frame
 EVENTS_SHOWN = 12  # the newest events listed (the count says how many there are)
@@ -50,12 +48,7 @@ def draw_curves(records: list[dict], events: list[dict], title: str = "") -> np.
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout(pad=0.4)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=CURVES_DPI)
-    plt.close(fig)
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        return np.asarray(image.convert("RGB"))
+    return figure_pixels(fig, CURVES_DPI)
 
 
 def _say(axes, words: str) -> None:

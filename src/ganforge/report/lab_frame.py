@@ -82,8 +82,14 @@ def draw_lab_frame(
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout(pad=0.3)
+    return figure_pixels(fig, FRAME_DPI)
+
+
+def figure_pixels(fig, dpi: int) -> np.ndarray:
+    """A matplotlib figure as uint8 RGB pixels (H, W, 3), rendered at `dpi`; the figure is
+    closed."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=FRAME_DPI)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     buffer.seek(0)
     with Image.open(buffer) as image:
