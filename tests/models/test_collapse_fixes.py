@@ -16,7 +16,7 @@ from ganforge import GanforgeError, TrainConfig
 from ganforge.cli import main
 from ganforge.data import to_model_range
 from ganforge.models import build_model
-from ganforge.models.layers import MinibatchStd
+from ganforge.models.layers import Maxout, MinibatchStd
 from tiny import TINY_POINTS, tiny_flags, translator_options
 
 
@@ -131,6 +131,32 @@ def test_models_whose_d_cannot_take_it_refuse_it(tmp_path, capsys, model, flag):
     assert main(tiny_flags(out, model=model, **translator_options(model)) + flag) == 2
     assert_one_line_error(capsys, flag[0].split("=")[0])
     assert not out.exists()
+
+
+# ---- Maxout (--d-maxout) -------------------------------------------------------------------
+
+
+def test_each_maxout_unit_is_the_largest_of_its_own_pieces():
+    layer = Maxout(2, size=2, pieces=3)
+    with torch.no_grad():  # rows 0-2: unit 0's pieces; rows 3-5: unit 1's
+        layer.linear.weight.copy_(
+            torch.tensor([[1.0, 0], [0, 1], [-1, -1], [2, 0], [0, -2], [0, 0]])
+        )
+        layer.linear.bias.copy_(torch.tensor([0.0, 0, 0, 0, 0, 0.5]))
+    x = torch.tensor([[3.0, -1.0], [-2.0, -4.0]])
+    # unit 0: max(x0, x1, -x0-x1); unit 1: max(2 x0, -2 x1, 0.5), by hand
+    expected = torch.tensor([[3.0, 6.0], [6.0, 8.0]])
+    assert torch.equal(layer(x), expected)
+
+
+def test_d_maxout_builds_the_papers_discriminator():
+    config = TrainConfig(model="mlp", data="ring8", point_dims=2, z_dim=2)
+    config = config.replace(d_layers="20,20", d_maxout=5)
+    discriminator = build_model(config, None, None).networks["discriminator"]
+    units = [m for m in discriminator.modules() if isinstance(m, Maxout)]
+    assert [(m.linear.in_features, m.size, m.pieces) for m in units] == [(2, 20, 5), (20, 20, 5)]
+    assert not any(isinstance(m, torch.nn.LeakyReLU) for m in discriminator.modules())
+    assert discriminator(torch.randn(7, 2)).shape == (7,)
 
 
 # ---- MinibatchStd --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from PIL import Image
 
 from ganforge import evaluate_run
@@ -57,6 +58,22 @@ def test_read_events_skips_damaged_lines(tmp_path):
 def test_gif_of_nothing_is_none(tmp_path):
     assert grids_to_gif([], tmp_path / "x.gif") is None
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_each_gif_frame_says_its_step(tmp_path):
+    grid = tmp_path / "grid.png"
+    Image.new("RGB", (40, 30), "gray").save(grid)
+    gif = grids_to_gif([grid, grid], tmp_path / "x.gif", captions=["step 1", "step 200"])
+    with Image.open(gif) as image:
+        assert image.n_frames == 2  # identical grids, told apart by their captions
+        assert image.size[1] > 30
+        strips = []
+        for index in range(2):
+            image.seek(index)
+            frame = np.asarray(image.convert("L"))
+            assert (frame[:30] == frame[0, 0]).all()  # the grid itself is untouched
+            strips.append(frame[30:])
+    assert (strips[0] < 128).any() and (strips[1] < 128).sum() > (strips[0] < 128).sum()
 
 
 def test_cli_report(trained_run, capsys, tmp_path):

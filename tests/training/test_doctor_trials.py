@@ -136,3 +136,27 @@ def test_a_run_without_events_has_nothing_to_try(tmp_path):
         from ganforge.training.doctor.trials import try_remedies
 
         try_remedies(calm)
+
+
+def test_a_branch_that_fails_or_a_flag_refused_is_a_row_and_the_rest_are_ranked(
+    source, tmp_path, monkeypatch
+):
+    from ganforge.training.doctor import trials
+
+    broken = tmp_path / "broken.csv"
+    broken.write_text("x,y\n0.5,oops\n")
+    # a remedy argparse refuses, and one whose data is unreadable once its branch starts
+    fixes = ["--pack two", f"--data {broken}"]
+    monkeypatch.setattr(trials, "suggested_fixes", lambda *args: fixes)
+    out = tmp_path / "trials"
+    trials.try_remedies(source, steps=2, jobs=1, n=100, out=out)
+    rows = {
+        row.split("|")[2].strip(): row
+        for row in (out / "trials.md").read_text().splitlines()
+        if row.startswith("| ")
+    }
+    assert rows["unchanged"].startswith("| 1 |")
+    assert "refused: --pack two: argument --pack: invalid int value: 'two'" in rows["--pack two"]
+    failed = rows[f"--data {broken}"]
+    assert failed.startswith("| — |") and "failed:" in failed and "broken.csv" in failed
+    assert "failed:" in (out / "trials.html").read_text()

@@ -35,7 +35,7 @@ from ganforge import cli
 from ganforge.errors import GanforgeError
 from ganforge.metrics import inception
 from ganforge.models.cyclegan import ResidualBlock
-from ganforge.models.layers import MinibatchStd
+from ganforge.models.layers import Maxout, MinibatchStd
 from ganforge.models.mlp import MLPGenerator
 from ganforge.run import CONFIG_FILE, Run
 from ganforge.training import distributed, loop
@@ -519,6 +519,16 @@ PROBES: dict[str, Probe] = {
     "--g-activation": Probe("elu", lambda b: has(b, "generator", torch.nn.ELU), True),
     "--d-activation": Probe("silu", lambda b: has(b, "discriminator", torch.nn.SiLU), True),
     "--g-norm": Probe("layer", lambda b: has(b, "generator", torch.nn.LayerNorm), True),
+    # each hidden unit of D is the largest of 3 pieces: a linear layer 3 times as wide
+    "--d-maxout": Probe(
+        "3",
+        lambda b: [
+            (m.pieces, m.linear.out_features)
+            for m in modules(b, "discriminator")
+            if isinstance(m, Maxout)
+        ][:1],
+        [(3, 3 * 64)],
+    ),
     "--extra-layers": Probe(
         "2", lambda b: has(b, "generator", torch.nn.Conv2d, count=True), 2, ("--model", "dcgan")
     ),

@@ -62,6 +62,20 @@ def parse_widths(option: str, text: str) -> list[int]:
 MAX_LAYERS = 64  # hidden layers a user may list
 
 
+class Maxout(nn.Module):
+    """`size` maxout units of `pieces` linear pieces each (Goodfellow et al. 2013): each unit
+    outputs the largest of its pieces, a learned convex piecewise-linear activation. The
+    discriminators of the original GAN and of PacGAN's toy experiments are built of them."""
+
+    def __init__(self, in_features: int, size: int, pieces: int):
+        super().__init__()
+        self.size, self.pieces = size, pieces
+        self.linear = nn.Linear(in_features, size * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.size, self.pieces).amax(dim=-1)
+
+
 class MinibatchStd(nn.Module):
     """ProGAN's minibatch standard deviation (Karras et al. 2018): one more feature (or
     feature map) holding how much the samples of each group of `group_size` differ, averaged

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ganforge.config import ModelOptions, TrainConfig, check_choice
+from ganforge import bounds
+from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice
 from ganforge.models.gan import GANFamily, gan_family
 from ganforge.models.layers import (
     ACTIVATIONS,
+    Maxout,
     MinibatchStd,
     activation_option,
     check_activations,
@@ -25,6 +27,7 @@ from ganforge.models.layers import (
 from ganforge.models.point_gan import PointGANFamily
 
 G_NORMS = ("none", "batch", "layer")
+MAX_MAXOUT_PIECES = 64
 
 
 @dataclass
@@ -46,12 +49,21 @@ class MLPOptions(ModelOptions):
         default="none",
         metadata={"help": f"mlp: normalisation after G's hidden layers ({', '.join(G_NORMS)})"},
     )
+    d_maxout: int = field(
+        default=0,
+        metadata={
+            "help": "mlp: D's hidden units as maxouts of K linear pieces (the original GAN's "
+            "and PacGAN's D; PacGAN uses 5) instead of --d-activation (0: off)"
+        },
+    )
 
     def check(self) -> None:
         parse_widths("g_layers", self.g_layers)
         parse_widths("d_layers", self.d_layers)
         check_activations(self)
         check_choice(self, "g_norm", G_NORMS)
+        check_at_least(self, ("d_maxout",), 0, "must be 0 (off) or a number of pieces")
+        bounds.check_at_most("--d-maxout", self.d_maxout, MAX_MAXOUT_PIECES)
 
 
 class MLPGenerator(nn.Module):
@@ -92,7 +104,8 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     """Samples (N, ...) of `input_size` numbers each (images, points, or packs of them) -> one
-    real/fake logit per sample (N,); `minibatch_std` adds ProGAN's layer before the logit."""
+    real/fake logit per sample (N,); `minibatch_std` adds ProGAN's layer before the logit;
+    `maxout` pieces make the hidden layers maxout units instead of `activation`."""
 
     def __init__(
         self,
@@ -101,12 +114,16 @@ class MLPDiscriminator(nn.Module):
         hidden: list[int] | None = None,
         activation: str = "leaky_relu",
         minibatch_std: bool = False,
+        maxout: int = 0,
     ):
         super().__init__()
         size = input_size
         layers: list[nn.Module] = [nn.Flatten()]
         for out in hidden or [8 * width, 4 * width]:
-            layers += [nn.Linear(size, out), ACTIVATIONS[activation]()]
+            if maxout:
+                layers.append(Maxout(size, out, maxout))
+            else:
+                layers += [nn.Linear(size, out), ACTIVATIONS[activation]()]
             size = out
         if minibatch_std:
             layers.append(MinibatchStd())
@@ -144,6 +161,7 @@ def build_mlp(config: TrainConfig, img_resolution: int, img_channels: int) -> GA
         hidden=parse_widths("d_layers", options.d_layers),
         activation=options.d_activation,
         minibatch_std=config.minibatch_std,
+        maxout=options.d_maxout,
     )
     if config.point_dims:
         return gan_family(config, generator, discriminator, family=PointGANFamily)

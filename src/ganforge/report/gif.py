@@ -5,24 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from ganforge.atomic import atomic_path
 
+CAPTION_PIXELS = 11  # the default bitmap font's height: a strip that fits the smallest grid
+
 
 def grids_to_gif(
-    frames: list[Path], path: str | Path, *, ms_per_frame: int = 400, hold_last_ms: int = 1500
+    frames: list[Path],
+    path: str | Path,
+    *,
+    captions: list[str] | None = None,
+    ms_per_frame: int = 400,
+    hold_last_ms: int = 1500,
 ) -> Path | None:
-    """Write `frames` (PNG grids of the same size, in training order) as a looping GIF.
+    """Write `frames` (PNG grids of the same size, in training order) as a looping GIF, each
+    with its caption ("step 400") in a strip below it, so a viewer knows when a frame is from.
 
     Returns None when there is nothing to animate. Frames of another size than the first are
     left out (a grid written by a different --n-grid).
     """
     images = []
-    for frame in frames:
+    for index, frame in enumerate(frames):
         with Image.open(frame) as image:
-            images.append(image.convert("RGB"))
-    images = [image for image in images if images and image.size == images[0].size]
+            images.append((image.convert("RGB"), captions[index] if captions else ""))
+    size = images[0][0].size if images else None
+    images = [with_caption(image, text) for image, text in images if image.size == size]
     if not images:
         return None
     durations = [ms_per_frame] * (len(images) - 1) + [hold_last_ms]
@@ -36,6 +45,18 @@ def grids_to_gif(
             loop=0,
         )
     return Path(path)
+
+
+def with_caption(image: Image.Image, text: str) -> Image.Image:
+    """`image` over a white strip holding `text` (the image alone when there is none)."""
+    if not text:
+        return image
+    framed = Image.new("RGB", (image.width, image.height + CAPTION_PIXELS + 2), "white")
+    framed.paste(image, (0, 0))
+    ImageDraw.Draw(framed).text(
+        (2, image.height + 1), text, fill="black", font=ImageFont.load_default(CAPTION_PIXELS)
+    )
+    return framed
 
 
 def frames_to_gif(

@@ -129,7 +129,11 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
 
     grids = _sample_grids(run_dir)
     if grids:
-        gif = grids_to_gif([p for _, p in grids], run_dir / SAMPLES_DIR / GIF_FILE)
+        gif = grids_to_gif(
+            [p for _, p in grids],
+            run_dir / SAMPLES_DIR / GIF_FILE,
+            captions=[f"step {step:,}" for step, _ in grids],
+        )
         cells = "".join(
             f'<figure><img class="grid" src="{data_uri(p.read_bytes(), "image/png")}">'
             f"<figcaption>step {step}</figcaption></figure>"

@@ -11,13 +11,16 @@ remedy's branch differs from it by the remedy alone (training/fork.py).
 
 from __future__ import annotations
 
+import contextlib
 import html
+import io
 import json
 import math
 import multiprocessing
 import os
 import shlex
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +44,14 @@ RANKING_PREFERENCE = ("reverse_kl", "mode_kl", "fid")  # where the run tracked n
 @dataclass
 class Trial:
     """One branch: its remedy's flags ("" for the unchanged run), its config (None: the
-    remedy does not apply to this run, `refused` says why), and what it scored."""
+    remedy does not apply to this run, `refused` says why), and what it scored (or why its
+    training `failed`: the other branches are still ranked)."""
 
     flags: str
     config: TrainConfig | None
     folder: Path
     refused: str = ""
+    failed: str = ""
     metrics: dict = field(default_factory=dict)
     events: list[str] = field(default_factory=list)  # the doctor's events after the branch
 
@@ -56,10 +61,18 @@ class Trial:
 
 
 def remedy_options(flags: str) -> dict:
-    """`ganforge train` flags ("--pack 2") as TrainConfig options ({"pack": 2})."""
+    """`ganforge train` flags ("--pack 2") as TrainConfig options ({"pack": 2}); flags the
+    command line refuses raise GanforgeError with argparse's reason."""
     from ganforge.cli import parse_train_flags
 
-    return parse_train_flags(shlex.split(flags))
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parse_train_flags(shlex.split(flags))
+    except SystemExit:
+        lines = said.getvalue().strip().splitlines()
+        reason = lines[-1].split(": error: ", 1)[-1] if lines else "not a flag of ganforge train"
+        raise GanforgeError(f"{flags}: {reason}") from None
 
 
 def try_remedies(
@@ -97,8 +110,14 @@ def try_remedies(
     work = [(str(run.path), checkpoint, t.config.to_dict(), t.folder, n, threads) for t in runnable]
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
     with ProcessPoolExecutor(jobs, mp_context=spawn) as pool:
-        for trial, (metrics, later) in zip(runnable, pool.map(_train_and_score, work), strict=True):
-            trial.metrics, trial.events = metrics, later
+        futures = [pool.submit(_train_and_score, job) for job in work]
+        for trial, future in zip(runnable, futures, strict=True):
+            try:
+                trial.metrics, trial.events = future.result()
+            except Exception as exc:  # noqa: BLE001 - one branch's failure is a row, not the end
+                trial.failed = _one_line(exc)
+    if all(t.failed for t in runnable):
+        raise GanforgeError(f"--try: every branch failed; the first: {runnable[0].failed}")
     metric = ranking_metric(run.config, [t.metrics for t in runnable])
     ranked = sorted(trials, key=lambda t: _sort_key(t, metric))
     table = markdown_table(run, ranked, metric, branch_step, steps)
@@ -133,6 +152,14 @@ def _trial(run: Run, flags: str, out: Path, total_steps: int) -> Trial:
     except GanforgeError as exc:
         return Trial(flags, None, folder, refused=str(exc))
     return Trial(flags, config, folder)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: a branch process that died is named as such."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, BrokenProcessPool):
+        return f"its process ended abruptly (out of memory?): {text}"
+    return text if isinstance(exc, GanforgeError) else f"{type(exc).__name__}: {text}"
 
 
 def _folder_name(flags: str) -> str:
@@ -177,6 +204,10 @@ def _sort_key(trial: Trial, metric: str) -> tuple:
     return (0, sign * value, trial.name)
 
 
+def _why_not(trial: Trial) -> str:
+    return f"failed: {trial.failed}" if trial.failed else f"refused: {trial.refused}"
+
+
 def _columns(metric: str, trials: list[Trial]) -> list[str]:
     """The ranking metric first, then the other metrics with a direction that were measured."""
     names = [m.name for m in list_metrics(trackable=True)]
@@ -215,8 +246,8 @@ def markdown_table(run: Run, trials: list[Trial], metric: str, branch_step: int,
         "|---" * (len(columns) + 3) + "|",
     ]
     for rank, trial in enumerate(trials, 1):
-        if trial.config is None:
-            lines.append(f"| — | {trial.name} | refused: {trial.refused} |")
+        if trial.config is None or trial.failed:
+            lines.append(f"| — | {trial.name} | {_why_not(trial)} |")
             continue
         values = " | ".join(_value(trial, name) for name in columns)
         later = ", ".join(trial.events) or "none"
@@ -230,10 +261,10 @@ def html_page(run: Run, trials: list[Trial], metric: str, branch_step: int, step
     rows = []
     for rank, trial in enumerate(trials, 1):
         name = html.escape(trial.name)
-        if trial.config is None:
+        if trial.config is None or trial.failed:
             rows.append(
-                f"<tr><td>—</td><td>{name}</td><td colspan=99>refused: "
-                f"{html.escape(trial.refused)}</td></tr>"
+                f"<tr><td>—</td><td>{name}</td><td colspan=99>"
+                f"{html.escape(_why_not(trial))}</td></tr>"
             )
             continue
         image = (trial.folder / SAMPLES_DIR / "final.png").relative_to(trial.folder.parent)
