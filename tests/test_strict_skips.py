@@ -25,12 +25,15 @@ CASES = {
 }
 
 
-def _pytest(folder: Path, name: str, strict: bool) -> subprocess.CompletedProcess:
+def _pytest(
+    folder: Path, name: str, strict: bool, workers: tuple[str, ...] = ("-p", "no:xdist")
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "GANFORGE_STRICT_SKIPS"}
     if strict:
         env["GANFORGE_STRICT_SKIPS"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     command = [sys.executable, "-m", "pytest", "-p", "strict_skips", "-q", "-p", "no:cacheprovider"]
+    command += workers
     return subprocess.run(
         [*command, "--rootdir", str(folder), str(folder / name), str(folder / "test_ok.py")],
         cwd=folder, env=env, capture_output=True, text=True, timeout=120,
@@ -47,6 +50,17 @@ def test_a_skip_fails_the_run_only_in_strict_mode(tmp_path, name):
     assert strict.returncode == 1, strict.stdout
     reason = CASES[name].split("'")[1]
     assert "SKIPPED -> FAILED" in strict.stdout and reason in strict.stdout
+
+
+def test_the_guard_holds_when_the_tests_run_in_worker_processes(tmp_path):
+    """CI runs the suite on pytest-xdist's workers: their skips reach the guard too."""
+    name = "test_skipif.py"
+    (tmp_path / name).write_text(CASES[name])
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    strict = _pytest(tmp_path, name, strict=True, workers=("-n", "2"))
+    assert strict.returncode == 1, strict.stdout
+    assert "SKIPPED -> FAILED" in strict.stdout and "needs dataset-fashion-mnist" in strict.stdout
+    assert "bringing up nodes" in strict.stdout  # it did run on workers
 
 
 def test_a_passing_run_stays_green_in_strict_mode(tmp_path):
