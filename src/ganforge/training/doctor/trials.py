@@ -59,6 +59,13 @@ class Trial:
     def name(self) -> str:
         return self.flags or UNCHANGED
 
+    @property
+    def unranked(self) -> str:
+        """Why the branch has no rank ("refused: ...", "failed: ..."), or "" when it has one."""
+        if self.config is None:
+            return f"refused: {self.refused}"
+        return f"failed: {self.failed}" if self.failed else ""
+
 
 def remedy_options(flags: str) -> dict:
     """`ganforge train` flags ("--pack 2") as TrainConfig options ({"pack": 2}); flags the
@@ -204,10 +211,6 @@ def _sort_key(trial: Trial, metric: str) -> tuple:
     return (0, sign * value, trial.name)
 
 
-def _why_not(trial: Trial) -> str:
-    return f"failed: {trial.failed}" if trial.failed else f"refused: {trial.refused}"
-
-
 def _columns(metric: str, trials: list[Trial]) -> list[str]:
     """The ranking metric first, then the other metrics with a direction that were measured."""
     names = [m.name for m in list_metrics(trackable=True)]
@@ -246,8 +249,8 @@ def markdown_table(run: Run, trials: list[Trial], metric: str, branch_step: int,
         "|---" * (len(columns) + 3) + "|",
     ]
     for rank, trial in enumerate(trials, 1):
-        if trial.config is None or trial.failed:
-            lines.append(f"| — | {trial.name} | {_why_not(trial)} |")
+        if trial.unranked:
+            lines.append(f"| — | {trial.name} | {trial.unranked} |")
             continue
         values = " | ".join(_value(trial, name) for name in columns)
         later = ", ".join(trial.events) or "none"
@@ -261,10 +264,10 @@ def html_page(run: Run, trials: list[Trial], metric: str, branch_step: int, step
     rows = []
     for rank, trial in enumerate(trials, 1):
         name = html.escape(trial.name)
-        if trial.config is None or trial.failed:
+        if trial.unranked:
             rows.append(
                 f"<tr><td>—</td><td>{name}</td><td colspan=99>"
-                f"{html.escape(_why_not(trial))}</td></tr>"
+                f"{html.escape(trial.unranked)}</td></tr>"
             )
             continue
         image = (trial.folder / SAMPLES_DIR / "final.png").relative_to(trial.folder.parent)
