@@ -144,7 +144,8 @@ def test_every_generator_loss_function_matches_its_closed_form():
         losses.g_least_squares: 1.75625,
     }
     table = [*losses.G_LOSSES.values(), *(g for _, g in losses.LOSSES.values())]
-    assert set(table) == set(by_function)
+    relativistic = {losses.LOSSES[name][1] for name in losses.RELATIVISTIC_LOSSES}
+    assert set(table) - relativistic == set(by_function)  # those read real logits too: below
     for function, expected in by_function.items():
         assert function(FAKE).item() == pytest.approx(expected, abs=1e-6), function.__name__
 
@@ -271,18 +272,18 @@ def test_gradient_penalty_is_taken_between_real_and_fake():
     assert 0 <= mixed.min() and mixed.max() <= 1 and mixed.std() > 0.2
 
 
-def test_r1_penalty_is_the_mean_squared_input_gradient():
+def test_zero_centred_penalty_is_the_mean_squared_input_gradient():
     torch.manual_seed(0)
     w = torch.randn(1, 3, 3)
     critic = LinearCritic(w)
     real = torch.randn(5, 1, 3, 3, requires_grad=True)
-    penalty = losses.r1_penalty(critic(real), real)
+    penalty = losses.zero_centred_penalty(critic(real), real)
     assert penalty.item() == pytest.approx(w.pow(2).sum().item(), rel=1e-6)  # |w|^2 each image
     # a nonlinear D: compare with per-image gradients taken one by one
     mlp = torch.nn.Sequential(
         torch.nn.Flatten(), torch.nn.Linear(9, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)
     )
-    penalty = losses.r1_penalty(mlp(real).view(-1), real)
+    penalty = losses.zero_centred_penalty(mlp(real).view(-1), real)
     by_hand = []
     for image in real.detach():
         image = image[None].requires_grad_(True)
@@ -291,3 +292,58 @@ def test_r1_penalty_is_the_mean_squared_input_gradient():
     assert penalty.item() == pytest.approx(torch.stack(by_hand).mean().item(), rel=1e-5)
     penalty.backward()  # differentiable in D's weights
     assert mlp[1].weight.grad is not None and mlp[1].weight.grad.abs().sum() > 0
+
+
+# ---- relativistic losses (RpGAN, RaGAN) ---------------------------------------------------
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_relativistic_pairing_values_pair_each_real_with_its_fake():
+    real, fake = REAL.tolist(), FAKE.tolist()
+    d = sum(softplus(-(r - f)) for r, f in zip(real, fake)) / 4
+    g = sum(softplus(-(f - r)) for r, f in zip(real, fake)) / 4
+    assert losses.d_relativistic_pairing(REAL, FAKE).item() == pytest.approx(d, abs=1e-9)
+    assert losses.g_relativistic_pairing(FAKE, REAL).item() == pytest.approx(g, abs=1e-9)
+    # pairs, not means: the same logits paired otherwise give another loss
+    assert losses.d_relativistic_pairing(REAL, FAKE.flip(0)).item() != pytest.approx(d)
+
+
+def test_relativistic_average_values_judge_each_sample_against_the_other_sides_mean():
+    real, fake = REAL.tolist(), FAKE.tolist()
+    mean_r, mean_f = sum(real) / 4, sum(fake) / 4
+    d = sum(softplus(-(r - mean_f)) for r in real) / 4 + sum(softplus(f - mean_r) for f in fake) / 4
+    g = sum(softplus(-(f - mean_r)) for f in fake) / 4 + sum(softplus(r - mean_f) for r in real) / 4
+    assert losses.d_relativistic_average(REAL, FAKE).item() == pytest.approx(d, abs=1e-9)
+    assert losses.g_relativistic_average(FAKE, REAL).item() == pytest.approx(g, abs=1e-9)
+    # the pairing of the reals does not matter, only their mean
+    assert losses.d_relativistic_average(REAL.flip(0), FAKE).item() == pytest.approx(d, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(losses.RELATIVISTIC_LOSSES))
+def test_relativistic_losses_see_only_differences_of_logits(name):
+    d_loss, g_loss = losses.LOSSES[name]
+    shift = 3.7
+    assert d_loss(REAL + shift, FAKE + shift).item() == pytest.approx(d_loss(REAL, FAKE).item())
+    assert g_loss(FAKE + shift, REAL + shift).item() == pytest.approx(g_loss(FAKE, REAL).item())
+    assert losses.d_bce(REAL + shift, FAKE + shift).item() != pytest.approx(
+        losses.d_bce(REAL, FAKE).item()
+    )
+    real_grad, fake_grad = d_grads(d_loss, 0.2, 0.5)  # the fake judged more real than the real
+    assert real_grad < 0 < fake_grad
+    fake = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    g_loss(fake, torch.tensor([0.2], dtype=torch.float64)).backward()
+    assert fake.grad.item() < 0  # G pushes its fakes above the reals
+
+
+@pytest.mark.parametrize("name", sorted(losses.RELATIVISTIC_LOSSES))
+def test_the_family_gives_a_relativistic_g_loss_the_real_logits(name):
+    family = build_model(TrainConfig(model="mlp", width=4, z_dim=4, loss=name), 8, 1)
+    expected = losses.LOSSES[name][1](FAKE, REAL).item()
+    assert family.adversarial_g_loss(FAKE, lambda: REAL).item() == pytest.approx(expected)
+    bce = build_model(TrainConfig(model="mlp", width=4, z_dim=4), 8, 1)
+    asked = []
+    bce.adversarial_g_loss(FAKE, lambda: asked.append(1))
+    assert not asked  # the other losses never pay for D's real logits

@@ -2,8 +2,10 @@
 
 Binary cross-entropy is computed on logits (log-sum-exp form), never on sigmoid outputs,
 so it stays finite when D is very confident (Goodfellow et al. 2014). The hinge, Wasserstein
-and least-squares losses read the same raw outputs as critic scores. Each loss is a mean over
-the batch. The two gradient penalties take the images too and differentiate through D.
+and least-squares losses read the same raw outputs as critic scores; the relativistic losses
+read differences of them, so their generator side needs D's real logits too
+(RELATIVISTIC_LOSSES). Each loss is a mean over the batch. The gradient penalties take the
+images too and differentiate through D.
 """
 
 from __future__ import annotations
@@ -72,15 +74,49 @@ def g_least_squares(fake_logits: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((fake_logits - 1.0) ** 2).mean()
 
 
+def d_relativistic_pairing(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """RpGAN (Jolicoeur-Martineau 2019; the loss of R3GAN, Huang et al. 2024): each real sample
+    is paired with a fake one and D learns which of the two is real, E softplus(-(D(x_i) -
+    D(G(z_i)))). Only differences of logits count: unlike bce, a G that covers one mode cannot
+    be a stationary point with D indifferent elsewhere (Sun et al. 2020)."""
+    return F.softplus(fake_logits - real_logits).mean()
+
+
+def g_relativistic_pairing(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """RpGAN's generator side: the same pairs with the roles swapped, E softplus(-(D(G(z_i)) -
+    D(x_i)))."""
+    return F.softplus(real_logits - fake_logits).mean()
+
+
+def d_relativistic_average(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """RaGAN (Jolicoeur-Martineau 2019): each sample is judged against the other side's mean,
+    E_r softplus(-(C(x) - E_f C(G(z)))) + E_f softplus(C(G(z)) - E_r C(x)): bce on the
+    relative logits, "is this real more realistic than the average fake"."""
+    return (
+        F.softplus(fake_logits.mean() - real_logits).mean()
+        + F.softplus(fake_logits - real_logits.mean()).mean()
+    )
+
+
+def g_relativistic_average(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """RaGAN's generator side: D's loss with real and fake swapped, so G also lowers how much
+    more realistic the reals look (a gradient the bce G loss does not have)."""
+    return d_relativistic_average(fake_logits, real_logits)
+
+
 # --loss NAME -> (discriminator loss, generator loss). bce's generator loss is chosen by --g-loss.
 LOSSES = {
     "bce": (d_bce, g_non_saturating),
     "hinge": (d_hinge, g_hinge),
     "wasserstein": (d_wasserstein, g_wasserstein),
     "least-squares": (d_least_squares, g_least_squares),
+    "relativistic": (d_relativistic_pairing, g_relativistic_pairing),
+    "relativistic-average": (d_relativistic_average, g_relativistic_average),
 }
 # The losses whose D loss has a target for real images, which label smoothing lowers.
 SMOOTHED_LOSSES = frozenset({"bce", "least-squares"})
+# The losses of logit differences: their G loss is g(fake_logits, real_logits).
+RELATIVISTIC_LOSSES = frozenset({"relativistic", "relativistic-average"})
 
 
 def gradient_penalty(
@@ -97,8 +133,12 @@ def gradient_penalty(
     return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
 
-def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): E‖∇ₓD(x)‖² on real images only, which keeps D flat on the
-    data so that the game converges. `real` must require grad and `real_logits` come from it."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+def zero_centred_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """E‖∇ₓD(x)‖² over `images`, which must require grad (`logits` come from them).
+
+    On real images it is R1 (Mescheder et al. 2018): D kept flat on the data, so that the game
+    converges instead of circling; on fakes, R2, D flat on G's samples too. R3GAN (Huang et al.
+    2024) proves the relativistic loss locally convergent with both. Differentiable
+    (create_graph) so that it trains D."""
+    (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
     return grad.pow(2).flatten(1).sum(dim=1).mean()

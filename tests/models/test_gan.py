@@ -62,12 +62,23 @@ def test_the_d_phase_minimises_the_chosen_loss_of_d_logits(loss, digits):
         "hinge": torch.relu(1 - r).mean() + torch.relu(1 + f).mean(),
         "wasserstein": f.mean() - r.mean(),
         "least-squares": 0.5 * ((r - 0.9) ** 2).mean() + 0.5 * (f**2).mean(),
+        # each real paired with the fake of the same index: -log σ(r_i - f_i)
+        "relativistic": -F.logsigmoid(r - f).mean(),
+        # each side against the other's mean
+        "relativistic-average": -F.logsigmoid(r - f.mean()).mean()
+        - F.logsigmoid(-(f - r.mean())).mean(),
     }[loss]
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     assert stats["loss_d"].item() == pytest.approx(value.item())
-    # d_real / d_fake are sigmoid means for every loss; raw critic scores only beyond bce
+    # d_real / d_fake are sigmoid means for every loss (of logits relative to the other
+    # side's mean for the relativistic ones); raw critic scores only beyond bce
+    if loss.startswith("relativistic"):
+        r, f = r - f.mean(), f - r.mean()
     assert stats["d_real"].item() == pytest.approx(torch.sigmoid(r).mean().item(), rel=1e-5)
     assert stats["d_fake"].item() == pytest.approx(torch.sigmoid(f).mean().item(), rel=1e-5)
+    accuracy = ((r > 0).double().mean() + (f < 0).double().mean()) / 2
+    assert stats["d_accuracy"].item() == pytest.approx(accuracy.item())
+    r, f = real_logits.double(), fake_logits.double()
     if loss == "bce":
         assert "d_real_logit" not in stats
     else:
@@ -90,9 +101,14 @@ def test_the_g_phase_minimises_the_chosen_loss_of_d_logits(loss, g_loss, digits)
     torch.manual_seed(1)
     fake = family.networks["generator"](family.sample_latent(8))
     f = family.networks["discriminator"](fake).double()
+    r = family.networks["discriminator"](batch["images"]).double()
     if loss == "bce":  # --g-loss: -log σ(f) (fakes labelled 1), or the minimax log(1 - σ(f))
         saturating = g_loss == "saturating"
         expected = F.logsigmoid(-f).mean() if saturating else -F.logsigmoid(f).mean()
+    elif loss == "relativistic":  # the batch's reals and fakes paired, roles swapped
+        expected = -F.logsigmoid(f - r).mean()
+    elif loss == "relativistic-average":
+        expected = -F.logsigmoid(f - r.mean()).mean() - F.logsigmoid(-(r - f.mean())).mean()
     else:  # the loss's own generator side; --g-loss does not apply
         expected = 0.5 * ((f - 1) ** 2).mean() if loss == "least-squares" else -f.mean()
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)

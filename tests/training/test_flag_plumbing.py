@@ -207,6 +207,19 @@ def function_name(f) -> str:
     return getattr(f, "func", f).__name__  # a smoothed loss is a functools.partial
 
 
+def largest_weight(b: Built, name: str) -> float:
+    """The largest |weight| of network `name` after the run's steps."""
+    b.fitted()
+    return max(p.abs().max().item() for p in b.trainer.family.networks[name].parameters())
+
+
+def replayed(b: Built) -> int:
+    """How many earlier fakes the family's replay pool holds after the run (0: no pool)."""
+    b.fitted()
+    pool = b.trainer.family.replay
+    return 0 if pool is None else len(pool)
+
+
 def checkpoint_steps(b: Built) -> list[int]:
     return [step for step, _ in b.fitted().checkpoints]
 
@@ -484,6 +497,10 @@ PROBES: dict[str, Probe] = {
     # the last of 4 iterations: 1 - 3/4 of the rate; 4/8 of it, half-way through a warm-up
     "--lr-decay": Probe("linear", final_lr_scale, 0.25),
     "--lr-warmup": Probe("8", final_lr_scale, 0.5),
+    # batches drawn by the run's 4 iterations: --accumulate of them for each update of D
+    "--accumulate": Probe(
+        "3", lambda b: b.fitted() and b.trainer.state.batches.position["batch"], 12
+    ),
     "--g-loss": Probe("saturating", lambda b: family("g_loss")(b).__name__, "g_saturating"),
     "--z-dim": Probe("5", lambda b: network("generator")(b).net[0].in_features, 5),
     "--width": Probe("4", lambda b: network("generator")(b).net[0].out_features, 4 * 4),
@@ -578,6 +595,18 @@ PROBES: dict[str, Probe] = {
         ),
         (2, True),
     ),
+    "--r2": Probe("3", lambda b: b.trainer.family.remedies.r2, 3.0),
+    "--reg-every": Probe("4", lambda b: b.trainer.family.remedies.reg_every, 4, ("--r1", "1")),
+    # D's weights after its steps
+    "--clip-weights": Probe(
+        "0.001",
+        lambda b: round(largest_weight(b, "discriminator"), 6),
+        0.001,
+        ("--loss", "wasserstein"),
+    ),
+    "--replay": Probe("20", lambda b: replayed(b), 20),
+    "--ada": Probe("0.6", lambda b: getattr(b.trainer.family.ada, "target", None), 0.6),
+    "--ada-kimg": Probe("7", lambda b: b.trainer.family.ada.kimg, 7.0, ("--ada", "0.6")),
     "--diffaugment": Probe(
         "translation", lambda b: b.trainer.family.remedies.diffaugment, ("translation",)
     ),

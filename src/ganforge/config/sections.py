@@ -19,12 +19,15 @@ from ganforge.metrics.catalog import eval_metric_names
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 LR_DECAYS = ("none", "linear", "cosine")
 G_LOSSES = ("non-saturating", "saturating")
-LOSSES = ("bce", "hinge", "wasserstein", "least-squares")
+LOSSES = ("bce", "hinge", "wasserstein", "least-squares", "relativistic", "relativistic-average")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DATA_CACHES = ("auto", "device", "cpu", "stream")
 PRECISIONS = ("fp32", "bf16", "fp16")
 MAX_PACK = 16  # PacGAN packs 2-4 samples; D's input grows with it
 MAX_UNROLL = 50  # Unrolled GAN used up to 10 steps; each costs about one more D step of G's
+MAX_ACCUMULATE = 1024  # batches summed into one update; --batch-size x this images a step
+MAX_REG_EVERY = 1024  # StyleGAN2 regularises every 16 steps
+MAX_REPLAY = 100_000  # fakes kept for --replay: memory, and in every checkpoint
 MAX_LEARNING_RATE = 1000.0  # no GAN trains near it; ~1e38 overflows float32 mid-step
 EVAL_METRICS = eval_metric_names()  # the metric registry's (ganforge.metrics.catalog)
 DOCTOR_THRESHOLDS = (  # TrainConfig.doctor_<name>
@@ -194,9 +197,18 @@ class OptimisationOptions:
         default=0,
         metadata={"help": "steps over which learning rates rise linearly from 0 (0: none)"},
     )
+    accumulate: int = field(
+        default=1,
+        metadata={
+            "help": "gradient accumulation: each update sums the gradients of this many "
+            "batches of --batch-size, the update of one N times larger batch in the memory "
+            "of one (batchnorm still normalises each batch alone)"
+        },
+    )
 
     def check(self) -> None:
         check_at_least(self, ("batch_size", "d_steps"), 1)
+        check_in_range(self, ("accumulate",), 1, MAX_ACCUMULATE, f"1 (off) to {MAX_ACCUMULATE}")
         check_at_least(self, ("lr_warmup",), 0, "must be 0 (none) or more")
         check_choice(self, "lr_decay", LR_DECAYS)
         for name in ("lr_g", "lr_d"):
@@ -312,8 +324,9 @@ class RemedyOptions:
     loss: str = field(
         default="bce",
         metadata={
-            "help": "bce, hinge, wasserstein or least-squares (--g-loss and --label-smoothing "
-            "apply to bce; smoothing to least-squares too)"
+            "help": "bce, hinge, wasserstein, least-squares, relativistic (RpGAN: each real "
+            "paired with a fake) or relativistic-average (RaGAN) (--g-loss and "
+            "--label-smoothing apply to bce; smoothing to least-squares too)"
         },
     )
     gp: float = field(
@@ -324,6 +337,20 @@ class RemedyOptions:
         default=0.0,
         metadata={
             "help": "R1 penalty weight gamma on real images: adds gamma/2 E|grad D|^2 (0: off)"
+        },
+    )
+    r2: float = field(
+        default=0.0,
+        metadata={
+            "help": "R2 penalty weight gamma on fake images: adds gamma/2 E|grad D|^2 (0: off; "
+            "R3GAN uses it with --r1 and --loss relativistic)"
+        },
+    )
+    reg_every: int = field(
+        default=1,
+        metadata={
+            "help": "lazy regularisation (StyleGAN2): --gp, --r1 and --r2 only every N "
+            "iterations, weighted by N (1: every iteration; 16 saves most of their cost)"
         },
     )
     spectral_norm: bool = field(
@@ -372,12 +399,57 @@ class RemedyOptions:
             "many more of D's own optimiser steps on the batch, differentiated through (0: off)"
         },
     )
+    clip_weights: float = field(
+        default=0.0,
+        metadata={
+            "help": "the original WGAN (Arjovsky et al. 2017): D's weights clipped to [-C, C] "
+            "after each of its steps; with --loss wasserstein (the paper: C 0.01, "
+            "--optimizer rmsprop, lr 5e-5, --d-steps 5) (0: off)"
+        },
+    )
+    replay: int = field(
+        default=0,
+        metadata={
+            "help": "experience replay: a pool of this many earlier fakes; half of the fakes D "
+            "sees each step come from it, so D keeps rejecting what G made before (0: off)"
+        },
+    )
+    ada: float = field(
+        default=0.0,
+        metadata={
+            "help": "ADA (Karras et al. 2020): augment D's inputs with a probability p that "
+            "rises while more than this share of D's outputs on reals say real, and falls "
+            "otherwise (the paper's 0.6; 0: off)"
+        },
+    )
+    ada_kimg: float = field(
+        default=100.0,
+        metadata={
+            "help": "--ada: thousands of real images over which p can move from 0 to 1 (the "
+            "paper's 500 is for runs of millions of images)"
+        },
+    )
 
     def check(self) -> None:
         check_choice(self, "loss", LOSSES)
-        for name in ("gp", "r1", "instance_noise"):
-            if getattr(self, name) < 0:
+        for name in ("gp", "r1", "r2", "instance_noise", "clip_weights"):
+            if not getattr(self, name) >= 0:  # NaN too
                 raise option_error(name, f"must be >= 0 (0: off), got {getattr(self, name)}")
+        check_in_range(self, ("reg_every",), 1, MAX_REG_EVERY, f"1 (every step) to {MAX_REG_EVERY}")
+        check_in_range(self, ("replay",), 0, MAX_REPLAY, f"0 (off) to {MAX_REPLAY}")
+        if not 0 <= self.ada < 1:
+            raise option_error("ada", f"must be in [0, 1) (0: off), got {self.ada}")
+        if not 0 < self.ada_kimg < float("inf"):
+            raise option_error("ada_kimg", f"must be a positive number, got {self.ada_kimg}")
+        if self.ada_kimg != RemedyOptions.ada_kimg and not self.ada:
+            raise option_error("ada_kimg", "sets the speed of --ada: give --ada TARGET too")
+        if self.reg_every > 1 and not (self.gp or self.r1 or self.r2):
+            raise option_error("reg_every", "spaces out --gp, --r1 and --r2: none of them is on")
+        if self.clip_weights and self.loss != "wasserstein":
+            raise option_error(
+                "clip_weights",
+                f"clips a Wasserstein critic: give --loss wasserstein, not {self.loss}",
+            )
         self.diffaugment = ",".join(diffaugment_policies(self.diffaugment))
         check_in_range(self, ("pack",), 1, MAX_PACK, f"1 (off) to {MAX_PACK}")
         check_in_range(self, ("unroll",), 0, MAX_UNROLL, f"0 (off) to {MAX_UNROLL}")

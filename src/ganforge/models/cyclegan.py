@@ -325,6 +325,11 @@ _NOT_TAKEN = {
     "instance_noise": 0.0,
     "diffaugment": "",
     "g_loss": "non-saturating",
+    "r2": 0.0,
+    "reg_every": 1,
+    "clip_weights": 0.0,
+    "replay": 0,  # its --image-pool is CycleGAN's own replay
+    "ada": 0.0,
 }
 
 
@@ -332,6 +337,8 @@ def build_cyclegan(config: TrainConfig, img_resolution: int, img_channels: int) 
     for name, off in _NOT_TAKEN.items():
         if getattr(config, name) != off:
             raise GanforgeError(f"{flag_name(name)}: cyclegan does not take it")
+    if config.loss in losses.RELATIVISTIC_LOSSES:
+        raise GanforgeError(f"--loss: cyclegan does not take {config.loss}")
     options: CycleGANOptions = config.model_options
     blocks = options.res_blocks or residual_blocks(img_resolution)
     common = {"img_resolution": img_resolution, "img_channels": img_channels, "width": config.width}

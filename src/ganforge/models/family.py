@@ -121,6 +121,20 @@ class ModelFamily:
         """Told before each iteration how far the run is (`step` of `total` iterations done),
         for schedules inside the family (e.g. annealed instance noise); may do nothing."""
 
+    def after_step(self, phase: str) -> None:
+        """Told after each optimiser step of `phase`, for a constraint on the weights just
+        updated (WGAN's clipping); may do nothing."""
+
+    def training_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """What the family itself keeps between steps besides its networks (a replay pool, an
+        augmentation probability), as tensors and JSON for a checkpoint: an exact resume
+        needs it. Most families keep nothing."""
+        return {}, {}
+
+    def load_training_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Put back what `training_state` saved (`tensors` by the names it gave them); a
+        wrong value is a GanforgeError saying what is wrong with it."""
+
     def sample_latent(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
     ) -> torch.Tensor:

@@ -14,10 +14,12 @@ from torch import nn
 from ganforge import losses
 from ganforge.config import TrainConfig, diffaugment_policies, option_error
 from ganforge.errors import GanforgeError
+from ganforge.models.ada import AdaptiveAugment
 from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
 from ganforge.models.layers import MinibatchStd
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
+from ganforge.models.replay import ReplayPool
 from ganforge.models.unrolled import unrolled_discriminator
 from ganforge.sampling import balanced_labels, class_rows
 
@@ -37,7 +39,11 @@ class Remedies:
     `pack`: how many samples D judges at once, concatenated along channels (PacGAN; 1: off);
     `feature_matching`: G's loss is the distance between the mean of D's last hidden features
     on real and on fake samples (Salimans et al. 2016); `unroll`: G's loss is taken against D
-    after this many more of D's optimiser steps, differentiated through (Metz et al. 2017).
+    after this many more of D's optimiser steps, differentiated through (Metz et al. 2017);
+    `r2`: the zero-centred penalty on fakes; `reg_every`: the penalties only every this many
+    iterations, times this many (lazy regularisation); `clip_weights`: D's weights clipped
+    to [-C, C] after each of its steps (0: off); `replay`: the size of the pool of earlier
+    fakes D sees again (0: off); `ada`: ADA's target (0: off), `ada_kimg` its speed.
     """
 
     loss: str = "bce"
@@ -48,6 +54,12 @@ class Remedies:
     pack: int = 1
     feature_matching: bool = False
     unroll: int = 0
+    r2: float = 0.0
+    reg_every: int = 1
+    clip_weights: float = 0.0
+    replay: int = 0
+    ada: float = 0.0
+    ada_kimg: float = 100.0
 
 
 def gan_remedies(config: TrainConfig) -> Remedies:
@@ -61,6 +73,12 @@ def gan_remedies(config: TrainConfig) -> Remedies:
         pack=config.pack,
         feature_matching=config.feature_matching,
         unroll=config.unroll,
+        r2=config.r2,
+        reg_every=config.reg_every,
+        clip_weights=config.clip_weights,
+        replay=config.replay,
+        ada=config.ada,
+        ada_kimg=config.ada_kimg,
     )
 
 
@@ -127,8 +145,10 @@ class GANFamily(ModelFamily):
     Logged statistics: loss_d (the adversarial loss, without penalties), d_real / d_fake (the
     mean of sigmoid(logit) for every loss: D's probability for bce, a squashed critic score
     otherwise), d_accuracy (the share of logits on the right side of 0), and with a loss other
-    than bce also d_real_logit / d_fake_logit (raw mean critic scores); gp and r1 (unweighted)
-    when on; loss_g and d_fake_g in the generator phase.
+    than bce also d_real_logit / d_fake_logit (raw mean critic scores); gp, r1 and r2
+    (unweighted) when on; ada_p with --ada; loss_g and d_fake_g in the generator phase. With
+    a relativistic loss, whose logits mean nothing alone, d_real, d_fake and d_accuracy
+    compare each logit with the other side's mean instead of with 0.
     """
 
     phases = GAN_PHASES
@@ -137,7 +157,8 @@ class GANFamily(ModelFamily):
         ("Losses", ("loss_d", "loss_g", "loss_d_aux", "loss_g_aux")),
         ("Discriminator outputs", ("d_real", "d_fake")),
         ("Discriminator accuracy", ("d_accuracy",)),
-        ("Penalties (--gp, --r1)", ("gp", "r1")),
+        ("Penalties (--gp, --r1, --r2)", ("gp", "r1", "r2")),
+        ("Augmentation probability (--ada)", ("ada_p",)),
     )
     progress_stats = ("loss_d", "loss_g")
     d_takes_labels = False  # cgan: D(x, y)
@@ -172,8 +193,12 @@ class GANFamily(ModelFamily):
             d_loss = partial(d_loss, real_label=self.real_label)
         self.d_loss = d_loss
         self.g_loss = losses.G_LOSSES[g_loss] if remedies.loss == "bce" else g_default
+        self.relativistic = remedies.loss in losses.RELATIVISTIC_LOSSES
         self.noise_std = remedies.instance_noise
+        self.regularise_now = True  # lazy regularisation: this iteration adds the penalties
         self.d_optimizer: torch.optim.Optimizer | None = None  # what --unroll unrolls
+        self.replay = ReplayPool(remedies.replay) if remedies.replay else None
+        self.ada = AdaptiveAugment(remedies.ada, remedies.ada_kimg) if remedies.ada else None
 
     def attach_optimizers(self, optimizers) -> None:
         """--unroll steps D as D's own optimiser does, from its current state."""
@@ -219,6 +244,27 @@ class GANFamily(ModelFamily):
         """Called by the loop before each iteration (`step` iterations done of `total`): anneals
         the instance noise linearly from its starting std at step 0 towards 0 at `total`."""
         self.noise_std = self.remedies.instance_noise * max(0.0, 1.0 - step / max(total, 1))
+        self.regularise_now = step % self.remedies.reg_every == 0
+
+    def after_step(self, phase: str) -> None:
+        """--clip-weights: D's weights back into [-C, C] after each of its steps."""
+        clip = self.remedies.clip_weights
+        if phase == "discriminator" and clip > 0:
+            with torch.no_grad():
+                for parameter in self.discriminator.parameters():
+                    parameter.clamp_(-clip, clip)
+
+    def training_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The replay pool's fakes and ADA's probability (README: The run folder)."""
+        tensors = self.replay.state_tensors() if self.replay is not None else {}
+        meta = {"ada": self.ada.state_dict()} if self.ada is not None else {}
+        return tensors, meta
+
+    def load_training_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        if self.replay is not None:
+            self.replay.load_state_tensors(tensors, next(self.discriminator.parameters()).device)
+        if self.ada is not None:
+            self.ada.load_state_dict(meta.get("ada"))
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G's images for noise `z` (and, for a class-conditional G, `labels`)."""
@@ -234,9 +280,11 @@ class GANFamily(ModelFamily):
         return network(images, labels)
 
     def d_inputs(self, images: torch.Tensor) -> torch.Tensor:
-        """Images as D sees them in training: DiffAugment, then instance noise, then packed
-        (all off by default: then exactly the images)."""
+        """Images as D sees them in training: DiffAugment, ADA, then instance noise, then
+        packed (all off by default: then exactly the images)."""
         images = diff_augment(images, self.remedies.diffaugment)
+        if self.ada is not None:
+            images = self.ada.augment(images)
         if self.noise_std > 0:
             images = images + self.noise_std * torch.randn_like(images)
         if self.remedies.pack > 1:  # consecutive samples side by side along channels
@@ -279,11 +327,11 @@ class GANFamily(ModelFamily):
             if self.remedies.feature_matching:  # instead of D's verdict
                 loss = self.feature_distance(real, fake)
             else:
-                loss = self.g_loss(fake_logits)
-            stats = {
-                "loss_g": loss.detach(),
-                "d_fake_g": torch.sigmoid(fake_logits).mean().detach(),
-            }
+                loss = self.adversarial_g_loss(
+                    fake_logits, lambda: self.critic(real, labels, judge)[0]
+                )
+            d_fake = torch.sigmoid(fake_logits).mean().detach()
+            stats = {"loss_g": loss.detach(), "d_fake_g": d_fake}
             if fake_classes is not None:
                 aux = F.cross_entropy(fake_classes, labels)
                 loss = loss + self.aux_weight * aux
@@ -297,7 +345,7 @@ class GANFamily(ModelFamily):
         if self.d_optimizer is None:
             raise RuntimeError("--unroll needs D's optimiser: call attach_optimizers first")
 
-        def d_loss(network) -> torch.Tensor:
+        def d_loss(network) -> torch.Tensor:  # the adversarial loss alone: no penalties
             real_logits = self.critic(real, labels, network)[0]
             return self.d_loss(real_logits, self.critic(fake, labels, network)[0])
 
@@ -305,43 +353,88 @@ class GANFamily(ModelFamily):
             self.discriminator, self.d_optimizer, d_loss, self.remedies.unroll
         )
 
+    def adversarial_g_loss(self, fake_logits: torch.Tensor, real_logits) -> torch.Tensor:
+        """G's adversarial loss on D's logits for its fakes; a relativistic loss also reads
+        D's logits for the batch's reals: `real_logits()` gives them (only it pays for them)."""
+        if self.relativistic:
+            return self.g_loss(fake_logits, real_logits())
+        return self.g_loss(fake_logits)
+
+    def verdicts(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict:
+        """d_real, d_fake (mean sigmoids) and d_accuracy (the share on the right side): of the
+        logits themselves, or for a relativistic loss of each logit minus the other side's
+        mean (its logits are only defined up to a shift)."""
+        real_point = fake_logits.mean() if self.relativistic else 0.0
+        fake_point = real_logits.mean() if self.relativistic else 0.0
+        real, fake = real_logits - real_point, fake_logits - fake_point
+        accuracy = ((real > 0).float().mean() + (fake < 0).float().mean()) / 2
+        return {
+            "d_real": torch.sigmoid(real).mean().detach(),
+            "d_fake": torch.sigmoid(fake).mean().detach(),
+            "d_accuracy": accuracy.detach(),
+        }
+
     def _discriminator_loss(
         self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         remedies = self.remedies
-        if remedies.r1 > 0:  # R1 differentiates D's real logits by the real images
+        fake_labels = labels
+        if self.replay is not None:  # half of the fakes from earlier steps (models/replay.py)
+            fake, fake_labels = self.replay.mix(fake, labels)
+        regularise = self.regularise_now
+        if remedies.r1 > 0 and regularise:  # R1 differentiates D's real logits by the images
             real = real.detach().requires_grad_(True)
+        if remedies.r2 > 0 and regularise:  # R2, the fake logits by the fakes
+            fake = fake.detach().requires_grad_(True)
         real_logits, real_classes = self.critic(real, labels)
-        fake_logits, fake_classes = self.critic(fake, labels)
+        fake_logits, fake_classes = self.critic(fake, fake_labels)
         adversarial = self.d_loss(real_logits, fake_logits)
-        stats = {
-            "loss_d": adversarial.detach(),
-            "d_real": torch.sigmoid(real_logits).mean().detach(),
-            "d_fake": torch.sigmoid(fake_logits).mean().detach(),
-            "d_accuracy": (
-                (real_logits > 0).float().mean() + (fake_logits < 0).float().mean()
-            ).detach()
-            / 2,
-        }
+        stats = {"loss_d": adversarial.detach(), **self.verdicts(real_logits, fake_logits)}
         if remedies.loss != "bce":
             stats["d_real_logit"] = real_logits.mean().detach()
             stats["d_fake_logit"] = fake_logits.mean().detach()
+        if self.ada is not None:
+            self.ada.observe(torch.sign(real_logits - self._decision_point(fake_logits)))
+            stats["ada_p"] = torch.tensor(self.ada.p)
         loss = adversarial
         if real_classes is not None:  # ACGAN: D's class head learns the real images' classes
             aux = F.cross_entropy(real_classes, labels)
             if self.aux_fakes:  # Odena et al.'s original: and the classes fakes were drawn for
-                aux = aux + F.cross_entropy(fake_classes, labels)
+                aux = aux + F.cross_entropy(fake_classes, fake_labels)
             loss = loss + self.aux_weight * aux
             stats["loss_d_aux"] = aux.detach()
             stats["aux_accuracy"] = (real_classes.argmax(1) == labels).float().mean().detach()
+        if regularise:
+            loss = loss + self._penalties(real, fake, real_logits, fake_logits, labels, stats)
+        return loss, stats
+
+    def _penalties(self, real, fake, real_logits, fake_logits, labels, stats) -> torch.Tensor:
+        """--gp, --r1 and --r2, weighted (times --reg-every: they are added every that many
+        iterations only); each unweighted value goes into `stats`."""
+        remedies, total = self.remedies, 0.0
+        scale = remedies.reg_every
         if remedies.gp > 0:
             penalty = losses.gradient_penalty(
                 lambda images: self.critic(images, labels)[0], real, fake
             )
-            loss = loss + remedies.gp * penalty
+            total = total + scale * remedies.gp * penalty
             stats["gp"] = penalty.detach()
-        if remedies.r1 > 0:
-            penalty = losses.r1_penalty(real_logits, real)
-            loss = loss + remedies.r1 / 2 * penalty
-            stats["r1"] = penalty.detach()
-        return loss, stats
+        for name, gamma, logits, images in (
+            ("r1", remedies.r1, real_logits, real),
+            ("r2", remedies.r2, fake_logits, fake),
+        ):
+            if gamma > 0:
+                penalty = losses.zero_centred_penalty(logits, images)
+                total = total + scale * gamma / 2 * penalty
+                stats[name] = penalty.detach()
+        return total
+
+    def _decision_point(self, fake_logits: torch.Tensor) -> torch.Tensor | float:
+        """Where D's output on a real image turns from "fake" to "real", for ADA's sign: 0 for
+        bce and hinge, halfway between the targets for least squares, and for losses defined
+        up to a shift (wasserstein, relativistic) the batch's mean fake score."""
+        if self.remedies.loss in ("bce", "hinge"):
+            return 0.0
+        if self.remedies.loss == "least-squares":
+            return self.real_label / 2
+        return fake_logits.detach().mean()

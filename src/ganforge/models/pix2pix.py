@@ -262,7 +262,9 @@ class Pix2PixFamily(GANFamily):
         if phase == "generator":
             fake = self.generator(sources)
             fake_logits = self.discriminate(pair(sources, fake))
-            adversarial = self.g_loss(fake_logits)
+            adversarial = self.adversarial_g_loss(
+                fake_logits, lambda: self.discriminate(pair(sources, real))
+            )
             l1 = (fake - real).abs().mean()
             return adversarial + self.l1_weight * l1, {
                 "loss_g": adversarial.detach(),

@@ -83,6 +83,8 @@ class PointGANFamily(GANFamily):
             )
         points = samples[:FRAME_ARROWS].to(device).requires_grad_(True)
         with eval_mode(discriminator), torch.enable_grad():
-            loss = self.g_loss(self.judge(points))
+            logits = self.judge(points)
+            # a relativistic loss compares with D's real logits: drawn as if they were 0
+            loss = self.adversarial_g_loss(logits, lambda: torch.zeros_like(logits))
             (gradient,) = torch.autograd.grad(loss, points)
         return decision.cpu().numpy(), (points.detach().cpu().numpy(), -gradient.cpu().numpy())

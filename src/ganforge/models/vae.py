@@ -188,6 +188,11 @@ _GAN_ONLY = {
     "minibatch_std": False,
     "feature_matching": False,
     "unroll": 0,
+    "r2": 0.0,
+    "reg_every": 1,
+    "clip_weights": 0.0,
+    "replay": 0,
+    "ada": 0.0,
 }
 
 

@@ -292,28 +292,29 @@ class Trainer:
             yield
 
     def _iteration(self, log_now: bool) -> dict[str, torch.Tensor]:
-        """One iteration: every phase of the family, each `repeats` times, then the EMA."""
+        """One iteration: every phase of the family, each `repeats` times, then the EMA. A
+        phase's update sums the gradients of --accumulate batches, each loss divided by their
+        number: the update of one batch that many times larger."""
         self._mid_iteration = True  # until the step counter moves, the state is half-updated
         state, config = self.state, self.config
         precision, family = state.precision, state.family
         grad_norms: dict[str, torch.Tensor] = {}
-        batch = None
+        batches: list[dict[str, torch.Tensor]] = []
         family.set_progress(state.step, config.steps)
         apply_schedule(config, state.optimizers.values(), state.step)
         for phase in family.phases:
             repeats = getattr(self.config, phase.repeats) if phase.repeats else 1
             optimizers = [state.optimizers[name] for name in phase.trains]
             for _ in range(repeats):
-                if phase.fresh_batch or batch is None:
+                if phase.fresh_batch or not batches:
                     with self.clock.section("data"):
-                        batch = self._next_batch()
-                    state.logbook.count_images(batch["images"].shape[0] * self.dist.world_size)
+                        batches = [self._next_batch() for _ in range(config.accumulate)]
+                    for batch in batches:
+                        state.logbook.count_images(batch["images"].shape[0] * self.dist.world_size)
                 with self.clock.section(phase.name), only_trainable(family.networks, phase.trains):
                     for optimizer in optimizers:
                         optimizer.zero_grad(set_to_none=True)
-                    with self._phase_context(phase):
-                        loss, stats = family.phase_loss(phase.name, batch)
-                    precision.backward(phase.name, loss)
+                    loss = self._accumulated_loss(phase, batches)
                     if log_now:
                         with self.clock.section("diagnostics"):
                             precision.unscale(phase.name, optimizers)
@@ -323,12 +324,25 @@ class Trainer:
                                     gradient_norms(name, network, config.diagnose_layers)
                                 )
                     precision.step(phase.name, optimizers)
-                state.logbook.add(precision.float_stats(stats))
+                    family.after_step(phase.name)
                 if state.doctor is not None:
                     with self.clock.section("diagnostics"):
                         state.doctor.watch(phase.name, loss, state.step + 1)
         state.update_averages()
         return grad_norms
+
+    def _accumulated_loss(self, phase: Phase, batches: list[dict[str, torch.Tensor]]):
+        """Backpropagate the phase's loss on each batch (divided by their number when there
+        are several) and log its statistics; the loss (the batches' mean) for the doctor."""
+        state, precision = self.state, self.state.precision
+        losses = []
+        for batch in batches:
+            with self._phase_context(phase):
+                loss, stats = state.family.phase_loss(phase.name, batch)
+            precision.backward(phase.name, loss / len(batches) if len(batches) > 1 else loss)
+            state.logbook.add(precision.float_stats(stats))
+            losses.append(loss.detach())
+        return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
     # ---- the loop ----------------------------------------------------------------------
     def fit(self) -> Run:

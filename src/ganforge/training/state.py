@@ -28,6 +28,8 @@ from ganforge.training.evaluation import TrainingEvaluator
 from ganforge.training.fast_paths import Precision
 from ganforge.training.logbook import Logbook
 
+FAMILY_PREFIX = "family."  # the tensors of a family's own state (ModelFamily.training_state)
+
 
 class TrainingState:
     """The resumable state of one run; `contents` packs it for a checkpoint, `load` puts a
@@ -87,6 +89,8 @@ class TrainingState:
             opt_tensors, optimizer_meta[name] = ckpt.pack_optimizer(f"optimizers.{name}", optimizer)
             tensors.update(opt_tensors)
         tensors.update(ckpt.pack_rng())
+        family_tensors, family_meta = self.family.training_state()
+        tensors.update({f"{FAMILY_PREFIX}{k}": v for k, v in family_tensors.items()})
         log_tensors, log_meta = self.logbook.pack_pending()
         tensors.update(log_tensors)
         metadata = {
@@ -96,6 +100,8 @@ class TrainingState:
             "data_position": self.batches.position,
             "optimizers": optimizer_meta,
         }
+        if family_meta:  # a run whose family keeps nothing writes what it always wrote
+            metadata["family"] = family_meta
         if self.precision.scalers:
             metadata["scalers"] = self.precision.state_dict()
         if self.evaluator is not None:
@@ -147,6 +153,12 @@ class TrainingState:
                 epoch=meta["data_position"]["epoch"],
                 batch=meta["data_position"]["batch"],
             )
+        own = {
+            name.removeprefix(FAMILY_PREFIX): tensor
+            for name, tensor in tensors.items()
+            if name.startswith(FAMILY_PREFIX)
+        }
+        self.family.load_training_state(own, meta.get("family", {}))
         self.precision.load_state_dict(meta.get("scalers"))
         self.logbook.restore_pending(tensors, meta["logbook"])
         if self.evaluator is not None:
