@@ -65,8 +65,24 @@ def test_resume_is_bit_identical_to_a_straight_run(
         {"model": "dcgan", "ema_decay": 0.0, "optimizer": "sgd", "sample_every": 3},
         {"unroll": 3, "optimizer": "rmsprop", "beta1": 0.5},  # unrolls from D's moments
         {"lr_warmup": 8},  # the rates follow the step, across the split
+        {"replay": 24},  # the pool's fakes and its random draws
+        # p moves every 4 D steps: the split falls between two adjustments
+        {"ada": 0.01, "ada_kimg": 0.5},
+        {"loss": "relativistic", "r1": 1.0, "r2": 1.0, "reg_every": 3},  # steps 0, 3, 6, 9
+        {"accumulate": 3, "d_steps": 2},
+        {"loss": "wasserstein", "clip_weights": 0.05, "optimizer": "rmsprop"},
     ],
-    ids=["mlp-d2-rmsprop", "dcgan-no-ema-sgd", "mlp-unroll3-rmsprop", "mlp-warmup"],
+    ids=[
+        "mlp-d2-rmsprop",
+        "dcgan-no-ema-sgd",
+        "mlp-unroll3-rmsprop",
+        "mlp-warmup",
+        "mlp-replay",
+        "mlp-ada",
+        "mlp-lazy-r1-r2",
+        "mlp-accumulate",
+        "mlp-clip-weights",
+    ],
 )
 def test_resume_with_other_settings_and_an_unaligned_split(tiny_train, options):
     """Weights stay exact when the split point is not a multiple of the logging interval."""
@@ -75,6 +91,12 @@ def test_resume_with_other_settings_and_an_unaligned_split(tiny_train, options):
     split = tiny_train("split", steps=5, **options)
     resumed = ganforge.train(resume=str(split.path), steps=11)
     assert_same_tensors(final_tensors(straight), final_tensors(resumed))
+    if "ada" in options:  # ADA was really on: its probability moved, the same in both runs
+        p = [r["ada_p"] for r in straight.metrics() if "ada_p" in r]
+        assert max(p) > 0
+        assert p == [r["ada_p"] for r in resumed.metrics() if "ada_p" in r]
+    if "replay" in options:  # the pool went into the checkpoints, full
+        assert final_tensors(resumed)["family.replay.images"].shape[0] == 24
 
 
 def test_resume_from_an_intermediate_checkpoint_rewrites_later_records(

@@ -393,9 +393,9 @@ class GANFamily(ModelFamily):
         if remedies.loss != "bce":
             stats["d_real_logit"] = real_logits.mean().detach()
             stats["d_fake_logit"] = fake_logits.mean().detach()
-        if self.ada is not None:
-            self.ada.observe(torch.sign(real_logits - self._decision_point(fake_logits)))
+        if self.ada is not None:  # p as this step used it, then moved by D's verdicts
             stats["ada_p"] = torch.tensor(self.ada.p)
+            self.ada.observe(torch.sign(real_logits - self._decision_point(fake_logits)))
         loss = adversarial
         if real_classes is not None:  # ACGAN: D's class head learns the real images' classes
             aux = F.cross_entropy(real_classes, labels)
