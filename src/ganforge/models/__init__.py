@@ -20,6 +20,8 @@ from ganforge.models.family import (
     Phase,
 )
 from ganforge.models.gan import GANFamily, Remedies
+from ganforge.models.infogan import DEFAULTS as INFOGAN_DEFAULTS
+from ganforge.models.infogan import LATENT_CODES, InfoGANOptions, build_infogan
 from ganforge.models.mlp import MLPOptions, build_mlp
 from ganforge.models.pix2pix import Pix2PixOptions, build_pix2pix
 from ganforge.models.registry import (
@@ -52,6 +54,9 @@ register_model(
     defaults=CONDITIONAL_DEFAULTS,
     options=ACGANOptions,
 )
+register_model(
+    "infogan", build_infogan, kind=LATENT_CODES, defaults=INFOGAN_DEFAULTS, options=InfoGANOptions
+)
 register_model("vae", build_vae, kind=AUTOENCODER, options=VAEOptions)
 register_model(
     "cyclegan",
@@ -69,6 +74,7 @@ __all__ = [
     "POINTS",
     "Batch",
     "GANFamily",
+    "LATENT_CODES",
     "Kind",
     "ModelFamily",
     "Phase",

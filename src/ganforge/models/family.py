@@ -60,13 +60,15 @@ class Kind:
     `data`: one of DATA_KINDS. `class_conditional`: its sampler takes class labels, G(z, y);
     `translator`: its sampler maps source images, G(x), and draws nothing from noise (no
     latent space to walk); `autoencoder`: it can encode an image and decode the code
-    (`reconstruct`).
+    (`reconstruct`); `latent_codes`: its latent space has codes with a meaning of their own
+    (InfoGAN), whose traversals it draws (`traversal`).
     """
 
     data: str = "unlabelled"
     class_conditional: bool = False
     translator: bool = False
     autoencoder: bool = False
+    latent_codes: bool = False
 
     def __post_init__(self) -> None:
         assert self.data in DATA_KINDS, self.data

@@ -319,7 +319,7 @@ class GANFamily(ModelFamily):
         if phase == "discriminator":
             with torch.no_grad():
                 fake = self.generate(z, labels)
-            return self._discriminator_loss(real, fake, labels)
+            return self._discriminator_loss(real, fake, labels, z)
         if phase == "generator":
             fake = self.generate(z, labels)
             judge = self.unrolled(real, fake, labels) if self.remedies.unroll else None
@@ -333,9 +333,7 @@ class GANFamily(ModelFamily):
             d_fake = torch.sigmoid(fake_logits).mean().detach()
             stats = {"loss_g": loss.detach(), "d_fake_g": d_fake}
             if fake_classes is not None:
-                aux = F.cross_entropy(fake_classes, labels)
-                loss = loss + self.aux_weight * aux
-                stats["loss_g_aux"] = aux.detach()
+                loss = loss + self.g_head_loss(fake_classes, labels, z, stats)
             return loss, stats
         raise ValueError(f"GANFamily has no phase '{phase}'")
 
@@ -374,8 +372,30 @@ class GANFamily(ModelFamily):
             "d_accuracy": accuracy.detach(),
         }
 
+    def d_head_loss(self, real_head, fake_head, labels, fake_labels, z, stats) -> torch.Tensor:
+        """The weighted loss of D's extra head in D's phase, its statistics put in `stats`.
+        ACGAN's: the real images' classes (and with aux_fakes, the classes fakes were drawn
+        for). `z`: the noise of this step's fakes (a head that reads codes out of it)."""
+        aux = F.cross_entropy(real_head, labels)
+        if self.aux_fakes:  # Odena et al.'s original: and the classes fakes were drawn for
+            aux = aux + F.cross_entropy(fake_head, fake_labels)
+        stats["loss_d_aux"] = aux.detach()
+        stats["aux_accuracy"] = (real_head.argmax(1) == labels).float().mean().detach()
+        return self.aux_weight * aux
+
+    def g_head_loss(self, fake_head, labels, z, stats) -> torch.Tensor:
+        """The weighted loss of D's extra head on G's fakes in G's phase (ACGAN's: the
+        classes they were drawn for), its statistics put in `stats`."""
+        aux = F.cross_entropy(fake_head, labels)
+        stats["loss_g_aux"] = aux.detach()
+        return self.aux_weight * aux
+
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         remedies = self.remedies
         fake_labels = labels
@@ -397,13 +417,10 @@ class GANFamily(ModelFamily):
             stats["ada_p"] = torch.tensor(self.ada.p)
             self.ada.observe(torch.sign(real_logits - self._decision_point(fake_logits)))
         loss = adversarial
-        if real_classes is not None:  # ACGAN: D's class head learns the real images' classes
-            aux = F.cross_entropy(real_classes, labels)
-            if self.aux_fakes:  # Odena et al.'s original: and the classes fakes were drawn for
-                aux = aux + F.cross_entropy(fake_classes, fake_labels)
-            loss = loss + self.aux_weight * aux
-            stats["loss_d_aux"] = aux.detach()
-            stats["aux_accuracy"] = (real_classes.argmax(1) == labels).float().mean().detach()
+        if real_classes is not None:  # D's extra head (ACGAN's classes, InfoGAN's codes)
+            loss = loss + self.d_head_loss(
+                real_classes, fake_classes, labels, fake_labels, z, stats
+            )
         if regularise:
             loss = loss + self._penalties(real, fake, real_logits, fake_logits, labels, stats)
         return loss, stats
