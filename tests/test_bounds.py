@@ -93,7 +93,7 @@ def test_networks_too_large_are_refused_before_any_allocation(tmp_path, capsys):
         build_model(TrainConfig(model="dcgan"), 1024, 3)
 
 
-@pytest.mark.parametrize("model", ["mlp", "dcgan", "cgan", "pix2pix"])
+@pytest.mark.parametrize("model", ["mlp", "dcgan", "cgan", "pix2pix", "r3gan"])
 def test_the_size_check_draws_nothing_from_the_rng(model):
     """It counts parameters on the meta device: the weights equal those of a plain build."""
     config = TrainConfig(model=model, width=4, z_dim=4, num_classes=3, spectral_norm=True)

@@ -37,6 +37,7 @@ from ganforge.metrics import inception
 from ganforge.models.cyclegan import ResidualBlock
 from ganforge.models.layers import Maxout, MinibatchStd
 from ganforge.models.mlp import MLPGenerator
+from ganforge.models.r3gan import ResidualBlock as R3GANBlock
 from ganforge.run import CONFIG_FILE, Run
 from ganforge.training import distributed, loop
 from ganforge.training import setup as trainer_setup
@@ -440,9 +441,15 @@ class Probe:
 
 PIX2PIX = ("--model", "pix2pix", "--data", "mnist-mini-edges", "--resolution", "32")
 CYCLEGAN = ("--model", "cyclegan", "--data", "mnist-mini-edges-unpaired", "--resolution", "32")
+R3GAN = ("--model", "r3gan")
 FOLDER = ("--data", image_folder, "--resolution", "8")
 EVAL = ("--eval-every", "4")
 DDP = ("--ddp",)
+
+
+def r3gan_block(built: Built) -> R3GANBlock:
+    """G's first residual block (r3gan)."""
+    return next(m for m in modules(built, "generator") if isinstance(m, R3GANBlock))
 
 
 def packed_inputs(built: Built) -> tuple[int, float]:
@@ -558,6 +565,12 @@ PROBES: dict[str, Probe] = {
         "2", lambda b: has(b, "generator", ResidualBlock, count=True), 4, CYCLEGAN
     ),
     "--beta": Probe("0.5", family("beta"), 0.5, ("--model", "vae")),
+    # ---- r3gan: 3 stages at 28 px; G's first block is 4 x --width (8) = 32 channels wide
+    "--blocks-per-stage": Probe(
+        "2", lambda b: has(b, "generator", R3GANBlock, count=True), 6, R3GAN
+    ),
+    "--expansion": Probe("3", lambda b: r3gan_block(b).conv.in_channels, 3 * 32, R3GAN),
+    "--group-channels": Probe("4", lambda b: r3gan_block(b).conv.groups, 2 * 32 // 4, R3GAN),
     # D's first convolution has D's base width, G's last hidden layer keeps --width (8)
     "--d-width": Probe(
         "4",

@@ -24,6 +24,7 @@ from ganforge.models.infogan import DEFAULTS as INFOGAN_DEFAULTS
 from ganforge.models.infogan import LATENT_CODES, InfoGANOptions, build_infogan
 from ganforge.models.mlp import MLPOptions, build_mlp
 from ganforge.models.pix2pix import Pix2PixOptions, build_pix2pix
+from ganforge.models.r3gan import R3GAN_DEFAULTS, R3GANOptions, build_r3gan
 from ganforge.models.registry import (
     build_model,
     describe_model,
@@ -54,6 +55,7 @@ register_model(
     defaults=CONDITIONAL_DEFAULTS,
     options=ACGANOptions,
 )
+register_model("r3gan", build_r3gan, options=R3GANOptions, defaults=R3GAN_DEFAULTS)
 register_model(
     "infogan", build_infogan, kind=LATENT_CODES, defaults=INFOGAN_DEFAULTS, options=InfoGANOptions
 )

@@ -56,14 +56,15 @@ class DCGANOptions(ModelOptions):
         bounds.check_at_most("--d-width", self.d_width, bounds.MAX_WIDTH)
 
 
-def base_size(resolution: int) -> int:
-    """The small map G starts from (7x7 for 28 px, 4x4 for powers of two); an error otherwise."""
+def base_size(resolution: int, model: str = "dcgan") -> int:
+    """The small map G starts from (7x7 for 28 px, 4x4 for powers of two); an error naming
+    `model` (the convolutional models share the rule) otherwise."""
     for base in (4, 7):
         doublings = math.log2(resolution / base)
         if resolution >= base * 4 and doublings == int(doublings):
             return base
     raise GanforgeError(
-        f"--resolution: dcgan makes 4*2^k or 7*2^k pixels with k >= 2 (28, 32, 64, 128, ...), "
+        f"--resolution: {model} makes 4*2^k or 7*2^k pixels with k >= 2 (28, 32, 64, 128, ...), "
         f"not {resolution}"
     )
 
