@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
+import ganforge
 import ganforge.metrics as gm
+from cli_errors import assert_one_line_error
 from ganforge.cli import main
 from ganforge.data import load_dataset, to_model_range
 from ganforge.errors import GanforgeError
@@ -18,6 +21,10 @@ from ganforge.evaluate import (
     parse_metrics,
     real_reference,
 )
+from ganforge.run import Run
+from ganforge.sampling import Truncation
+from tiny import TINY_OPTIONS, translator_options
+from truncated import closed_form_images, resampled, scaled
 
 
 def test_eval_json_numbers_equal_the_metrics_api_on_the_same_samples(trained_run):
@@ -164,3 +171,69 @@ def test_cli_eval_error_is_one_line(trained_run, capsys):
     assert main(["eval", str(trained_run.path), "--metrics", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ganforge: error: --metrics") and "\n" not in err
+
+
+# ---- truncation ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the shared run, for tests that write its eval files."""
+    shutil.copytree(trained_run.path, tmp_path / "run")
+    (tmp_path / "run" / "eval.json").unlink(missing_ok=True)
+    return Run(tmp_path / "run")
+
+
+def test_a_truncated_evaluation_measures_the_truncated_samples_in_a_file_of_its_own(run_copy):
+    plain = evaluate_run(run_copy, n=300, metrics="fid,pr", seed=3)
+    kept = (run_copy.path / "eval.json").read_bytes()
+    half = evaluate_run(run_copy, n=300, metrics="fid,pr", seed=3, truncation=0.5)
+    assert (run_copy.path / "eval.json").read_bytes() == kept  # the run's own numbers stay
+    assert plain["truncation"] is None and half["truncation"] == {"psi": 0.5, "mode": "scale"}
+    saved = json.loads((run_copy.path / "eval_truncation_scale_0.5.json").read_text())
+    assert saved["truncation"] == half["truncation"] and saved["metrics"] == half["metrics"]
+
+    real = load_dataset("digits").images
+    fake = closed_form_images(run_copy, 300, 3, scaled(0.5))
+    assert half["metrics"]["fid"] == pytest.approx(gm.fid(real, fake, "mnist"), rel=1e-6)
+    pr = gm.precision_recall(real, fake, "mnist")
+    assert (half["metrics"]["precision"], half["metrics"]["recall"]) == pytest.approx(
+        (pr.precision, pr.recall)
+    )
+    assert half["metrics"]["fid"] != plain["metrics"]["fid"]
+    same = evaluate_run(run_copy, n=300, metrics="fid", seed=3, truncation=1.0, write=False)
+    assert same["truncation"] is None and same["metrics"]["fid"] == plain["metrics"]["fid"]
+
+
+def test_a_resampled_evaluation_is_seeded_and_named_by_its_threshold(run_copy):
+    cut = Truncation(0.8, "resample")
+    first = evaluate_run(run_copy, n=200, metrics="fid", seed=1, truncation=cut)
+    again = evaluate_run(run_copy, n=200, metrics="fid", seed=1, truncation=cut, write=False)
+    assert first["metrics"] == again["metrics"]
+    fake = closed_form_images(run_copy, 200, 1, resampled(0.8))
+    real = load_dataset("digits").images
+    assert first["metrics"]["fid"] == pytest.approx(gm.fid(real, fake, "mnist"), rel=1e-6)
+    assert (run_copy.path / "eval_truncation_resample_0.8.json").is_file()
+    assert not (run_copy.path / "eval.json").exists()
+
+
+def test_cli_eval_truncation_says_so_and_keeps_eval_json(run_copy, capsys):
+    args = ["eval", str(run_copy.path), "--n", "60", "--metrics", "fid", "--no-progress"]
+    assert main([*args, "--truncation", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "noise truncated: truncation psi 0.5 (scale)" in out
+    assert "eval_truncation_scale_0.5.json" in out
+    assert not (run_copy.path / "eval.json").exists()
+    assert main([*args, "--truncation", "1.5"]) == 2
+    assert_one_line_error(capsys, "--truncation", "(0, 1]")
+
+
+def test_a_translator_refuses_truncation(tmp_path, capsys):
+    options = {**TINY_OPTIONS, **translator_options("pix2pix"), "model": "pix2pix", "steps": 1}
+    run = ganforge.train(**options, out=str(tmp_path / "p2p"))
+    with pytest.raises(GanforgeError, match="^--truncation: this model translates images"):
+        evaluate_run(run, n=4, truncation=0.5, write=False)
+    out = tmp_path / "x.png"
+    assert main(["sample", str(run.path), "--truncation", "0.5", "--out", str(out)]) == 2
+    assert_one_line_error(capsys, "--truncation", "translates images")
+    assert not out.exists() and not (run.path / "eval.json").exists()

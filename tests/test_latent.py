@@ -21,6 +21,8 @@ from ganforge.latent import (
     seed_codes,
     slerp,
 )
+from ganforge.report.grid import image_grid
+from ganforge.sampling import Truncation, truncate_latent
 from tiny import TINY_OPTIONS, translator_options
 
 TINY = {**TINY_OPTIONS, "steps": 4, "log_every": 2}
@@ -186,8 +188,91 @@ def test_latent_errors_are_one_line(runs, capsys, monkeypatch, tmp_path, argv, w
     one_line_error(capsys, *words)
 
 
-def test_a_translator_has_no_latent_space(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory):
     options = {**TINY, **translator_options("pix2pix"), "model": "pix2pix", "steps": 1}
-    run = ganforge.train(**options, out=str(tmp_path / "p2p"))
-    assert main(["latent", "walk", str(run.path), "--out", str(tmp_path / "w.gif")]) == 2
+    return ganforge.train(**options, out=str(tmp_path_factory.mktemp("p2p") / "run"))
+
+
+def test_a_translator_has_no_latent_space(translator, tmp_path, capsys):
+    assert main(["latent", "walk", str(translator.path), "--out", str(tmp_path / "w.gif")]) == 2
     one_line_error(capsys, "pix2pix", "translate")
+
+
+# ---- truncation ------------------------------------------------------------------------------
+
+TRUNCATIONS = [Truncation(0.5), Truncation(0.8, "resample")]
+
+
+@pytest.mark.parametrize("truncation", TRUNCATIONS, ids=str)
+@pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
+def test_truncated_interpolation_ends_on_the_truncated_samples(runs, model, truncation):
+    run = runs[model]
+    label = "3" if model == "cgan" else None
+    space = LatentSpace.of_run(run, class_=label, truncation=truncation)
+    frames = space.interpolate(11, 42, steps=4)
+    assert np.array_equal(frames[0], run.sample(1, 11, labels=label, truncation=truncation)[0])
+    assert np.array_equal(frames[-1], run.sample(1, 42, labels=label, truncation=truncation)[0])
+    assert not np.array_equal(frames[0], run.sample(1, seed=11, labels=label)[0])
+
+
+def test_truncated_seed_codes_are_the_closed_form(runs):
+    family = runs["dcgan"].load()
+    plain = seed_codes(family, [5, 6])
+    assert torch.equal(seed_codes(family, [5, 6], Truncation(0.5)), 0.5 * plain)
+    cut = seed_codes(family, [5, 6], Truncation(0.3, "resample"))
+    inside = plain.abs() <= 0.3
+    assert cut.abs().max() <= 0.3 and torch.equal(cut[inside], plain[inside])
+    for seed, code in zip([5, 6], cut):  # each seed's redraws continue its own generator
+        generator = torch.Generator().manual_seed(seed)
+        z = family.sample_latent(1, generator=generator)
+        assert torch.equal(truncate_latent(z, 0.3, "resample", generator)[0], code)
+
+
+def test_cli_latent_truncation_draws_the_truncated_codes(runs, tmp_path, capsys):
+    run = runs["dcgan"]
+    space = LatentSpace.of_run(run)
+    out = tmp_path / "walk.png"
+    flags = ["--keys", "2", "--frames", "1", "--seed", "4", "--out", str(out)]
+    assert main(["latent", "walk", str(run.path), *flags, "--truncation", "0.5"]) == 0
+    assert "truncation psi 0.5 (scale)" in capsys.readouterr().out
+    keys = space.family.sample_latent(2, generator=torch.Generator().manual_seed(4))
+    with Image.open(out) as png:
+        assert np.array_equal(np.asarray(png), gray_grid(space.images(0.5 * keys), 1))
+        assert not np.array_equal(np.asarray(png), gray_grid(space.images(keys), 1))
+    out = tmp_path / "interp.png"
+    flags = ["--from", "1", "--to", "2", "--steps", "2", "--out", str(out)]
+    assert main(["latent", "interp", str(run.path), *flags, "--truncation", "0.5"]) == 0
+    ends = space.family.sample_latent(1, generator=torch.Generator().manual_seed(1))
+    with Image.open(out) as png:
+        assert np.array_equal(np.asarray(png)[:, :60], gray_grid(space.images(0.5 * ends)))
+
+
+def gray_grid(frames: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Frames as `ganforge latent` writes them (one row by default; gray: no channel axis)."""
+    return image_grid(frames, columns or len(frames))[..., 0]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["walk", "{dcgan}", "--truncation", "0"], ["--truncation", "above 0"]),
+        (
+            ["arith", "{dcgan}", "--a", "1", "--b", "2", "--c", "3", "--truncation", "1.2"],
+            ["--truncation", "(0, 1]"],
+        ),  # fmt: skip
+        (
+            ["interp", "{dcgan}", "--from", "1", "--to", "2", "--truncation-mode", "resample"],
+            ["--truncation PSI"],
+        ),  # fmt: skip
+        (["walk", "{p2p}", "--truncation", "0.5"], ["--truncation", "translates images"]),
+    ],
+)
+def test_cli_latent_bad_truncation_is_one_line(
+    runs, translator, capsys, monkeypatch, tmp_path, argv, words
+):
+    monkeypatch.chdir(tmp_path)
+    paths = {"dcgan": str(runs["dcgan"].path), "p2p": str(translator.path)}
+    assert main(["latent", *[arg.format(**paths) for arg in argv]]) == 2
+    one_line_error(capsys, *words)
+    assert not list(tmp_path.iterdir())

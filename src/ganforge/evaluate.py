@@ -1,7 +1,9 @@
 """Evaluating a run: sample its generator, measure the samples against the run's real data.
 
 `ganforge eval RUN` and the in-training `--eval-every` share this code. Real-data features are
-cached (ganforge.metrics.real_features), so an evaluation costs the fake samples only.
+cached (ganforge.metrics.real_features), so an evaluation costs the fake samples only. An
+evaluation of truncated noise (`--truncation`) records it and goes to a file of its own
+(`eval_file_name`): RUN/eval.json always holds the generator's own, untruncated numbers.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from ganforge.metrics.stacked_modes import SAMPLES as STACKED_SAMPLES
 from ganforge.metrics.stacked_modes import channel_digits
 from ganforge.models import model_kind, run_kind
 from ganforge.run import Run
-from ganforge.sampling import balanced_labels, sample_batches, sample_points
+from ganforge.sampling import (
+    NO_TRUNCATION,
+    Truncation,
+    as_truncation,
+    balanced_labels,
+    check_truncatable,
+    sample_batches,
+    sample_points,
+)
 from ganforge.translate import checkpoint_step, evaluate_translation, format_translation_table
 
 EVAL_FILE = "eval.json"
@@ -176,14 +186,16 @@ def measure_generator(
     batch_size: int = 250,
     progress: bool = False,
     class_names: Sequence[str] = (),
+    truncation: Truncation = NO_TRUNCATION,
 ) -> dict:
-    """Sample `n` images from `network` (seeded) and compute `metrics` against `reference`.
-    A class-conditional generator is asked for every class (`class_names`) equally often;
-    a generator of points is measured against the modes of a PointReference, and the channels
-    of a stacked-MNIST generator are read as digits by a StackedReference."""
+    """Sample `n` images from `network` (seeded, the noise truncated by `truncation`) and
+    compute `metrics` against `reference`. A class-conditional generator is asked for every
+    class (`class_names`) equally often; a generator of points is measured against the modes of
+    a PointReference, and the channels of a stacked-MNIST generator are read as digits by a
+    StackedReference."""
     if isinstance(reference, PointReference):
         inputs = MetricInputs(
-            points=sample_points(family, network, n, seed),
+            points=sample_points(family, network, n, seed, truncation=truncation),
             modes=reference.modes,
             mode_std=reference.mode_std,
         )
@@ -191,13 +203,13 @@ def measure_generator(
     labels = None
     if family.kind.class_conditional:
         labels = balanced_labels(n, family.num_classes)
+    samples = sample_batches(family, network, n, seed, batch_size, labels, truncation)
     if isinstance(reference, StackedReference):
-        samples = sample_batches(family, network, n, seed, batch_size, labels)
         digits = channel_digits(reference.classifier, samples)
         return measure(metrics, MetricInputs(channel_digits=digits))
     fake = extract_features(
         reference.extractor,
-        sample_batches(family, network, n, seed, batch_size, labels),
+        samples,
         total=n,
         progress=progress,
     )
@@ -228,14 +240,18 @@ def evaluate_run(
     use_cache: bool = True,
     inception_weights: str | Path | None = None,
     pairs: str | Path | None = None,
+    truncation: float | Truncation | None = None,
 ) -> dict:
     """Evaluate a run's generator on `n` samples (default: 10,000; 2,500 points; 26,000 for
     stacked-mnist); returns the result and (with `write`) saves RUN/eval.json. A translator
     (pix2pix) is measured on held-out pairs instead (translate.py; `pairs`: a folder of them,
     needed when the run's data has no test split); a generator of points by the modes of its
     data; a run on stacked-mnist by its digit triples (other groups when `metrics` names
-    them)."""
+    them). `truncation` (as Run.sample's) is recorded in the result, which is then written to
+    its own file, not eval.json."""
+    truncation = as_truncation(truncation)
     run = run if isinstance(run, Run) else Run(run)
+    check_truncatable(model_kind(run.config.model), truncation)
     points = run_kind(run.config).data == "points"
     stacked = run.config.data == STACKED_MNIST and run.config.channels == 3
     if n is None:
@@ -271,16 +287,16 @@ def evaluate_run(
         raise GanforgeError(f"--metrics: {','.join(unfit)} needs {needed}")
     chosen = tuple(name for name in chosen if name not in unfit)
     step = checkpoint_step(run, checkpoint)
+    network = run.generator(ema).to(device)
+    drawn = {"n": n, "seed": seed, "truncation": truncation}  # every group, the same samples
     counted: dict = {}  # the stacked-MNIST modes, measured on their own samples
     if any(measures_stacked(name) for name in chosen):
         counting = tuple(name for name in chosen if measures_stacked(name))
         modes = stacked_reference(run.config, f"--metrics {','.join(counting)}", device)
-        counted = measure_generator(
-            family, run.generator(ema).to(device), modes, counting, n=n, seed=seed
-        )
+        counted = measure_generator(family, network, modes, counting, **drawn)
         chosen = tuple(name for name in chosen if name not in counting)
         if not chosen:
-            result = _result(run, step, checkpoint, ema, modes, n, seed, counted, started)
+            result = _result(run, step, checkpoint, ema, modes, counted, started, **drawn)
             result.update(extractor=_describe(modes.classifier, "each channel"))
             result.update(notes=[STACKED_NOTE])
             if write:
@@ -288,10 +304,8 @@ def evaluate_run(
             return result
     if points:
         reference = point_reference(run.config)
-        values = measure_generator(
-            family, run.generator(ema).to(device), reference, chosen, n=n, seed=seed
-        )
-        result = _result(run, step, checkpoint, ema, reference, n, seed, values, started)
+        values = measure_generator(family, network, reference, chosen, **drawn)
+        result = _result(run, step, checkpoint, ema, reference, values, started, **drawn)
         result.update(extractor={"name": "nearest mode"}, notes=[MIXTURE_NOTE])
         if write:
             write_eval_file(result)
@@ -315,28 +329,26 @@ def evaluate_run(
         chosen = tuple(name for name in chosen if name not in skipped)
         if skipped:
             notes.append(f"skipped {','.join(skipped)}: the extractor has no classifier head")
-    network = run.generator(ema).to(device)
     values = measure_generator(
         family,
         network,
         reference,
         chosen,
-        n=n,
-        seed=seed,
         progress=progress,
         class_names=run.config.class_names,
+        **drawn,
     )
     values.update(counted)
     if counted:
         notes.append(STACKED_NOTE)
-    result = _result(run, step, checkpoint, ema, reference, n, seed, values, started)
+    result = _result(run, step, checkpoint, ema, reference, values, started, **drawn)
     result.update(extractor=_describe(reference.extractor), notes=notes)
     if write:
         write_eval_file(result)
     return result
 
 
-def _result(run, step, checkpoint, ema, reference, n, seed, values, started) -> dict:
+def _result(run, step, checkpoint, ema, reference, values, started, *, n, seed, truncation) -> dict:
     """eval.json's fields every evaluation has."""
     return {
         "run": str(run.path),
@@ -347,6 +359,7 @@ def _result(run, step, checkpoint, ema, reference, n, seed, values, started) -> 
         "n_fake": n,
         "n_real": reference.n_real,
         "seed": seed,
+        "truncation": truncation.record(),  # None, or {"psi", "mode"} (eval_file_name)
         "extractor": {},
         "metrics": values,
         "notes": [],
@@ -354,9 +367,19 @@ def _result(run, step, checkpoint, ema, reference, n, seed, values, started) -> 
     }
 
 
+def eval_file_name(truncation: dict | None) -> str:
+    """eval.json for the generator as it is; eval_truncation_<mode>_<psi>.json for truncated
+    noise, so that a truncated evaluation (better precision, worse recall) neither replaces nor
+    is read as the run's own."""
+    if truncation is None:
+        return EVAL_FILE
+    return f"eval_truncation_{truncation['mode']}_{float(truncation['psi'])!r}.json"
+
+
 def write_eval_file(result: dict) -> Path:
-    """RUN/eval.json, the last evaluation of a run (`result["run"]` names the run folder)."""
-    path = Path(result["run"]) / EVAL_FILE
+    """RUN/eval.json, the last evaluation of a run (`result["run"]` names the run folder), or
+    the file of its truncation (eval_file_name)."""
+    path = Path(result["run"]) / eval_file_name(result.get("truncation"))
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     return path
 
@@ -386,6 +409,8 @@ def format_table(result: dict) -> str:
         + (f" (test accuracy {ex['test_accuracy']:.1%})" if "test_accuracy" in ex else ""),
         "",
     ]
+    if result.get("truncation"):
+        lines.insert(2, f"noise truncated: {Truncation(**result['truncation'])}")
     rows = []
     for metric in list_metrics():
         if metric.name in values:

@@ -2,9 +2,9 @@
 
 Works for any model that draws images from noise (GANs, class-conditional GANs with one class
 for the whole picture, the VAE's decoder). The code of a seed is the noise `Run.sample(1,
-seed=SEED)` draws (family.sample_latent from a generator seeded so), and every image is decoded
-alone, exactly as that call decodes it: an interpolation's end frames are those samples, bit
-for bit.
+seed=SEED)` draws (sampling.draw_latent: family.sample_latent from a generator seeded so, then
+the truncation, if any), and every image is decoded alone, exactly as that call decodes it: an
+interpolation's end frames are those samples, bit for bit, truncated or not.
 
 Spherical interpolation follows White 2016 ("Sampling Generative Networks"): high-dimensional
 Gaussian codes live near a sphere, and a straight line between two of them passes through
@@ -31,7 +31,14 @@ from ganforge.modules import device_of, eval_mode
 from ganforge.report import save_images
 from ganforge.report.gif import frames_to_gif
 from ganforge.run import Run
-from ganforge.sampling import check_labels
+from ganforge.sampling import (
+    NO_TRUNCATION,
+    Truncation,
+    as_truncation,
+    check_labels,
+    check_truncatable,
+    draw_latent,
+)
 
 MODES = ("lerp", "slerp")
 _PARALLEL = 1e-7  # sin of the angle below which slerp falls back to lerp (no unique circle)
@@ -109,13 +116,16 @@ def loop_codes(keys: torch.Tensor, frames_per_key: int) -> torch.Tensor:
     return torch.stack(path)
 
 
-def seed_codes(family: ModelFamily, seeds: Sequence[int]) -> torch.Tensor:
-    """The code Run.sample(1, seed=s) draws, for each seed s: (len(seeds), z_dim)."""
+def seed_codes(
+    family: ModelFamily, seeds: Sequence[int], truncation: Truncation = NO_TRUNCATION
+) -> torch.Tensor:
+    """The code Run.sample(1, seed=s, truncation=...) draws, for each seed s: (len(seeds),
+    z_dim)."""
     codes = []
     for seed in seeds:
         if not 0 <= seed < 2**64:
             raise GanforgeError(f"seed {seed} is out of range (0 <= seed < 2^64)")
-        codes.append(family.sample_latent(1, generator=torch.Generator().manual_seed(seed)))
+        codes.append(draw_latent(family, 1, seed, truncation))
     return torch.cat(codes)
 
 
@@ -177,12 +187,15 @@ def arithmetic_grid(groups: Sequence[np.ndarray], result: np.ndarray) -> tuple[n
 
 @dataclass
 class LatentSpace:
-    """A run's sampling network and the class to draw, for the tools above."""
+    """A run's sampling network, the class to draw and the truncation of the seeds' codes (a
+    walk or an interpolation between truncated codes stays near the mean), for the tools
+    above."""
 
     family: ModelFamily
     network: nn.Module
     label: int | None = None
     frame_shape: tuple[int, int] | None = None  # (resolution, channels), for the size bounds
+    truncation: Truncation = NO_TRUNCATION
 
     @classmethod
     def of_run(
@@ -191,9 +204,12 @@ class LatentSpace:
         checkpoint: str | Path | None = None,
         ema: bool = True,
         class_: str | int | None = None,
+        truncation: float | Truncation | None = None,
     ) -> LatentSpace:
+        truncation = as_truncation(truncation)
         run = run if isinstance(run, Run) else Run(run)
         family = run.load(checkpoint)
+        check_truncatable(family.kind, truncation)
         if not family.kind.draws_from_noise:
             raise GanforgeError(
                 f"run '{run.path}' is a {run.config.model} run, which translates images (it has "
@@ -206,7 +222,8 @@ class LatentSpace:
                 f"--class: run '{run.path}' is class-conditional; name one ({names})"
             )
         shape = (run.config.resolution, run.config.channels)
-        return cls(family, run.generator(ema), label, None if None in shape else shape)
+        shape = None if None in shape else shape
+        return cls(family, run.generator(ema), label, shape, truncation)
 
     def images(self, codes: torch.Tensor) -> np.ndarray:
         return decode(self.family, self.network, codes, self.label)
@@ -214,7 +231,7 @@ class LatentSpace:
     def interpolate(self, seed_from: int, seed_to: int, steps: int = 10, mode: str = "slerp"):
         """Frames (steps, H, W, C) from the sample of `seed_from` to that of `seed_to`."""
         check_frames(steps, 1, "--steps", self.frame_shape)
-        ends = seed_codes(self.family, [seed_from, seed_to])
+        ends = seed_codes(self.family, [seed_from, seed_to], self.truncation)
         return self.images(interpolation_codes(ends[0], ends[1], steps, mode))
 
     def arithmetic(self, a: Sequence[int], b: Sequence[int], c: Sequence[int]):
@@ -223,7 +240,7 @@ class LatentSpace:
         for seeds in (a, b, c):
             if not seeds:
                 raise GanforgeError("--a, --b, --c: each group needs at least one seed")
-            codes = seed_codes(self.family, seeds)
+            codes = seed_codes(self.family, seeds, self.truncation)
             means.append(codes)
             groups.append(self.images(torch.cat([codes, codes.mean(0, keepdim=True)])))
         code = arithmetic_code(*means)
@@ -238,7 +255,7 @@ class LatentSpace:
             raise GanforgeError(f"--frames: must be at least 1, got {frames_per_key}")
         check_frames(keys, frames_per_key, "--keys x --frames", self.frame_shape)
         check_seed("--seed", seed)
-        codes = self.family.sample_latent(keys, generator=torch.Generator().manual_seed(seed))
+        codes = draw_latent(self.family, keys, seed, self.truncation)
         return self.images(loop_codes(codes, frames_per_key))
 
 

@@ -6,6 +6,7 @@ RUN/events.jsonl         problems the doctor found (training/doctor/), one per l
 RUN/checkpoints/         step_0000500.safetensors ... (the newest --keep-checkpoints), and
                          best.safetensors (the best by --eval-metric, with --eval-every)
 RUN/eval.json            the last `ganforge eval` result
+RUN/eval_truncation_MODE_PSI.json   the last `ganforge eval --truncation PSI` result
 RUN/samples/             step_0000250.png ... grids of the same fixed noise; final.png
 RUN/loss_curves.png      losses, D outputs, gradient norms, D accuracy, diversity, gp/r1, metric
 RUN/tensorboard/         with --tensorboard: TensorBoard event files (records' numbers, sample
@@ -34,7 +35,7 @@ from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
 from ganforge.records import read_records
-from ganforge.sampling import class_rows, generate
+from ganforge.sampling import Truncation, as_truncation, class_rows, generate
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -156,17 +157,27 @@ class Run:
         )
         return network.eval()
 
-    def sample(self, n: int = 64, seed: int = 0, ema: bool = True, labels=None) -> np.ndarray:
+    def sample(
+        self,
+        n: int = 64,
+        seed: int = 0,
+        ema: bool = True,
+        labels=None,
+        truncation: float | Truncation | None = None,
+    ) -> np.ndarray:
         """`n` images as uint8 (N, H, W, C); the same seed gives the same images. A
         class-conditional run draws `labels` (one class for all, or one per sample; names or
-        indices; default: every class in turn)."""
+        indices; default: every class in turn). `truncation`: psi in (0, 1] scales the noise
+        towards its mean (1: off), or a sampling.Truncation (the resample mode; README)."""
+        truncation = as_truncation(truncation)
         if n < 1:
             raise GanforgeError(f"--n: must be at least 1, got {n}")
         self.check_samples("--n", n)
         family = self._family or self.load()
         if labels is not None:
             labels = self.class_labels(labels, n)
-        return generate(family, self.generator(ema), n, seed, labels=labels)
+        network = self.generator(ema)
+        return generate(family, network, n, seed, labels=labels, truncation=truncation)
 
     def check_samples(self, flag: str, n: int, picture: bool = False) -> None:
         """`n` samples at once are refused, naming `flag`, beyond ganforge.bounds."""
@@ -203,9 +214,16 @@ class Run:
         shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
         raise GanforgeError(f"--class: '{item}' is not a class of this run ({shown})")
 
-    def class_grid(self, per_class: int = 8, seed: int = 0, ema: bool = True):
+    def class_grid(
+        self,
+        per_class: int = 8,
+        seed: int = 0,
+        ema: bool = True,
+        truncation: float | Truncation | None = None,
+    ):
         """One row per class, `per_class` samples each, column j from the same noise in every
-        row: uint8 images (C * per_class, H, W, C) and their labels."""
+        row: uint8 images (C * per_class, H, W, C) and their labels. `truncation` as `sample`."""
+        truncation = as_truncation(truncation)
         if per_class < 1:
             raise GanforgeError(f"--n: must be at least 1, got {per_class}")
         self.check_samples("--n", per_class * max(1, self.config.num_classes))
@@ -214,7 +232,7 @@ class Run:
             raise GanforgeError(
                 f"--classes: run '{self.path}' ({self.config.model}) is not class-conditional"
             )
-        return class_rows(family, self.generator(ema), per_class, seed)
+        return class_rows(family, self.generator(ema), per_class, seed, truncation)
 
 
 def load_run(path: str | Path) -> Run:

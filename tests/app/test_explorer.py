@@ -23,6 +23,7 @@ from ganforge.report.grid import image_grid
 from ganforge.run import Run
 from ganforge.translate import translate_files
 from tiny import TINY_POINTS
+from truncated import closed_form_class_rows, closed_form_images, scaled
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,23 @@ def test_class_grids_one_class_or_one_row_per_class(catalog):
     assert explorer.class_choices(catalog.open("dcgan")) == []
     with pytest.raises(GanforgeError, match="'eleven' is not a class"):
         explorer.sample_grid(loaded, 3, "eleven")
+
+
+def test_the_truncation_slider_scales_the_noise_of_the_grid(catalog):
+    loaded = catalog.load("dcgan")
+    plain = explorer.sample_grid(loaded, 5)
+    assert np.array_equal(explorer.sample_grid(loaded, 5, None, 1.0), plain)
+    half = explorer.sample_grid(loaded, 5, None, 0.5)
+    assert np.array_equal(half, gray(closed_form_images(loaded.run, 16, 5, scaled(0.5))))
+    assert not np.array_equal(half, plain)
+    conditional = catalog.load("cgan")
+    every = explorer.sample_grid(conditional, 3, explorer.EVERY_CLASS, 0.5)
+    rows = closed_form_class_rows(conditional.run, explorer.PER_CLASS, 3, 0.5)
+    assert np.array_equal(every, image_grid(rows, explorer.PER_CLASS)[..., 0])
+    for psi, words in ((0, "above 0"), (1.5, "(0, 1]"), ("x", "not a number")):
+        with pytest.raises(GanforgeError, match="^truncation: ") as error:
+            explorer.sample_grid(loaded, 5, None, psi)
+        assert words in str(error.value)
 
 
 def enlarged(images: np.ndarray) -> np.ndarray:
@@ -256,6 +274,8 @@ def test_a_run_of_points_shows_its_lab_frame_and_refuses_the_image_tools(tmp_pat
     assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 50
     assert np.array_equal(explorer.sample_grid(loaded, 3), frame)  # the seed decides it
     assert not np.array_equal(explorer.sample_grid(loaded, 4), frame)
+    with pytest.raises(GanforgeError, match="truncation: a run of points"):
+        explorer.sample_grid(loaded, 3, None, 0.5)
     for tool in (
         lambda: explorer.interpolation(loaded, 1, 2, 0.5),
         lambda: explorer.directions(loaded),

@@ -26,6 +26,9 @@ import pytest
 from PIL import Image
 
 from ganforge.data import load_dataset
+from ganforge.report.grid import image_grid
+from ganforge.run import Run
+from truncated import closed_form_images, scaled
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
@@ -172,6 +175,14 @@ def pixels(tab, src: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(body)))
 
 
+def shown_grid(tab, expected: np.ndarray) -> None:
+    """Wait (up to STEP_MS) until the Samples grid shows `expected`'s pixels."""
+    deadline = time.monotonic() + STEP_MS / 1000
+    while not np.array_equal(pixels(tab, image_src(tab, "grid")), expected):
+        assert time.monotonic() < deadline, "the grid never showed the expected samples"
+        tab.wait_for_timeout(200)
+
+
 def set_slider(tab, elem_id: str, value: float) -> None:
     slider = tab.locator(f"#{elem_id} input[type=range]")
     slider.fill(str(value))
@@ -198,6 +209,18 @@ def test_a_new_seed_changes_the_samples(page, shot):
     drawn = new_src(page, "grid", typed)
     assert not np.array_equal(pixels(page, drawn), pixels(page, typed))
     shot(page, "03-dcgan-new-seed")
+
+
+def test_the_truncation_slider_redraws_the_grid_from_scaled_noise(page, shot, runs_dir):
+    run = Run(runs_dir / "dcgan")
+    expected = image_grid(closed_form_images(run, 16, 0, scaled(0.5)))[..., 0]
+    plain = image_grid(run.sample(16, seed=0))[..., 0]
+    choose_run(page, "dcgan", "dcgan")
+    shown_grid(page, plain)
+    set_slider(page, "truncation", 0.5)
+    shown_grid(page, expected)
+    assert page.locator("#message").inner_text().strip() == ""
+    shot(page, "03b-dcgan-truncation-0.5")
 
 
 def test_picking_a_class(page, shot):

@@ -25,6 +25,7 @@ from ganforge.errors import GanforgeError
 from ganforge.latent import INTERPOLATIONS, decode, interpolation_codes, seed_codes
 from ganforge.report.grid import image_grid
 from ganforge.run import Run
+from ganforge.sampling import Truncation
 from ganforge.translate import translate_images
 
 if TYPE_CHECKING:
@@ -112,19 +113,36 @@ def random_seed() -> int:
 # ---- samples -------------------------------------------------------------------------------
 
 
-def sample_grid(loaded: LoadedRun, seed, class_name: str | None = None) -> np.ndarray:
+def sample_grid(
+    loaded: LoadedRun, seed, class_name: str | None = None, truncation=1.0
+) -> np.ndarray:
     """The samples of `seed`: a 4 x 4 grid; for a class-conditional run, of one class, or one
-    row per class (columns share their noise, so a column shows one style in every class)."""
+    row per class (columns share their noise, so a column shows one style in every class).
+    `truncation`: the slider's psi, z scaled to psi * z (`ganforge sample --truncation PSI`)."""
     seed = parse_seed(seed)
     run = loaded.run
     _need_noise(loaded)
+    truncation = parse_truncation(truncation)
     if loaded.family.kind.data == "points":
+        if truncation.active:
+            raise GanforgeError(
+                "truncation: a run of points draws its frame untruncated; set psi to 1"
+            )
         return point_frame(loaded, seed)
     if loaded.family.kind.class_conditional and _is_every_class(class_name):
-        images, _ = run.class_grid(per_class=PER_CLASS, seed=seed)
+        images, _ = run.class_grid(per_class=PER_CLASS, seed=seed, truncation=truncation)
         return _picture(images, columns=PER_CLASS)
     labels = class_name if loaded.family.kind.class_conditional else None
-    return _picture(run.sample(GRID_SAMPLES, seed=seed, labels=labels))
+    images = run.sample(GRID_SAMPLES, seed=seed, labels=labels, truncation=truncation)
+    return _picture(images)
+
+
+def parse_truncation(value) -> Truncation:
+    """The truncation slider's psi (the scale mode; 1: off), or an error saying "truncation"."""
+    try:
+        return Truncation(1.0 if value is None else value)
+    except GanforgeError as exc:
+        raise GanforgeError(str(exc).replace("--truncation", "truncation", 1)) from None
 
 
 def point_frame(loaded: LoadedRun, seed: int) -> np.ndarray:

@@ -152,6 +152,15 @@ def _samples_tab() -> SimpleNamespace:
         with gr.Row():
             parts.seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
             parts.new_seed = gr.Button("New seed", elem_id="new-seed")
+        parts.truncation = gr.Slider(
+            0.05,
+            1,
+            value=1,
+            step=0.05,
+            label="Truncation psi (--truncation: the noise scaled by psi; lower: nearer the "
+            "average sample, cleaner and less varied; 1: off)",
+            elem_id="truncation",
+        )
         parts.grid = _image("Samples of this seed", "grid")
     return parts
 
@@ -344,10 +353,10 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
         value = current if current in found else (found[0] if found else None)
         return gr.Dropdown(choices=found, value=value)
 
-    def show_grid(name, seed, class_name):
+    def show_grid(name, seed, class_name, truncation):
         if explorer.kind_of(catalog.open(name)).translator:
             return None
-        return explorer.sample_grid(catalog.load(name), seed, class_name)
+        return explorer.sample_grid(catalog.load(name), seed, class_name, truncation)
 
     def show_frame(name, seed_a, seed_b, position, mode, class_name):
         loaded = catalog.load(name)
@@ -374,7 +383,7 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
 
     # a run that cannot be opened: say why, hide the class selector, clear the pictures
     unopened = ("", gr.Dropdown(visible=False), *[gr.skip()] * len(layout), *[None] * len(pictures))
-    grid_inputs = [top.run_name, samples.seed, top.class_name]
+    grid_inputs = [top.run_name, samples.seed, top.class_name, samples.truncation]
     for event in (page.load, top.run_name.change):
         outputs = [top.info, top.class_name, *layout, *pictures]
         opened = on(event, choose_run, [top.run_name], outputs, unopened)
@@ -382,6 +391,7 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
     on(top.refresh.click, find_runs, [top.run_name], [top.run_name], (gr.skip(),))
 
     on(samples.seed.change, show_grid, grid_inputs, [samples.grid])
+    on(samples.truncation.release, show_grid, grid_inputs, [samples.grid])
     on(top.class_name.input, show_grid, grid_inputs, [samples.grid])
     samples.new_seed.click(explorer.random_seed, None, samples.seed)
 

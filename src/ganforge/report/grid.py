@@ -42,12 +42,15 @@ def save_images(
     path: str | Path,
     labels: np.ndarray | None = None,
     columns: int | None = None,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write samples by file type: .png/.jpg -> a grid picture; .npz -> `images` (and `labels`)."""
+    """Write samples by file type: .png/.jpg -> a grid picture; .npz -> `images` (and `labels`,
+    and the `extra` arrays that say how they were drawn, e.g. `truncation_psi`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+        arrays.update(extra or {})
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)

@@ -96,14 +96,20 @@ def figure_pixels(fig, dpi: int) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def save_points(points: np.ndarray, path: str | Path, real: np.ndarray | None = None) -> Path:
-    """Write a generator's points by file type: .npz -> `points` float32 (N, D); .csv -> one
-    point per row under a header; .png -> a scatter over the `real` points."""
+def save_points(
+    points: np.ndarray,
+    path: str | Path,
+    real: np.ndarray | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write a generator's points by file type: .npz -> `points` float32 (N, D) (and the
+    `extra` arrays that say how they were drawn); .csv -> one point per row under a header;
+    .png -> a scatter over the `real` points."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, points=points.astype(np.float32))
+            np.savez(handle, points=points.astype(np.float32), **(extra or {}))
     elif suffix == ".csv":
         header = ",".join("xyzw"[i] if i < 4 else f"x{i}" for i in range(points.shape[1]))
         with atomic_path(path) as tmp:
