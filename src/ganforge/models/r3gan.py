@@ -227,9 +227,9 @@ def _stage_blocks(
 
 
 class R3GANGenerator(nn.Module):
-    """z (N, z_dim) -> images (N, C, R, R) in [-1, 1]: basis, then per stage (up-sampling
-    first, but at the base size) `blocks_per_stage` residual blocks, then a 1x1 convolution
-    to the image's channels and a tanh."""
+    """z (N, z_dim) -> images (N, C, R, R) in [-1, 1]: the basis, then per stage an
+    up-sampling (none at the base size) and `blocks_per_stage` residual blocks, then a 1x1
+    convolution to the image's channels and a tanh."""
 
     def __init__(
         self,
@@ -260,9 +260,9 @@ class R3GANGenerator(nn.Module):
 
 class R3GANDiscriminator(nn.Module):
     """images (N, C, R, R) -> one real/fake logit per image (N,): a 1x1 convolution from the
-    image, per stage `blocks_per_stage` residual blocks then (but at the base size) a
-    down-sampling, and the basis. `minibatch_std` adds ProGAN's feature map before the
-    basis; `fixup` as in ResidualBlock."""
+    image, then per stage `blocks_per_stage` residual blocks and a down-sampling (none at the
+    base size), then the basis. `minibatch_std` adds ProGAN's feature map before the basis;
+    `fixup` as in ResidualBlock."""
 
     def __init__(
         self,
