@@ -265,26 +265,27 @@ def test_cli_class_rows_scale_the_noise_they_share(tmp_path):
     assert float(saved["truncation_psi"]) == 0.5
 
 
-def test_a_run_with_latent_codes_refuses_truncation(tmp_path, capsys):
-    """InfoGAN's z holds a one-hot category and uniform codes besides its Gaussian noise."""
-    from ganforge.evaluate import evaluate_run
-    from ganforge.latent import LatentSpace
+def test_a_run_with_latent_codes_truncates_its_noise_and_keeps_its_codes(tmp_path):
+    """InfoGAN's z holds a one-hot category and uniform codes after its Gaussian noise: scale
+    and resample act on the noise alone."""
+    from ganforge.sampling import draw_latent
 
     run = ganforge.train(
         **{**TINY_OPTIONS, "model": "infogan", "steps": 1}, out=str(tmp_path / "i")
     )
-    assert run.sample(2, seed=1, truncation=1.0).shape[0] == 2  # psi 1 changes nothing: allowed
-    for refused in (
-        lambda: run.sample(2, truncation=0.5),
-        lambda: LatentSpace.of_run(run, truncation=Truncation(1.0, "resample")),
-        lambda: evaluate_run(run, n=10, truncation=0.5, write=False),
-    ):
-        with pytest.raises(GanforgeError, match="^--truncation: .*latent codes"):
-            refused()
-    out = tmp_path / "never.png"
-    assert main(["sample", str(run.path), "--truncation", "0.5", "--out", str(out)]) == 2
-    assert_one_line_error(capsys, "--truncation", "latent codes")
-    assert not out.exists()
+    family = run.load()
+    noise = run.config.z_dim
+    plain = draw_latent(family, 50, seed=1)
+    scaled = draw_latent(family, 50, seed=1, truncation=Truncation(0.5))
+    assert torch.equal(scaled[:, :noise], plain[:, :noise] * 0.5)
+    assert torch.equal(scaled[:, noise:], plain[:, noise:])  # the codes as drawn
+    resampled = draw_latent(family, 50, seed=1, truncation=Truncation(0.3, "resample"))
+    assert resampled[:, :noise].abs().max() <= 0.3
+    assert torch.equal(resampled[:, noise:], plain[:, noise:])
+    noise_only = lambda z, _: torch.cat([0.5 * z[:, :noise], z[:, noise:]], dim=1)  # noqa: E731
+    assert np.array_equal(
+        run.sample(4, seed=1, truncation=0.5), closed_form_images(run, 4, 1, noise_only)
+    )
 
 
 def test_a_run_of_points_samples_truncated_noise(tmp_path, capsys):

@@ -350,7 +350,8 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
 
     latent = commands.add_parser(
         "latent",
-        help="the latent space: interpolate, vector arithmetic, a walk, VAE reconstructions",
+        help="the latent space: interpolate, vector arithmetic, a walk, VAE reconstructions, "
+        "InfoGAN code traversals",
         description="Explore the latent space of a run's generator (any model that draws "
         "from noise; a conditional one with --class).",
     )
@@ -365,7 +366,7 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--no-ema", action="store_true", help="the raw generator, not its weight average"
         )
-        if name != "recon":
+        if name not in ("recon", "codes"):
             parser.add_argument(
                 "--class", dest="class_", metavar="NAME|INDEX", help="conditional runs: the class"
             )
@@ -405,6 +406,22 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
     walk.add_argument("--frames", type=int, default=12, help="frames per code (default: 12)")
     walk.add_argument("--seed", type=int, default=0, help="seed of the codes (default: 0)")
     walk.add_argument("--out", default="walk.gif", help="FILE.gif or FILE.png (default: walk.gif)")
+    codes = action(
+        "codes",
+        help="InfoGAN: the code traversals (a row per category, a continuous code swept)",
+        description="Draw what each latent code of an infogan run does, as Chen et al. 2016 "
+        "do: a block per continuous code, one row per value of the categorical code, the code "
+        "swept from -SPAN to SPAN along the columns, one noise vector per block.",
+    )
+    codes.add_argument("--out", default="codes.png", help="FILE.png (default: codes.png)")
+    codes.add_argument("--columns", type=int, default=8, help="sweep steps (default: 8)")
+    codes.add_argument(
+        "--span",
+        type=float,
+        default=2.0,
+        help="sweep to +-SPAN (codes train in [-1, 1]; default: 2)",
+    )
+    codes.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
     recon = action(
         "recon",
         help="VAE: encode and decode images (input rows over reconstruction rows)",
@@ -750,6 +767,20 @@ def cmd_latent(args: argparse.Namespace) -> None:
             args.run, args.input, args.out, checkpoint=args.checkpoint, ema=not args.no_ema
         )
         print(f"wrote {count} images and their reconstructions to {path}")
+        return
+    if args.latent_command == "codes":
+        from ganforge.code_traversal import code_traversal
+
+        path, captions = code_traversal(
+            args.run,
+            args.out,
+            checkpoint=args.checkpoint,
+            ema=not args.no_ema,
+            seed=args.seed,
+            columns=args.columns,
+            span=args.span,
+        )
+        print(f"wrote {path}: {'; '.join(captions)}; a row per category")
         return
     if args.latent_command == "interp":
         latent.check_frames(args.steps, 1, "--steps")

@@ -122,17 +122,10 @@ def as_truncation(value: float | Truncation | None) -> Truncation:
 
 def check_truncatable(kind: Kind, truncation: Truncation) -> None:
     """Truncation assumes z ~ N(0, I), which every family that draws from noise draws (a VAE's
-    prior included), except one whose z also holds latent codes (InfoGAN's one-hot category and
-    uniform codes, which scaling or resampling would corrupt); a translator draws no noise."""
-    if not truncation.active:
-        return
-    if not kind.draws_from_noise:
+    prior included; in a z that also holds codes, InfoGAN's, the noise part: the family's
+    `gaussian_part`); a translator draws no noise."""
+    if truncation.active and not kind.draws_from_noise:
         raise GanforgeError("--truncation: this model translates images; it draws no noise")
-    if kind.latent_codes:
-        raise GanforgeError(
-            "--truncation: this model's input holds latent codes besides its Gaussian noise "
-            "(InfoGAN's category and uniform codes), which truncation would corrupt"
-        )
 
 
 def draw_latent(
@@ -142,7 +135,13 @@ def draw_latent(
     from the same seeded generator, so a seed gives the same codes; the global RNG is untouched."""
     check_truncatable(family.kind, truncation)
     generator = torch.Generator().manual_seed(seed)
-    return truncation.apply(family.sample_latent(n, generator=generator), generator)
+    z = family.sample_latent(n, generator=generator)
+    if not truncation.active:
+        return z
+    part = family.gaussian_part
+    z = z.clone()
+    z[:, part] = truncation.apply(z[:, part], generator)
+    return z
 
 
 # ---- samples -----------------------------------------------------------------------------------

@@ -128,3 +128,33 @@ def test_the_categorical_code_finds_the_digit_classes_well_above_chance(tmp_path
     assert before < 0.2
     assert after > 0.3 and after > 2 * before
     assert len(set(np.bincount(row).argmax() for row in predicted)) >= 5  # not one digit
+
+
+def test_latent_codes_writes_the_traversal_picture_and_refuses_bad_input(tmp_path, capsys):
+    from PIL import Image
+
+    from cli_errors import assert_one_line_error
+    from ganforge.cli import main
+    from tiny import TINY_OPTIONS
+
+    run = ganforge.train(
+        **{**TINY_OPTIONS, "model": "infogan", "steps": 2}, out=str(tmp_path / "i")
+    )
+    out = tmp_path / "codes.png"
+    argv = ["latent", "codes", str(run.path), "--out", str(out), "--columns", "3"]
+    assert main(argv) == 0
+    assert "continuous code 1 from -2 to 2; continuous code 2" in capsys.readouterr().out
+    picture = np.asarray(Image.open(out).convert("L"))
+    cell = 56 + 2  # a 28 px digit enlarged twice, and the padding
+    # two blocks (one per continuous code) of 10 rows by 3 columns, each with a caption strip
+    assert picture.shape[1] == 3 * cell + 2
+    assert picture.shape[0] > 2 * (10 * cell + 2)
+    for bad, flag in (("--columns", "1"), ("--span", "0"), ("--seed", "-1")):
+        assert main([*argv[:-2], bad, flag]) == 2
+        assert_one_line_error(capsys, bad)
+    dcgan = ganforge.train(
+        **{**TINY_OPTIONS, "model": "dcgan", "steps": 1}, out=str(tmp_path / "d")
+    )
+    assert main(["latent", "codes", str(dcgan.path), "--out", str(tmp_path / "no.png")]) == 2
+    assert_one_line_error(capsys, "run '", "no codes")
+    assert not (tmp_path / "no.png").exists()

@@ -441,6 +441,7 @@ class Probe:
 
 PIX2PIX = ("--model", "pix2pix", "--data", "mnist-mini-edges", "--resolution", "32")
 CYCLEGAN = ("--model", "cyclegan", "--data", "mnist-mini-edges-unpaired", "--resolution", "32")
+INFOGAN = ("--model", "infogan", "--data", "mnist-mini", "--width", "8")
 R3GAN = ("--model", "r3gan")
 FOLDER = ("--data", image_folder, "--resolution", "8")
 EVAL = ("--eval-every", "4")
@@ -571,6 +572,14 @@ PROBES: dict[str, Probe] = {
     ),
     "--expansion": Probe("3", lambda b: r3gan_block(b).conv.in_channels, 3 * 32, R3GAN),
     "--group-channels": Probe("4", lambda b: r3gan_block(b).conv.groups, 2 * 32 // 4, R3GAN),
+    # infogan: G's input holds the noise (--z-dim 8), the one-hot category and the codes
+    "--categories": Probe(
+        "4", lambda b: network("generator")(b).net[0].in_channels, 8 + 4 + 2, INFOGAN
+    ),
+    "--continuous-codes": Probe(
+        "5", lambda b: network("generator")(b).net[0].in_channels, 8 + 10 + 5, INFOGAN
+    ),
+    "--info-weight": Probe("0.25", family("info_weight"), 0.25, INFOGAN),
     # D's first convolution has D's base width, G's last hidden layer keeps --width (8)
     "--d-width": Probe(
         "4",

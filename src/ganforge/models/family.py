@@ -143,6 +143,12 @@ class ModelFamily:
         """Noise for `n` samples."""
         raise NotImplementedError
 
+    @property
+    def gaussian_part(self) -> slice:
+        """The columns of `sample_latent`'s z that are N(0, I) noise, which the truncation trick
+        may shrink: all of them, except in a z that also holds codes (InfoGAN's)."""
+        return slice(None)
+
     def sample(
         self, network: nn.Module, z: torch.Tensor, condition: torch.Tensor | None = None
     ) -> torch.Tensor:

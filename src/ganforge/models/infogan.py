@@ -87,6 +87,11 @@ class InfoGANFamily(GANFamily):
         return self.noise_dim
 
     @property
+    def gaussian_part(self) -> slice:
+        """The noise alone: truncation must leave the one-hot category and the codes be."""
+        return slice(0, self.noise_dim)
+
+    @property
     def code_size(self) -> int:
         return self.categories + self.continuous
 
