@@ -234,6 +234,7 @@ def test_the_models_defaults_are_the_papers_recipe():
     defaults = model_defaults("r3gan")
     assert defaults["loss"] == "relativistic"
     assert defaults["r1"] == defaults["r2"] == 0.05
+    assert (defaults["reg_decay"], defaults["reg_final"]) == ("cosine", 0.1)  # gamma scheduled
     assert defaults["beta1"] == 0.0 and defaults["beta2"] == 0.99
     assert defaults["lr_g"] == defaults["lr_d"] == 2e-4
     assert defaults["label_smoothing"] == 0.0

@@ -247,3 +247,18 @@ def test_accumulating_n_batches_is_the_update_of_one_n_times_larger_batch(tiny_t
     assert moved  # float rounding differs: a sum of four means is not one mean
     for key in networks:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_reg_decay_lowers_the_penalties_by_a_cosine_to_their_final_share():
+    family = linear_family(r1=4.0, reg_decay="cosine", reg_final=0.1)
+    norm = family.discriminator.linear.weight.pow(2).sum().item()
+    batch = {"images": torch.rand(5, 1, 8, 8) * 2 - 1}
+    for step, share in ((0, 1.0), (50, 0.55), (100, 0.1)):  # 0.1 + 0.9 * (1 + cos(pi t)) / 2
+        family.set_progress(step, 100)
+        loss, stats = family.phase_loss("discriminator", batch)
+        added = loss.item() - stats["loss_d"].item()
+        assert added == pytest.approx(share * 4.0 / 2 * norm, rel=1e-4), step
+    with pytest.raises(GanforgeError, match="--reg-decay.*none of them is on"):
+        TrainConfig(reg_decay="cosine").validate()
+    with pytest.raises(GanforgeError, match="--reg-final.*--reg-decay cosine"):
+        TrainConfig(r1=1.0, reg_final=0.5).validate()

@@ -618,6 +618,19 @@ PROBES: dict[str, Probe] = {
         (2, True),
     ),
     "--r2": Probe("3", lambda b: b.trainer.family.remedies.r2, 3.0),
+    # the penalty weight's share at the run's last step (cosine over --steps 4, from step 3)
+    "--reg-decay": Probe(
+        "cosine",
+        lambda b: round(b.fitted() and b.trainer.family.reg_factor, 4),
+        0.2318,
+        ("--r1", "1"),
+    ),
+    "--reg-final": Probe(
+        "0.5",
+        lambda b: b.trainer.family.remedies.reg_final,
+        0.5,
+        ("--r1", "1", "--reg-decay", "cosine"),
+    ),
     "--reg-every": Probe("4", lambda b: b.trainer.family.remedies.reg_every, 4, ("--r1", "1")),
     # D's weights after its steps
     "--clip-weights": Probe(

@@ -18,6 +18,7 @@ from ganforge.metrics.catalog import eval_metric_names
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 LR_DECAYS = ("none", "linear", "cosine")
+REG_DECAYS = ("none", "cosine")
 G_LOSSES = ("non-saturating", "saturating")
 LOSSES = ("bce", "hinge", "wasserstein", "least-squares", "relativistic", "relativistic-average")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
@@ -399,6 +400,17 @@ class RemedyOptions:
             "many more of D's own optimiser steps on the batch, differentiated through (0: off)"
         },
     )
+    reg_decay: str = field(
+        default="none",
+        metadata={
+            "help": "the weights of --gp, --r1 and --r2 over --steps: none (constant) or "
+            "cosine, down to --reg-final of them at the last step (R3GAN's schedule)"
+        },
+    )
+    reg_final: float = field(
+        default=0.1,
+        metadata={"help": "--reg-decay: the share of the penalties' weights left at the end"},
+    )
     clip_weights: float = field(
         default=0.0,
         metadata={
@@ -443,8 +455,15 @@ class RemedyOptions:
             raise option_error("ada_kimg", f"must be a positive number, got {self.ada_kimg}")
         if self.ada_kimg != RemedyOptions.ada_kimg and not self.ada:
             raise option_error("ada_kimg", "sets the speed of --ada: give --ada TARGET too")
-        if self.reg_every > 1 and not (self.gp or self.r1 or self.r2):
+        penalised = self.gp or self.r1 or self.r2
+        if self.reg_every > 1 and not penalised:
             raise option_error("reg_every", "spaces out --gp, --r1 and --r2: none of them is on")
+        check_choice(self, "reg_decay", REG_DECAYS)
+        if self.reg_decay != "none" and not penalised:
+            raise option_error("reg_decay", "lowers --gp, --r1 and --r2: none of them is on")
+        check_in_range(self, ("reg_final",), 0, 1, "[0, 1]")
+        if self.reg_final != RemedyOptions.reg_final and self.reg_decay == "none":
+            raise option_error("reg_final", "is where --reg-decay ends: give --reg-decay cosine")
         if self.clip_weights and self.loss != "wasserstein":
             raise option_error(
                 "clip_weights",

@@ -4,6 +4,7 @@ loss, gradient penalties, DiffAugment, instance noise) as options, all off by de
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -41,9 +42,11 @@ class Remedies:
     on real and on fake samples (Salimans et al. 2016); `unroll`: G's loss is taken against D
     after this many more of D's optimiser steps, differentiated through (Metz et al. 2017);
     `r2`: the zero-centred penalty on fakes; `reg_every`: the penalties only every this many
-    iterations, times this many (lazy regularisation); `clip_weights`: D's weights clipped
-    to [-C, C] after each of its steps (0: off); `replay`: the size of the pool of earlier
-    fakes D sees again (0: off); `ada`: ADA's target (0: off), `ada_kimg` its speed.
+    iterations, times this many (lazy regularisation); `reg_decay`: their weights fall by a
+    cosine to `reg_final` of themselves over the run (R3GAN's gamma schedule);
+    `clip_weights`: D's weights clipped to [-C, C] after each of its steps (0: off); `replay`:
+    the size of the pool of earlier fakes D sees again (0: off); `ada`: ADA's target (0: off),
+    `ada_kimg` its speed.
     """
 
     loss: str = "bce"
@@ -56,6 +59,8 @@ class Remedies:
     unroll: int = 0
     r2: float = 0.0
     reg_every: int = 1
+    reg_decay: str = "none"
+    reg_final: float = 0.1
     clip_weights: float = 0.0
     replay: int = 0
     ada: float = 0.0
@@ -75,6 +80,8 @@ def gan_remedies(config: TrainConfig) -> Remedies:
         unroll=config.unroll,
         r2=config.r2,
         reg_every=config.reg_every,
+        reg_decay=config.reg_decay,
+        reg_final=config.reg_final,
         clip_weights=config.clip_weights,
         replay=config.replay,
         ada=config.ada,
@@ -196,6 +203,7 @@ class GANFamily(ModelFamily):
         self.relativistic = remedies.loss in losses.RELATIVISTIC_LOSSES
         self.noise_std = remedies.instance_noise
         self.regularise_now = True  # lazy regularisation: this iteration adds the penalties
+        self.reg_factor = 1.0  # --reg-decay: the share of the penalties' weights now
         self.d_optimizer: torch.optim.Optimizer | None = None  # what --unroll unrolls
         self.replay = ReplayPool(remedies.replay) if remedies.replay else None
         self.ada = AdaptiveAugment(remedies.ada, remedies.ada_kimg) if remedies.ada else None
@@ -245,6 +253,9 @@ class GANFamily(ModelFamily):
         the instance noise linearly from its starting std at step 0 towards 0 at `total`."""
         self.noise_std = self.remedies.instance_noise * max(0.0, 1.0 - step / max(total, 1))
         self.regularise_now = step % self.remedies.reg_every == 0
+        if self.remedies.reg_decay == "cosine":
+            final, progress = self.remedies.reg_final, min(step / max(total, 1), 1.0)
+            self.reg_factor = final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def after_step(self, phase: str) -> None:
         """--clip-weights: D's weights back into [-C, C] after each of its steps."""
@@ -429,7 +440,7 @@ class GANFamily(ModelFamily):
         """--gp, --r1 and --r2, weighted (times --reg-every: they are added every that many
         iterations only); each unweighted value goes into `stats`."""
         remedies, total = self.remedies, 0.0
-        scale = remedies.reg_every
+        scale = remedies.reg_every * self.reg_factor
         if remedies.gp > 0:
             penalty = losses.gradient_penalty(
                 lambda images: self.critic(images, labels)[0], real, fake

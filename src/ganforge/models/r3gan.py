@@ -50,6 +50,8 @@ R3GAN_DEFAULTS = {
     "loss": "relativistic",
     "r1": 0.05,
     "r2": 0.05,
+    "reg_decay": "cosine",  # gamma falls tenfold over the run, as the paper's schedule does
+    "reg_final": 0.1,
     "lr_g": 2e-4,
     "lr_d": 2e-4,
     "beta1": 0.0,
