@@ -5,6 +5,7 @@ end; every remedy flag; a short run that learns and resumes exactly."""
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -299,10 +300,14 @@ def test_a_short_run_learns_and_its_folder_is_complete(tmp_path):
 
 @pytest.mark.parametrize("options", [{}, {"minibatch_std": True, "pack": 2}])
 def test_resume_is_exact(tmp_path, options):
+    """Stopped at step 3 of 6 and resumed to the same --steps (gamma's schedule follows them)."""
     options = {**TINY_R3GAN, "batch_size": 16, "log_every": 2, **options}
+    options.update(checkpoint_every=3, keep_checkpoints=5)
     straight = ganforge.train(**options, steps=6, out=str(tmp_path / "straight"))
-    split = ganforge.train(**options, steps=3, out=str(tmp_path / "split"))
-    resumed = ganforge.train(resume=str(split.path), steps=6)
+    stopped = tmp_path / "stopped"
+    shutil.copytree(straight.path, stopped)
+    (stopped / "checkpoints" / straight.checkpoints[-1][1].name).unlink()  # as if it stopped at 3
+    resumed = ganforge.train(resume=str(stopped))
     a = load_file(str(straight.checkpoints[-1][1]))
     b = load_file(str(resumed.checkpoints[-1][1]))
     assert a.keys() == b.keys()
