@@ -42,6 +42,7 @@ class AdaptiveAugment:
         self.target, self.kimg = target, kimg
         self.p = 0.0
         self.signs = 0.0  # the sum of the signs of D's real outputs since the last adjustment
+        # (a tensor between adjustments)
         self.count = 0  # how many outputs that sum holds
         self.steps = 0  # D steps since the last adjustment
 
@@ -56,19 +57,20 @@ class AdaptiveAugment:
     def observe(self, real_signs: torch.Tensor) -> None:
         """Count the signs of one D step's outputs on reals (+1: says real), and every
         ADJUST_EVERY steps move p."""
-        self.signs += float(real_signs.detach().float().sum())
+        # a tensor until the adjustment: one host sync every ADJUST_EVERY steps, not each step
+        self.signs = self.signs + real_signs.detach().float().sum()
         self.count += real_signs.numel()
         self.steps += 1
         if self.steps < ADJUST_EVERY:
             return
-        r = self.signs / self.count
+        r = float(self.signs) / self.count
         direction = (r > self.target) - (r < self.target)
         self.p = min(max(self.p + direction * self.count / (self.kimg * 1000), 0.0), 1.0)
         self.signs, self.count, self.steps = 0.0, 0, 0
 
     # ---- in a checkpoint ----------------------------------------------------------------
     def state_dict(self) -> dict[str, float | int]:
-        return {"p": self.p, "signs": self.signs, "count": self.count, "steps": self.steps}
+        return {"p": self.p, "signs": float(self.signs), "count": self.count, "steps": self.steps}
 
     def load_state_dict(self, state: dict | None) -> None:
         """A checkpoint's ADA state; none (a fork of a run without --ada): p starts at 0."""
