@@ -1,20 +1,24 @@
 """DCGAN against today's baseline (R3GAN's loss and penalties, and its network) at one CPU budget,
-on digits and clothes, scored with the packaged classifiers.
+on digits and clothes, scored with the packaged classifiers; and dcgan's own defaults re-measured.
 
     python benchmarks/modern_baseline.py                       # 1,500 steps, both datasets
     python benchmarks/modern_baseline.py --data mnist-mini --steps 300 --jobs 1
+    python benchmarks/modern_baseline.py --variants dcgan,lr-2x,ema-0.995 --seeds 0,1
 
-Variants (each `ganforge train` with its model's defaults, the same steps and batch):
+Variants (each `ganforge train` with its model's defaults plus the variant's flags, the same
+steps and batch unless the variant changes them; `--list` prints them all):
     dcgan            the default DCGAN (bce, label smoothing, EMA)
     dcgan-rpgan      dcgan with --loss relativistic --r1 R --r2 R (R3GAN's objective)
     r3gan            --model r3gan (its recipe: RpGAN + R1 + R2 and its network)
+    lr-*, ema-*, ... dcgan with one default changed (learning rates, EMA, smoothing, batch, Adam's
+                     betas, rate decay); the batch variants keep the images seen (steps x batch)
 
 Each run is trained in a process of its own with one thread (--jobs at a time), then scored
 on 5,000 samples with `ganforge eval` in the features of the data's packaged classifier
 (mnist for mnist-mini, fashion-mnist for Fashion-MNIST): FID, precision, recall, and the
 classes found (classes holding >= 2% of the samples, out of 10). Printed: one Markdown table
-with the training time per step. Run folders stay under --out (a run already trained is only
-scored again).
+with the training time per step, then the mean over seeds per data and variant. Run folders
+stay under --out (a run already trained is only scored again).
 """
 
 from __future__ import annotations
@@ -22,22 +26,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EXTRACTOR = {"mnist-mini": "mnist", "fashion-mnist": "fashion-mnist"}
-VARIANTS = {
-    "dcgan": ("--model", "dcgan"),
-    "dcgan-rpgan": ("--model", "dcgan", "--loss", "relativistic", "--r1", "{r}", "--r2", "{r}"),
-    "r3gan": ("--model", "r3gan"),
+DCGAN = ("--model", "dcgan")
+# name -> (flags, steps multiplier, batch multiplier)
+VARIANTS: dict[str, tuple[tuple[str, ...], float, float]] = {
+    "dcgan": (DCGAN, 1, 1),
+    "dcgan-rpgan": ((*DCGAN, "--loss", "relativistic", "--r1", "{r}", "--r2", "{r}"), 1, 1),
+    "r3gan": (("--model", "r3gan"), 1, 1),
+    "lr-equal": ((*DCGAN, "--lr-g", "2e-4", "--lr-d", "2e-4"), 1, 1),
+    "lr-2x": ((*DCGAN, "--lr-g", "8e-4", "--lr-d", "4e-4"), 1, 1),
+    "lr-4x": ((*DCGAN, "--lr-g", "1.6e-3", "--lr-d", "8e-4"), 1, 1),
+    "lr-cosine": ((*DCGAN, "--lr-decay", "cosine"), 1, 1),
+    "lr-2x-cosine": ((*DCGAN, "--lr-g", "8e-4", "--lr-d", "4e-4", "--lr-decay", "cosine"), 1, 1),
+    "ema-0.99": ((*DCGAN, "--ema-decay", "0.99"), 1, 1),
+    "ema-0.995": ((*DCGAN, "--ema-decay", "0.995"), 1, 1),
+    "ema-0.9995": ((*DCGAN, "--ema-decay", "0.9995"), 1, 1),
+    "no-smoothing": ((*DCGAN, "--label-smoothing", "0"), 1, 1),
+    "smoothing-0.2": ((*DCGAN, "--label-smoothing", "0.2"), 1, 1),
+    "batch-32": (DCGAN, 2, 0.5),
+    "batch-128": (DCGAN, 0.5, 2),
+    "adam-0-0.99": ((*DCGAN, "--beta1", "0", "--beta2", "0.99"), 1, 1),
 }
 CLASS_SHARE = 0.02  # a class is found when at least this share of the samples falls in it
 
 
-def train_and_score(job: tuple[str, str, int, int, str, float]) -> dict:
-    data, variant, steps, batch, out, gamma = job
+def train_and_score(job: tuple[str, str, int, int, str, float, int]) -> dict:
+    data, variant, steps, batch, out, gamma, seed = job
     os.environ["OMP_NUM_THREADS"] = "1"
     import numpy as np
     import torch
@@ -48,15 +68,17 @@ def train_and_score(job: tuple[str, str, int, int, str, float]) -> dict:
     from ganforge.metrics.registry import load_extractor
     from ganforge.run import Run
 
-    run_dir = Path(out) / f"{data}-{variant}"
+    flags, step_factor, batch_factor = VARIANTS[variant]
+    steps, batch = round(steps * step_factor), round(batch * batch_factor)
+    run_dir = Path(out) / (f"{data}-{variant}" + (f"-seed{seed}" if seed else ""))
     seconds = None
     if not (run_dir / "checkpoints").is_dir():
-        argv = ["train", *(a.format(r=gamma) for a in VARIANTS[variant]), "--data", data]
+        argv = ["train", *(a.format(r=gamma) for a in flags), "--data", data, "--seed", str(seed)]
         argv += ["--steps", str(steps), "--batch-size", str(batch), "--out", str(run_dir)]
         argv += ["--checkpoint-every", str(steps), "--sample-every", str(steps), "--no-progress"]
         started = time.perf_counter()
         if main(argv) != 0:
-            return {"data": data, "variant": variant, "error": "training failed"}
+            return {"data": data, "variant": variant, "seed": seed, "error": "training failed"}
         seconds = time.perf_counter() - started
     extractor = EXTRACTOR[data]
     result = evaluate_run(run_dir, n=5000, metrics="fid,pr", extractor=extractor, write=True)
@@ -73,6 +95,9 @@ def train_and_score(job: tuple[str, str, int, int, str, float]) -> dict:
     return {
         "data": data,
         "variant": variant,
+        "seed": seed,
+        "steps": steps,
+        "batch": batch,
         "s_per_step": None if seconds is None else seconds / steps,
         "fid": metrics["fid"],
         "precision": metrics["precision"],
@@ -81,37 +106,68 @@ def train_and_score(job: tuple[str, str, int, int, str, float]) -> dict:
     }
 
 
+def print_tables(results: list[dict]) -> None:
+    print("| data | variant | seed | steps x batch | s/step | FID | precision | recall | classes |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if "error" in r:
+            print(f"| {r['data']} | {r['variant']} | {r['seed']} | {r['error']} |")
+            continue
+        step = "—" if r["s_per_step"] is None else f"{r['s_per_step']:.3f}"
+        print(
+            f"| {r['data']} | {r['variant']} | {r['seed']} | {r['steps']} x {r['batch']} | "
+            f"{step} | {r['fid']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+            f"{r['classes']}/10 |"
+        )
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        if "error" not in r:
+            groups.setdefault((r["data"], r["variant"]), []).append(r)
+    if all(len(g) == 1 for g in groups.values()):
+        return
+    print("\nmean over seeds (min classes)")
+    print("| data | variant | seeds | FID | precision | recall | classes |")
+    print("|---|---|---|---|---|---|---|")
+    for (data, variant), rows in groups.items():
+        mean = {k: statistics.fmean(r[k] for r in rows) for k in ("fid", "precision", "recall")}
+        print(
+            f"| {data} | {variant} | {len(rows)} | {mean['fid']:.1f} | {mean['precision']:.3f} | "
+            f"{mean['recall']:.3f} | {min(r['classes'] for r in rows)}/10 |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-mini,fashion-mnist")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default="dcgan,dcgan-rpgan,r3gan")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--gamma", type=float, default=1.0, help="dcgan-rpgan's R1 and R2")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
     parser.add_argument("--out", default=str(HERE / "out" / "modern_baseline"))
+    parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args()
+    if args.list:
+        for name, (flags, step_factor, batch_factor) in VARIANTS.items():
+            print(f"{name:14} {' '.join(flags)}  steps x{step_factor:g} batch x{batch_factor:g}")
+        return
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)} (--list shows them)")
     jobs = [
-        (data, variant, args.steps, args.batch_size, args.out, args.gamma)
+        (data, variant, args.steps, args.batch_size, args.out, args.gamma, int(seed))
+        for seed in args.seeds.split(",")
         for data in args.data.split(",")
         for variant in args.variants.split(",")
     ]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(train_and_score, jobs))
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"{args.steps} steps of {args.batch_size}, one thread per run")
-    print("| data | variant | s/step | FID | precision | recall | classes found |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        if "error" in r:
-            print(f"| {r['data']} | {r['variant']} | {r['error']} |")
-            continue
-        step = "—" if r["s_per_step"] is None else f"{r['s_per_step']:.3f}"
-        print(
-            f"| {r['data']} | {r['variant']} | {step} | {r['fid']:.2f} | "
-            f"{r['precision']:.3f} | {r['recall']:.3f} | {r['classes']}/10 |"
-        )
+    name = "results.json" if args.seeds == "0" else f"results-seeds{args.seeds}.json"
+    (Path(args.out) / name).write_text(json.dumps(results, indent=1))
+    print(f"{args.steps} steps of {args.batch_size} (unless the variant says), one thread per run")
+    print_tables(results)
 
 
 if __name__ == "__main__":

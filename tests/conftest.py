@@ -24,6 +24,8 @@ pytest_plugins = ["strict_skips"]  # GANFORGE_STRICT_SKIPS=1 (CI): a skipped tes
 # The networks here are tiny: one intra-op thread is the fastest setting, and it avoids the
 # thread oversubscription that makes torch crawl on a shared 2-core CI machine.
 torch.set_num_threads(int(os.environ.get("GANFORGE_TEST_THREADS", "1")))
+# The suite reads English messages whatever the developer's locale (test_i18n switches).
+os.environ["GANFORGE_LANG"] = "en"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,6 +21,7 @@ from ganforge.config import (
 )
 from ganforge.config.model_options import option_fields
 from ganforge.errors import GanforgeError
+from ganforge.i18n import LANGUAGES, set_language
 
 DEMO_OUT = "runs/demo"
 PATH_OPTIONS = ("data", "data_root", "out", "inception_weights")
@@ -230,7 +231,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the models")
     commands.add_parser("datasets", help="list the built-in datasets")
     _add_data_commands(commands)
+    _add_language_option(parser)
     return parser
+
+
+def _add_language_option(parser: argparse.ArgumentParser) -> None:
+    """`--lang es|en` on every command (main() reads it before parsing: it sets the language
+    of the doctor's words, the reports and the messages)."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        for command in dict.fromkeys(action.choices.values()):
+            command.add_argument(
+                "--lang",
+                choices=LANGUAGES,
+                default=None,
+                help="language of the doctor's words and reports (default: GANFORGE_LANG, "
+                "else the locale; English where it is neither)",
+            )
+            _add_language_option(command)
 
 
 def _add_bench_command(commands: argparse._SubParsersAction) -> None:
@@ -939,8 +956,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:  # a plugin's models, and their options' flags, exist before the parser is built
-        import_plugin(_plugin_argument(sys.argv[1:] if argv is None else list(argv)))
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:  # the language and a plugin's models (and their flags) come before the parser
+        set_language(_option_value(arguments, "--lang"))
+        import_plugin(_option_value(arguments, "--plugin"))
     except GanforgeError as exc:
         print(f"ganforge: error: {exc}", file=sys.stderr)
         return 2
@@ -961,12 +980,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _plugin_argument(argv: list[str]) -> str | None:
-    """The value of `--plugin MODULE` (or `--plugin=MODULE`) among the arguments, if any."""
+def _option_value(argv: list[str], flag: str) -> str | None:
+    """The value of `FLAG VALUE` (or `FLAG=VALUE`) among the arguments, if any."""
     for i, argument in enumerate(argv):
-        if argument == "--plugin" and i + 1 < len(argv):
+        if argument == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if argument.startswith("--plugin="):
+        if argument.startswith(f"{flag}="):
             return argument.split("=", 1)[1]
     return None
 

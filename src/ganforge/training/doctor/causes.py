@@ -12,6 +12,7 @@ from typing import Any
 
 from ganforge.config import TrainConfig, flag_name
 from ganforge.errors import GanforgeError
+from ganforge.i18n import _
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ CAUSES = (
     Cause(
         ("mode_collapse", "vanishing", "d_overpowering"),
         lambda c: c.g_loss == "saturating",
-        lambda c: (
+        lambda c: _(
             "--g-loss saturating: G minimises log(1 - D(G(z))), whose gradient vanishes "
             "exactly when D wins — the textbook reason G gives up on part of the data"
         ),
@@ -48,25 +49,29 @@ CAUSES = (
     Cause(
         ("d_overpowering", "vanishing", "mode_collapse"),
         lambda c: c.d_steps > 1,
-        lambda c: f"--d-steps {c.d_steps}: D trains {c.d_steps} times per G step and races ahead",
+        lambda c: _("--d-steps {n}: D trains {n} times per G step and races ahead").format(
+            n=c.d_steps
+        ),
         lambda c: {"d_steps": 1},
     ),
     Cause(
         ("d_overpowering", "vanishing"),
         lambda c: c.lr_d > c.lr_g,
-        lambda c: f"--lr-d {c.lr_d:g} is above --lr-g {c.lr_g:g}: D learns faster than G",
+        lambda c: _("--lr-d {lr_d:g} is above --lr-g {lr_g:g}: D learns faster than G").format(
+            lr_d=c.lr_d, lr_g=c.lr_g
+        ),
         lambda c: {"lr_d": c.lr_d / 2},
     ),
     Cause(
         ("d_overpowering", "vanishing"),
         lambda c: c.label_smoothing == 0 and c.loss == "bce",
-        lambda c: "--label-smoothing 0: D may grow certain (real label 1) and its logits steep",
+        lambda c: _("--label-smoothing 0: D may grow certain (real label 1) and its logits steep"),
         lambda c: {"label_smoothing": 0.1},
     ),
     Cause(
         ("mode_collapse",),
         lambda c: c.pack == 1 and not (c.minibatch_std or c.unroll or c.feature_matching),
-        lambda c: (
+        lambda c: _(
             "no collapse remedy is on: D judges each sample alone, so it cannot see that "
             "G repeats itself"
         ),
@@ -75,7 +80,7 @@ CAUSES = (
     Cause(
         ("mode_collapse",),
         lambda c: bool(c.point_dims) and c.lr_decay == "none",
-        lambda c: (
+        lambda c: _(
             "a constant learning rate on points: G's samples keep circling the spots D accepts "
             "instead of settling on them (ring8: 4 of 8 modes at a constant 1e-3, 7 with a "
             "cosine decay)"
@@ -85,7 +90,7 @@ CAUSES = (
     Cause(
         ("exploding", "rollback", "oscillation"),
         lambda c: c.loss == "wasserstein" and c.gp == 0 and not c.spectral_norm,
-        lambda c: (
+        lambda c: _(
             "--loss wasserstein without --gp or --spectral-norm: the critic is not "
             "kept Lipschitz and its scores grow without bound"
         ),
@@ -94,7 +99,9 @@ CAUSES = (
     Cause(
         ("exploding", "rollback", "oscillation"),
         lambda c: max(c.lr_g, c.lr_d) > 1e-3,
-        lambda c: f"learning rates up to {max(c.lr_g, c.lr_d):g}: large steps for Adam on a GAN",
+        lambda c: _("learning rates up to {lr:g}: large steps for Adam on a GAN").format(
+            lr=max(c.lr_g, c.lr_d)
+        ),
         lambda c: {"lr_g": c.lr_g / 2, "lr_d": c.lr_d / 2},
     ),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from ganforge.config import TrainConfig
+from ganforge.i18n import _
 from ganforge.training.doctor.events import lr_text as _lr
 
 _MIN_HISTORY = 5  # records a running median needs before it is trusted
@@ -105,7 +106,9 @@ class Exploding(Detector):
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 return {
                     key: value,
-                    "explanation": f"{key} is {value}: training has diverged.",
+                    "explanation": _("{key} is {value}: training has diverged.").format(
+                        key=key, value=value
+                    ),
                 }
         factor = self.config.doctor_explode_factor
         for key, initial in self.initial_weight_norms.items():
@@ -115,8 +118,10 @@ class Exploding(Detector):
                     key: value,
                     "at_initialisation": initial,
                     "factor": value / initial,
-                    "explanation": f"{key} grew to {value / initial:.0f}x its value at "
-                    "initialisation: the updates are far too large for these weights.",
+                    "explanation": _(
+                        "{key} grew to {factor:.0f}x its value at initialisation: the updates "
+                        "are far too large for these weights."
+                    ).format(key=key, factor=value / initial),
                 }
         found = None
         for key in _total_norm_keys(record):
@@ -129,8 +134,10 @@ class Exploding(Detector):
                         key: value,
                         "running_median": median,
                         "factor": value / median if median > 0 else math.inf,
-                        "explanation": f"{key} jumped to {value / max(median, 1e-12):.0f}x its "
-                        "running median: updates this large throw the networks off course.",
+                        "explanation": _(
+                            "{key} jumped to {factor:.0f}x its running median: updates this "
+                            "large throw the networks off course."
+                        ).format(key=key, factor=value / max(median, 1e-12)),
                     }
         return found
 
@@ -171,8 +178,10 @@ class Vanishing(Detector):
                 self.key: value,
                 "running_median": median,
                 "d_accuracy": accuracy,
-                "explanation": f"G's gradient fell to {value / median:.2g}x its running median "
-                f"while D is right {accuracy:.1%} of the time: G has almost nothing to learn from.",
+                "explanation": _(
+                    "G's gradient fell to {factor:.2g}x its running median while D is right "
+                    "{accuracy:.1%} of the time: G has almost nothing to learn from."
+                ).format(factor=value / median, accuracy=accuracy),
             }
         return None
 
@@ -200,8 +209,10 @@ class DOverpowering(Detector):
             "d_real": record.get("d_real"),
             "d_fake": record.get("d_fake"),
             "records": records,
-            "explanation": f"D has been right about {accuracy:.1%} of real and fake images for "
-            f"{records} records: it wins too easily, and G learns little from a saturated D.",
+            "explanation": _(
+                "D has been right about {accuracy:.1%} of real and fake images for {records} "
+                "records: it wins too easily, and G learns little from a saturated D."
+            ).format(accuracy=accuracy, records=records),
         }
 
     def remedies(self) -> list[str]:
@@ -239,8 +250,10 @@ class GOverpowering(Detector):
             "d_fake": d_fake,
             "d_real": record.get("d_real"),
             "records": records,
-            "explanation": f"For {records} records D was right only {accuracy:.0%} of the time "
-            f"and rated fakes {d_fake:.2f} real: D is too weak to teach G anything.",
+            "explanation": _(
+                "For {records} records D was right only {accuracy:.0%} of the time and rated "
+                "fakes {d_fake:.2f} real: D is too weak to teach G anything."
+            ).format(records=records, accuracy=accuracy, d_fake=d_fake),
         }
 
     def remedies(self) -> list[str]:
@@ -286,8 +299,10 @@ class ModeCollapse(Detector):
             "diversity_real": record["diversity_real"],
             "ratio": ratio,
             "records": records,
-            "explanation": f"Samples of 64 different noise vectors have been only {ratio:.0%} as "
-            f"varied as real images for {records} records: G maps many inputs to few outputs.",
+            "explanation": _(
+                "Samples of 64 different noise vectors have been only {ratio:.0%} as varied as "
+                "real images for {records} records: G maps many inputs to few outputs."
+            ).format(ratio=ratio, records=records),
         }
 
     def remedies(self) -> list[str]:
@@ -315,10 +330,10 @@ class PointModeCollapse(Detector):
         found = {"modes_captured": captured, "num_modes": total, "records": records}
         if "reverse_kl" in record:
             found["reverse_kl"] = record["reverse_kl"]
-        found["explanation"] = (
-            f"G's samples have covered only {captured:g} of the {total:g} modes of the data for "
-            f"{records} records: G maps the noise to part of the data."
-        )
+        found["explanation"] = _(
+            "G's samples have covered only {captured:g} of the {total:g} modes of the data for "
+            "{records} records: G maps the noise to part of the data."
+        ).format(captured=captured, total=total, records=records)
         return found
 
     def remedies(self) -> list[str]:
@@ -346,14 +361,16 @@ class ClassCollapse(Detector):
             if key in record:
                 found[key] = record[key]
         classes = (
-            f" ({record['eval_classes_found']:g} of {record['eval_num_classes']:g} classes found)"
+            _(" ({found:g} of {total:g} classes found)").format(
+                found=record["eval_classes_found"], total=record["eval_num_classes"]
+            )
             if "eval_classes_found" in record and "eval_num_classes" in record
             else ""
         )
-        found["explanation"] = (
-            f"The samples' classes are {kl:.2f} nats from uniform{classes}: "
-            "G covers only part of the data."
-        )
+        found["explanation"] = _(
+            "The samples' classes are {kl:.2f} nats from uniform{classes}: G covers only part "
+            "of the data."
+        ).format(kl=kl, classes=classes)
         return found
 
     def remedies(self) -> list[str]:
@@ -404,8 +421,10 @@ class Oscillation(Detector):
                     f"{key}_swing_now": now,
                     "growth": growth,
                     "records": 2 * half,
-                    "explanation": f"{key} swings around its trend {growth:.1f}x wider than "
-                    f"{half} records ago: the two networks chase each other instead of settling.",
+                    "explanation": _(
+                        "{key} swings around its trend {growth:.1f}x wider than {records} "
+                        "records ago: the two networks chase each other instead of settling."
+                    ).format(key=key, growth=growth, records=half),
                 }
         return found
 
@@ -436,8 +455,10 @@ class Stalled(Detector):
             metric: record.get(metric),
             "evaluations_without_improvement": evaluations,
             "best_step": self.state.get("best_step", 0),
-            "explanation": f"{metric} has not improved in {evaluations} evaluations: more steps "
-            "are unlikely to help; the best samples are in checkpoints/best.safetensors.",
+            "explanation": _(
+                "{metric} has not improved in {evaluations} evaluations: more steps are "
+                "unlikely to help; the best samples are in checkpoints/best.safetensors."
+            ).format(metric=metric, evaluations=evaluations),
         }
 
     def remedies(self) -> list[str]:

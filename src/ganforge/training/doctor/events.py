@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ganforge.checkpoint_file import whole_number
+from ganforge.i18n import _
 from ganforge.training.logbook import truncate_records
 
 
@@ -59,10 +60,19 @@ class EventLog:
             self._printed.add(event.event)
             explanation = event.evidence.get("explanation", "")
             cause = event.evidence.get("likely_cause")
-            explanation += f" Likely cause: {cause}." if cause else ""
+            explanation += _(" Likely cause: {cause}.").format(cause=cause) if cause else ""
+            line = _(
+                "ganforge doctor: step {step}: {event}: {explanation} Try: {remedies} "
+                "(all events: {path})"
+            )
             tqdm.write(
-                f"ganforge doctor: step {event.step}: {event.event}: {explanation} "
-                f"Try: {', '.join(event.remedies)} (all events: {self.path})",
+                line.format(
+                    step=event.step,
+                    event=event.event,
+                    explanation=explanation,
+                    remedies=", ".join(event.remedies),
+                    path=self.path,
+                ),
                 file=sys.stderr,
             )
 

@@ -7,64 +7,74 @@ training code, so it works on any run, also one still training."""
 from __future__ import annotations
 
 from ganforge.config import TrainConfig
+from ganforge.i18n import N_, _
 from ganforge.run import Run
 from ganforge.training.doctor.causes import Cause, likely_causes
 
 # Per event: what it means, in one line (the evidence adds the numbers).
 MEANINGS = {
-    "exploding": "weights or gradients grew far beyond their usual size",
-    "vanishing": "G's gradient faded while D won almost every call: G stopped learning",
-    "d_overpowering": "D told real from fake almost every time: G's signal was weak",
-    "g_overpowering": "D could not tell fakes from reals and rated them high: G exploited a weak D",
-    "mode_collapse": "G drew from only part of the data (few modes, little variety)",
-    "oscillation": "the losses swung ever wider instead of settling",
-    "stalled": "the evaluated metric stopped improving",
-    "rollback": "a step went non-finite (NaN or infinity) and was undone",
+    "exploding": N_("weights or gradients grew far beyond their usual size"),
+    "vanishing": N_("G's gradient faded while D won almost every call: G stopped learning"),
+    "d_overpowering": N_("D told real from fake almost every time: G's signal was weak"),
+    "g_overpowering": N_(
+        "D could not tell fakes from reals and rated them high: G exploited a weak D"
+    ),
+    "mode_collapse": N_("G drew from only part of the data (few modes, little variety)"),
+    "oscillation": N_("the losses swung ever wider instead of settling"),
+    "stalled": N_("the evaluated metric stopped improving"),
+    "rollback": N_("a step went non-finite (NaN or infinity) and was undone"),
 }
 
 
 def explain_run(run: Run) -> str:
     """The run in prose: header, what happened, likely causes, what to try, where it ended."""
     config, events, records = run.config, run.events(), run.metrics()
-    lines = [
-        f"{run.path}: {config.model} on {config.data}, step {run.step} of {config.steps}",
-        "",
-    ]
+    header = _("{path}: {model} on {data}, step {step} of {steps}").format(
+        path=run.path, model=config.model, data=config.data, step=run.step, steps=config.steps
+    )
+    lines = [header, ""]
     kinds = list(dict.fromkeys(e.get("event", "?") for e in events))
     if not kinds:
-        lines.append(
-            f"The doctor saw no problem in {len(records)} records"
-            + ("." if config.doctor else " (it was off: --no-doctor).")
-        )
+        seen = _("The doctor saw no problem in {records} records").format(records=len(records))
+        lines.append(seen + ("." if config.doctor else _(" (it was off: --no-doctor).")))
     else:
-        lines.append("What happened")
+        lines.append(_("What happened"))
         for kind in kinds:
             lines.append(_happened(kind, [e for e in events if e.get("event") == kind]))
     causes = likely_causes(config, set(kinds))
     if causes:
-        lines += ["", "Likely causes in this run's options"]
+        lines += ["", _("Likely causes in this run's options")]
         lines += [f"- {cause.reason(config)}" for cause in causes]
     fixes = suggested_fixes(config, causes, events)
     if fixes:
-        lines += ["", "What to try, first things first", f"  {' '.join(fixes[:1])}"]
-        lines += [f"  then: {', '.join(fixes[1:6])}"] if len(fixes) > 1 else []
+        lines += ["", _("What to try, first things first"), f"  {' '.join(fixes[:1])}"]
+        then = _("  then: {fixes}").format(fixes=", ".join(fixes[1:6]))
+        lines += [then] if len(fixes) > 1 else []
     if records:
-        lines += ["", f"At the end (step {records[-1].get('step')}): {_ending(records[-1])}"]
+        ending = _("At the end (step {step}): {numbers}").format(
+            step=records[-1].get("step"), numbers=_ending(records[-1])
+        )
+        lines += ["", ending]
     return "\n".join(lines)
 
 
 def _happened(kind: str, events: list[dict]) -> str:
     steps = [e.get("step") for e in events if isinstance(e.get("step"), int)]
-    reports = f" ({len(events)} reports)" if len(events) > 1 else ""
+    reports = _(" ({count} reports)").format(count=len(events)) if len(events) > 1 else ""
     when = ""
     if steps:
-        span = min(steps) == max(steps)
-        when = f"at step {steps[0]}" if span else f"from step {min(steps)} to {max(steps)}"
+        once = min(steps) == max(steps)
+        when = (
+            _("at step {step}").format(step=steps[0])
+            if once
+            else _("from step {first} to {last}").format(first=min(steps), last=max(steps))
+        )
     when += reports
     latest = events[-1].get("evidence", {})
     detail = latest.get("explanation", "") if isinstance(latest, dict) else ""
-    meaning = MEANINGS.get(kind, "")
-    return f"- {kind} {when}: {meaning}." + (f" Latest: {detail}" if detail else "")
+    meaning = _(MEANINGS[kind]) if kind in MEANINGS else ""
+    latest_text = _(" Latest: {detail}").format(detail=detail) if detail else ""
+    return f"- {kind} {when}: {meaning}." + latest_text
 
 
 def suggested_fixes(config: TrainConfig, causes: list[Cause], events: list[dict]) -> list[str]:
@@ -77,18 +87,18 @@ def suggested_fixes(config: TrainConfig, causes: list[Cause], events: list[dict]
 
 
 ENDING_KEYS = (
-    ("d_accuracy", "D right {:.0%} of the time"),
-    ("modes_captured", "{:g} modes captured"),
-    ("high_quality", "{:.0%} of samples near a mode"),
-    ("diversity", "sample diversity {:.3g}"),
-    ("diversity_real", "the real data's {:.3g}"),
+    ("d_accuracy", N_("D right {:.0%} of the time")),
+    ("modes_captured", N_("{:g} modes captured")),
+    ("high_quality", N_("{:.0%} of samples near a mode")),
+    ("diversity", N_("sample diversity {:.3g}")),
+    ("diversity_real", N_("the real data's {:.3g}")),
 )
 
 
 def _ending(record: dict) -> str:
     parts = [
-        text.format(record[key])
+        _(text).format(record[key])
         for key, text in ENDING_KEYS
         if isinstance(record.get(key), (int, float))
     ]
-    return ", ".join(parts) or "no doctor's numbers in the last record"
+    return ", ".join(parts) or _("no doctor's numbers in the last record")

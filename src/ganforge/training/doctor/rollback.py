@@ -17,6 +17,7 @@ from torch import nn
 
 from ganforge.config import TrainConfig, flag_name
 from ganforge.errors import GanforgeError
+from ganforge.i18n import _
 from ganforge.models import ModelFamily
 from ganforge.training.doctor.events import Event, EventLog
 from ganforge.training.doctor.events import lr_text as _lr
@@ -67,10 +68,12 @@ class Rollback:
         bad = [(first, phase) for phase, first in zip(phases, values) if first < math.inf]
         if bad:
             first, phase = min(bad)
-            return f"the {phase} loss was NaN or infinite at step {int(first)}"
+            return _("the {phase} loss was NaN or infinite at step {step}").format(
+                phase=phase, step=int(first)
+            )
         for name, finite in zip(networks, values[len(phases) :]):
             if not finite:
-                return f"the {name}'s weights are no longer finite"
+                return _("the {network}'s weights are no longer finite").format(network=name)
         return None
 
     def snapshot(self, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
@@ -114,9 +117,14 @@ class Rollback:
             "rollbacks": self.rollbacks,
             "max_rollbacks": config.max_rollbacks,
             **learning_rates,
-            "explanation": f"{problem[0].upper()}{problem[1:]}; training went back to step "
-            f"{back_to} with learning rates x{config.nan_lr_factor:g} and skipped the batches "
-            "since.",
+            "explanation": _(
+                "{problem}; training went back to step {step} with learning rates x{factor:g} "
+                "and skipped the batches since."
+            ).format(
+                problem=f"{problem[0].upper()}{problem[1:]}",
+                step=back_to,
+                factor=config.nan_lr_factor,
+            ),
         }
         self.events.write(
             Event(step, "rollback", evidence, remedies + ["--spectral-norm", "--gp 10"])
