@@ -17,6 +17,7 @@ import pytest
 from ganforge import TrainConfig, i18n
 from ganforge.cli import main
 from ganforge.errors import GanforgeError
+from ganforge.report.html import build_report
 from ganforge.training.doctor import detectors as dx
 from tiny import tiny_flags
 
@@ -139,3 +140,31 @@ def test_an_unknown_lang_flag_is_one_line_before_any_work(tmp_path, capsys):
     assert main([*tiny_flags(str(out)), "--lang", "xx"]) == 2
     assert capsys.readouterr().err.strip() == "ganforge: error: --lang: en or es, not 'xx'"
     assert not out.exists()
+
+
+def test_no_message_is_hidden_inside_an_f_string():
+    """Babel cannot see `_()` inside an f-string's braces (Python 3.11 tokenises the whole
+    f-string as one string), so such a message would never reach the catalogue."""
+    hidden = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in (ROOT / "src" / "ganforge").rglob("*.py")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "{_(" in line
+    ]
+    assert hidden == []
+
+
+def test_the_report_in_spanish(tiny_train, spanish):
+    run = tiny_train(steps=12, eval_every=6, eval_n=64)
+    page = build_report(run).read_text(encoding="utf-8")
+    assert '<html lang="es">' in page
+    for text in (
+        "Resumen",
+        "Paso 12 de 12.",
+        "Curvas de entrenamiento",
+        "Pérdidas",
+        "Mejor checkpoint",
+    ):
+        assert text in page, text
+    for english in ("Training curves", "Summary", "Losses", "No events were recorded"):
+        assert english not in page, english

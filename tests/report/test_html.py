@@ -86,3 +86,38 @@ def test_cli_report(trained_run, capsys, tmp_path):
 def test_cli_report_of_a_non_run_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a ganforge run" in capsys.readouterr().err
+
+
+def summary(page: str) -> str:
+    start = page.index("<div class=summary>")
+    return page[start : page.index("</div>", start)]
+
+
+def test_the_summary_box_comes_first_and_says_where_the_run_stands(tiny_train):
+    run = tiny_train(steps=12, eval_every=6, eval_n=64)
+    best = [r for r in run.metrics() if r.get("eval_best") is True][-1]
+    page = build_report(run).read_text(encoding="utf-8")
+    assert page.index("<div class=summary>") < page.index("Training curves")
+    box = summary(page)
+    assert "Step 12 of 12." in box
+    assert f"Best checkpoint: step {best['step']} (fid {best['eval_fid']:.4g})" in box
+    assert "The doctor found no problems." in box
+    assert f"Measure the samples: ganforge eval {run.path}" in box
+
+    events = [
+        {"step": 9, "event": "oscillation", "evidence": {}, "remedies": []},
+        {"step": 6, "event": "mode_collapse", "evidence": {}, "remedies": []},
+        {"step": 11, "event": "mode_collapse", "evidence": {}, "remedies": []},
+    ]
+    (run.path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    evaluate_run(run, n=50, metrics="fid")
+    box = summary(build_report(run).read_text(encoding="utf-8"))
+    expected = "The doctor found 2 kind(s) of problem: oscillation (from step 9), "
+    assert expected + "mode_collapse (from step 6)." in box
+    assert 'href="#diagnosis"' in box and "no problems" not in box
+    assert "Measure the samples" not in box  # eval.json exists
+
+
+def test_the_summary_of_a_run_without_the_doctor_or_evaluations(tiny_train):
+    box = summary(build_report(tiny_train(doctor=False)).read_text(encoding="utf-8"))
+    assert "The doctor was off (--no-doctor)." in box and "Best checkpoint" not in box

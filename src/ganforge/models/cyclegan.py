@@ -26,6 +26,7 @@ from ganforge import losses
 from ganforge.config import ModelOptions, TrainConfig, check_at_least, flag_name
 from ganforge.data import to_model_range, to_uint8
 from ganforge.errors import GanforgeError
+from ganforge.i18n import N_
 from ganforge.models.dcgan import dcgan_init
 from ganforge.models.family import Batch, Kind, ModelFamily, Phase
 from ganforge.models.gan import configure_discriminator
@@ -205,9 +206,9 @@ class CycleGANFamily(ModelFamily):
     kind = UNPAIRED_TRANSLATOR
     directions = ("a2b", "b2a")
     curve_panels = (
-        ("Losses", ("loss_d", "loss_g", "loss_cycle", "loss_identity")),
-        ("Discriminator outputs", ("d_real", "d_fake")),
-        ("Discriminator accuracy", ("d_accuracy",)),
+        (N_("Losses"), ("loss_d", "loss_g", "loss_cycle", "loss_identity")),
+        (N_("Discriminator outputs"), ("d_real", "d_fake")),
+        (N_("Discriminator accuracy"), ("d_accuracy",)),
     )
     progress_stats = ("loss_d", "loss_g", "loss_cycle")
 

@@ -15,6 +15,7 @@ from torch import nn
 from ganforge import losses
 from ganforge.config import TrainConfig, diffaugment_policies, option_error
 from ganforge.errors import GanforgeError
+from ganforge.i18n import N_
 from ganforge.models.ada import AdaptiveAugment
 from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
@@ -161,11 +162,11 @@ class GANFamily(ModelFamily):
     phases = GAN_PHASES
     sampler = "generator"
     curve_panels = (
-        ("Losses", ("loss_d", "loss_g", "loss_d_aux", "loss_g_aux")),
-        ("Discriminator outputs", ("d_real", "d_fake")),
-        ("Discriminator accuracy", ("d_accuracy",)),
-        ("Penalties (--gp, --r1, --r2)", ("gp", "r1", "r2")),
-        ("Augmentation probability (--ada)", ("ada_p",)),
+        (N_("Losses"), ("loss_d", "loss_g", "loss_d_aux", "loss_g_aux")),
+        (N_("Discriminator outputs"), ("d_real", "d_fake")),
+        (N_("Discriminator accuracy"), ("d_accuracy",)),
+        (N_("Penalties (--gp, --r1, --r2)"), ("gp", "r1", "r2")),
+        (N_("Augmentation probability (--ada)"), ("ada_p",)),
     )
     progress_stats = ("loss_d", "loss_g")
     d_takes_labels = False  # cgan: D(x, y)

@@ -27,6 +27,7 @@ from torch import nn
 from ganforge import bounds
 from ganforge.config import ModelOptions, TrainConfig, check_at_least
 from ganforge.errors import GanforgeError
+from ganforge.i18n import N_
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.family import Kind
 from ganforge.models.gan import GANFamily, gan_family
@@ -72,7 +73,7 @@ class InfoGANFamily(GANFamily):
     kind = LATENT_CODES
     curve_panels = (
         *GANFamily.curve_panels,
-        ("Mutual information (InfoGAN)", ("loss_info", "loss_info_g", "info_accuracy")),
+        (N_("Mutual information (InfoGAN)"), ("loss_info", "loss_info_g", "info_accuracy")),
     )
     class_head = True
 

@@ -21,6 +21,7 @@ from torch import nn
 from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice
 from ganforge.data import to_model_range
 from ganforge.errors import GanforgeError
+from ganforge.i18n import N_
 from ganforge.models.dcgan import dcgan_init
 from ganforge.models.family import PAIRED_TRANSLATOR, Batch
 from ganforge.models.gan import GANFamily, Remedies, configure_discriminator, gan_remedies
@@ -188,7 +189,7 @@ class Pix2PixFamily(GANFamily):
     """
 
     kind = PAIRED_TRANSLATOR
-    curve_panels = (("Losses", ("loss_d", "loss_g", "loss_l1")), *GANFamily.curve_panels[1:])
+    curve_panels = ((N_("Losses"), ("loss_d", "loss_g", "loss_l1")), *GANFamily.curve_panels[1:])
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforge.i18n import N_
 from ganforge.models.family import POINTS, Batch
 from ganforge.models.gan import GANFamily
 from ganforge.modules import eval_mode
@@ -31,8 +32,8 @@ class PointGANFamily(GANFamily):
     kind = POINTS
     curve_panels = (
         *GANFamily.curve_panels,
-        ("Modes captured (doctor, 2,500 samples)", ("modes_captured", "num_modes")),
-        ("Reverse KL over modes (doctor)", ("reverse_kl",)),
+        (N_("Modes captured (doctor, 2,500 samples)"), ("modes_captured", "num_modes")),
+        (N_("Reverse KL over modes (doctor)"), ("reverse_kl",)),
     )
 
     def fixed_examples(

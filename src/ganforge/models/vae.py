@@ -18,6 +18,7 @@ from torch import nn
 from ganforge.config import ModelOptions, TrainConfig, check_at_least, check_choice, flag_name
 from ganforge.data import to_model_range, to_uint8
 from ganforge.errors import GanforgeError
+from ganforge.i18n import N_
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.family import AUTOENCODER, Batch, ModelFamily, Phase
 from ganforge.modules import device_of, eval_mode
@@ -106,7 +107,7 @@ class VAEFamily(ModelFamily):
     sampler = "decoder"
     kind = AUTOENCODER
     learning_rates = {"decoder": "lr_g"}
-    curve_panels = (("VAE loss per image (recon + beta * KL)", ("loss_vae", "recon", "kl")),)
+    curve_panels = ((N_("VAE loss per image (recon + beta * KL)"), ("loss_vae", "recon", "kl")),)
     progress_stats = ("loss_vae",)
 
     def __init__(

@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganforge.atomic import atomic_write_text  # noqa: E402
+from ganforge.i18n import _, current_language  # noqa: E402
 from ganforge.models import describe_model  # noqa: E402
 from ganforge.report.gif import grids_to_gif  # noqa: E402
 from ganforge.report.plots import LOG_SCALE_PANELS, curve_panels, run_panels  # noqa: E402
@@ -58,9 +59,9 @@ def _figure_png(title: str, series: dict, log_scale: bool, events: list[dict]) -
         axis.axvline(event["step"], color=colour, alpha=0.5, linewidth=1, linestyle="--")
     for kind in kinds:  # one legend entry per event kind
         colour = EVENT_COLOURS[kinds.index(kind) % len(EVENT_COLOURS)]
-        axis.plot([], [], color=colour, linestyle="--", label=f"event: {kind}")
+        axis.plot([], [], color=colour, linestyle="--", label=_("event: {kind}").format(kind=kind))
     axis.set_title(title, fontsize=11)
-    axis.set_xlabel("step")
+    axis.set_xlabel(_("step"))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="best")
     if log_scale:
@@ -116,15 +117,22 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
     figures = []
     for title, series in curve_panels(records, run_panels(describe_model(config))):
         log_scale = title in LOG_SCALE_PANELS
+        shown = _(title)
         figures.append(
-            f'<img class="fig" alt="{html.escape(title)}" '
-            f'src="{_figure_png(title, series, log_scale, events)}">'
+            f'<img class="fig" alt="{html.escape(shown)}" '
+            f'src="{_figure_png(shown, series, log_scale, events)}">'
         )
+    no_metrics = _("No metrics recorded yet.")
+    losses_note = _(
+        "The losses of a GAN do not say when its samples are good: judge by the evaluation "
+        "metric and the samples below."
+    )
     sections.append(
-        "<h2>Training curves</h2>"
-        + ("".join(figures) if figures else "<p>No metrics recorded yet.</p>")
-        + "<p class=note>The losses of a GAN do not say when its samples are good: judge by "
-        "the evaluation metric and the samples below.</p>"
+        "<h2>"
+        + _("Training curves")
+        + "</h2>"
+        + ("".join(figures) if figures else f"<p>{no_metrics}</p>")
+        + f"<p class=note>{losses_note}</p>"
     )
 
     grids = _sample_grids(run_dir)
@@ -132,22 +140,25 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
         gif = grids_to_gif(
             [p for _, p in grids],
             run_dir / SAMPLES_DIR / GIF_FILE,
-            captions=[f"step {step:,}" for step, _ in grids],
+            captions=[_("step {step:,}").format(step=step) for step, _path in grids],
         )
+        caption = _("step {step}")
         cells = "".join(
             f'<figure><img class="grid" src="{data_uri(p.read_bytes(), "image/png")}">'
-            f"<figcaption>step {step}</figcaption></figure>"
+            f"<figcaption>{caption.format(step=step)}</figcaption></figure>"
             for step, p in grids
         )
+        gif_caption = _("the same noise across training ({file})")
         animation = (
             f'<figure><img class="gif" src="{data_uri(gif.read_bytes(), "image/gif")}">'
-            f"<figcaption>the same noise across training "
-            f"({html.escape(str(gif.relative_to(run_dir)))})</figcaption></figure>"
+            f"<figcaption>"
+            f"{html.escape(gif_caption.format(file=gif.relative_to(run_dir)))}"
+            f"</figcaption></figure>"
             if gif
             else ""
         )
         sections.append(
-            f"<h2>Samples over training (fixed noise)</h2>{animation}"
+            "<h2>" + _("Samples over training (fixed noise)") + f"</h2>{animation}"
             f'<div class="grids">{cells}</div>'
         )
 
@@ -162,11 +173,14 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
             for e in events
         ]
         sections.append(
-            f"<h2>Diagnosis: {len(events)} event(s)</h2>"
-            + _table(rows, ("step", "event", "evidence", "remedies"))
+            "<h2 id=diagnosis>"
+            + _("Diagnosis: {count} event(s)").format(count=len(events))
+            + "</h2>"
+            + _table(rows, (_("step"), _("event"), _("evidence"), _("remedies")))
         )
     else:
-        sections.append("<h2>Diagnosis</h2><p>No events were recorded.</p>")
+        no_events = _("No events were recorded.")
+        sections.append("<h2 id=diagnosis>" + _("Diagnosis") + f"</h2><p>{no_events}</p>")
 
     eval_file = run_dir / "eval.json"
     if eval_file.is_file():
@@ -179,29 +193,45 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
                 if not isinstance(v, list)
             ]
             if result.get("task") == "translation":  # a translator: on held-out pairs
-                compared = f"{result.get('n_pairs')} held-out pairs of {result.get('pairs')}"
-            else:
-                compared = (
-                    f"{result.get('n_fake')} samples, extractor "
-                    f"{result.get('extractor', {}).get('name')}"
+                compared = _("{n} held-out pairs of {pairs}").format(
+                    n=result.get("n_pairs"), pairs=result.get("pairs")
                 )
+            else:
+                compared = _("{n} samples, extractor {extractor}").format(
+                    n=result.get("n_fake"), extractor=result.get("extractor", {}).get("name")
+                )
+            heading = _("Last evaluation (step {step}, {compared})").format(
+                step=result.get("step"), compared=compared
+            )
             sections.append(
-                f"<h2>Last evaluation (step {html.escape(str(result.get('step')))}, "
-                f"{html.escape(compared)})</h2>"
-                + _table(rows, ("metric", "value"))
+                f"<h2>{html.escape(heading)}</h2>"
+                + _table(rows, (_("metric"), _("value")))
                 + "".join(f"<p class=note>{html.escape(n)}</p>" for n in result.get("notes", []))
             )
         except (ValueError, AttributeError, TypeError):
-            sections.append("<h2>Last evaluation</h2><p>eval.json is unreadable.</p>")
+            unreadable = _("eval.json is unreadable.")
+            sections.append("<h2>" + _("Last evaluation") + f"</h2><p>{unreadable}</p>")
 
     rows = [(html.escape(k), html.escape(json.dumps(v))) for k, v in config.to_dict().items()]
     sections.append(
-        "<details><summary>Config</summary>" + _table(rows, ("option", "value")) + "</details>"
+        "<details><summary>"
+        + _("Config")
+        + "</summary>"
+        + _table(rows, (_("option"), _("value")))
+        + "</details>"
     )
+    sections.insert(0, summary_box(run, records, events, eval_file.is_file()))
 
-    title = f"{config.model} on {config.data} — step {run.step}"
+    title = _("{model} on {data} — step {step}").format(
+        model=config.model, data=config.data, step=run.step
+    )
     page = PAGE.format(
-        title=html.escape(title), run=html.escape(str(run_dir)), body="\n".join(sections)
+        lang=current_language(),
+        heading=html.escape(_("ganforge report: {title}").format(title=title)),
+        title=html.escape(title),
+        run=html.escape(str(run_dir)),
+        body="\n".join(sections),
+        footer=html.escape(_("Written by ganforge report.")),
     )
     path = Path(out) if out else run_dir / REPORT_FILE
     atomic_write_text(path, page)
@@ -209,8 +239,8 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>ganforge report: {title}</title>
+<html lang="{lang}"><head><meta charset="utf-8">
+<title>{heading}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
 h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.15rem; margin-top: 2rem; }}
@@ -222,8 +252,51 @@ figcaption {{ font-size: .8rem; color: #555; text-align: center; }}
 table {{ border-collapse: collapse; font-size: .9rem; }}
 td, th {{ border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }}
 .note {{ color: #555; font-size: .9rem; }}
+.summary {{ border: 1px solid #ccd; border-radius: 6px; background: #f6f7fb; padding: .5rem 1rem; }}
+.summary li {{ margin: .2rem 0; }} .ok {{ color: #2a7d2a; }} .problem {{ color: #b22; }}
 </style></head>
 <body><h1>{title}</h1><p class=note>{run}</p>
 {body}
-<p class=note>Written by ganforge report.</p></body></html>
+<p class=note>{footer}</p></body></html>
 """
+
+
+def summary_box(run: Run, records: list[dict], events: list[dict], evaluated: bool) -> str:
+    """The page's first lines: where training ended, the best checkpoint, the doctor's verdict
+    (problems by kind, or none), and what to do next."""
+    config = run.config
+    items = [_("Step {step} of {steps}.").format(step=run.step, steps=config.steps)]
+    best = [r for r in records if r.get("eval_best") is True]
+    if best:
+        metric = f"eval_{config.eval_metric}"
+        value = best[-1].get(metric)
+        score = f" ({config.eval_metric} {value:.4g})" if isinstance(value, (int, float)) else ""
+        items.append(
+            _("Best checkpoint: step {step}{score}, checkpoints/best.safetensors.").format(
+                step=best[-1]["step"], score=score
+            )
+        )
+    if events:
+        first = {}
+        for event in events:
+            first.setdefault(event["event"], event["step"])
+        since = _("from step {step}")
+        named = ", ".join(f"{kind} ({since.format(step=step)})" for kind, step in first.items())
+        verdict = _("The doctor found {count} kind(s) of problem: {kinds}.").format(
+            count=len(first), kinds=named
+        )
+        items.append(
+            f"<span class=problem>{html.escape(verdict)}</span> "
+            + '<a href="#diagnosis">'
+            + _("Diagnosis")
+            + "</a>"
+        )
+    elif config.doctor:
+        items.append("<span class=ok>" + _("The doctor found no problems.") + "</span>")
+    else:
+        items.append(_("The doctor was off (--no-doctor)."))
+    if not evaluated:
+        hint = _("Measure the samples: {command}").format(command=f"ganforge eval {run.path}")
+        items.append(html.escape(hint))
+    body = "".join(f"<li>{item}</li>" for item in items)
+    return "<div class=summary><b>" + _("Summary") + f"</b><ul>{body}</ul></div>"

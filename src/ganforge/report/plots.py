@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganforge.atomic import atomic_path  # noqa: E402
+from ganforge.i18n import N_, _  # noqa: E402
 from ganforge.metrics.catalog import eval_metric_names  # noqa: E402
 
 Panel = tuple[str, tuple[str, ...]]  # (title, the logged statistics drawn on it)
@@ -23,13 +24,16 @@ def run_panels(family) -> tuple[Panel, ...]:
     (their scales differ: an accuracy next to an FID)."""
     return (
         *family.curve_panels,
-        ("Gradient norms", tuple(f"grad_norm_{name}" for name in family.networks)),
-        ("Diversity (doctor)", ("diversity", "diversity_real")),
-        *((f"Evaluation: {m} (--eval-every)", (f"eval_{m}",)) for m in eval_metric_names()),
+        (N_("Gradient norms"), tuple(f"grad_norm_{name}" for name in family.networks)),
+        (N_("Diversity (doctor)"), ("diversity", "diversity_real")),
+        *(
+            (_("Evaluation: {metric} (--eval-every)").format(metric=m), (f"eval_{m}",))
+            for m in eval_metric_names()
+        ),
     )
 
 
-LOG_SCALE_PANELS = ("Gradient norms",)
+LOG_SCALE_PANELS = ("Gradient norms",)  # titles as defined (English)
 _MAX_COLUMNS = 4  # more panels wrap onto more rows
 
 
@@ -63,7 +67,7 @@ def plot_training_curves(
     for axis, (name, series) in zip(axes.flat, panels):
         for key, points in series.items():
             axis.plot(*zip(*points), label=key, linewidth=1.4)
-        axis.set_title(name)
+        axis.set_title(_(name))
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
