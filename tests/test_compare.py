@@ -74,3 +74,21 @@ def test_runs_on_other_data_are_refused(runs, tmp_path, capsys):
     assert "32px" in err and "same data" in err
     assert main(["compare", str(runs[0].path)]) == 2
     assert "two or more" in capsys.readouterr().err
+
+
+def test_the_page_in_spanish(runs, tmp_path):
+    from ganforge import i18n
+
+    i18n.set_language("es")
+    try:
+        compare_runs(runs, n=N, seed=SEED, out=tmp_path / "cmp", metrics="fid,pr")
+    finally:
+        i18n.set_language("en")
+    page = (tmp_path / "cmp" / "compare.html").read_text()
+    assert '<html lang="es">' in page and "dcgan frente a vae" in page
+    for text in ("métrica", "cuanto menor, mejor", "fracción de muestras que parecen reales"):
+        assert text in page, text
+    assert (
+        "La FID está sesgada hacia arriba" in page
+    )  # the note, stored in English, shown in Spanish
+    assert "lower is better" not in page and "Samples (" not in page

@@ -20,6 +20,7 @@ from PIL import Image
 from ganforge.atomic import atomic_write_text
 from ganforge.errors import GanforgeError
 from ganforge.evaluate import BIAS_NOTE, evaluate_run, parse_metrics
+from ganforge.i18n import _, current_language
 from ganforge.metrics import load_extractor
 from ganforge.metrics.catalog import get_metric, list_metrics
 from ganforge.metrics.registry import default_extractor
@@ -89,7 +90,8 @@ def compare_runs(
     if metrics is None:
         chosen = DEFAULT_METRICS if model.num_classes else DEFAULT_METRICS[:-1]
         if not model.num_classes:
-            notes.append(f"modes skipped: extractor '{model.name}' has no classifier head")
+            skipped = _("modes skipped: extractor '{extractor}' has no classifier head")
+            notes.append(skipped.format(extractor=model.name))
     else:
         chosen = parse_metrics(metrics)
     results = [
@@ -132,10 +134,21 @@ def compare_runs(
 
 def _header(result: dict, n: int, seed: int) -> str:
     ex = result["extractor"]
-    accuracy = f", test accuracy {ex['test_accuracy']:.1%}" if "test_accuracy" in ex else ""
-    return (
-        f"{n} samples per run (seed {seed}) vs {result['n_real']} real images of "
-        f"{result['dataset']}; features: {ex['name']}{accuracy}"
+    accuracy = (
+        _(", test accuracy {accuracy:.1%}").format(accuracy=ex["test_accuracy"])
+        if "test_accuracy" in ex
+        else ""
+    )
+    return _(
+        "{n} samples per run (seed {seed}) vs {real} real images of {dataset}; features: "
+        "{extractor}{accuracy}"
+    ).format(
+        n=n,
+        seed=seed,
+        real=result["n_real"],
+        dataset=result["dataset"],
+        extractor=ex["name"],
+        accuracy=accuracy,
     )
 
 
@@ -159,7 +172,7 @@ def table_rows(runs: Sequence[Run], results: Sequence[dict]) -> list[tuple[str, 
         if metric.better and metric.highlight and len(set(numbers)) > 1:
             best = numbers.index(metric.best_of(numbers))
         cells = [metric.format(v) for v in values]
-        rows.append((metric.label, metric.description, cells, best))
+        rows.append((metric.label, _(metric.description), cells, best))
     return rows
 
 
@@ -194,15 +207,19 @@ def html_page(labels, runs, results, grids, header: str, notes: Sequence[str]) -
             for i, c in enumerate(cells)
         )
         body.append(f"<tr><th>{esc(label)}</th>{tds}<td class='m'>{esc(meaning)}</td></tr>")
+    alt, caption = _("samples of {run}"), _("{run}: {model}, step {step}")
     figures = "".join(
-        f"<figure><img src='{_png_uri(grid)}' alt='samples of {esc(label)}'>"
-        f"<figcaption>{esc(label)}: {esc(run.config.model)}, step {r['step']}</figcaption>"
-        "</figure>"
+        f"<figure><img src='{_png_uri(grid)}' alt='{esc(alt.format(run=label))}'>"
+        f"<figcaption>{esc(caption.format(run=label, model=run.config.model, step=r['step']))}"
+        "</figcaption></figure>"
         for label, run, r, grid in zip(labels, runs, results, grids)
     )
-    title = " vs ".join(labels)
+    title, metric_heading = _(" vs ").join(labels), _("metric")
+    samples = _("Samples ({n} per run, seed {seed})").format(
+        n=GRID_SAMPLES, seed=results[0]["seed"]
+    )
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{esc(title)}</title>
+<html lang="{current_language()}"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}
@@ -217,11 +234,11 @@ figcaption{{text-align:center;margin-top:.4em}}
 </style></head><body>
 <h1>{esc(title)}</h1>
 <p>{esc(header)}</p>
-<table><tr><th>metric</th>{head}<th></th></tr>
+<table><tr><th>{esc(metric_heading)}</th>{head}<th></th></tr>
 {"".join(body)}
 </table>
-<h2>Samples ({GRID_SAMPLES} per run, seed {results[0]["seed"]})</h2>
+<h2>{esc(samples)}</h2>
 <div class="grids">{figures}</div>
-{"".join(f"<p class='note'>{esc(note)}</p>" for note in notes)}
+{"".join(f"<p class='note'>{esc(translated)}</p>" for translated in map(_, notes))}
 </body></html>
 """

@@ -23,6 +23,7 @@ from ganforge.config import TrainConfig
 from ganforge.data import STACKED_MNIST, load_dataset, load_points
 from ganforge.data.stacked_mnist import SPLIT_SIZES as STACKED_SPLIT_SIZES
 from ganforge.errors import GanforgeError
+from ganforge.i18n import N_, _
 from ganforge.metrics import FeatureExtractor, FeatureSet, load_extractor, real_features
 from ganforge.metrics.catalog import MetricInputs, get_group, list_groups, list_metrics, measure
 from ganforge.metrics.features import extract_features
@@ -49,13 +50,13 @@ MIXTURE_NOTE = (
     "nearest mode is high quality; a mode holding at least 1/5 of its fair share is captured; "
     "reverse KL of the high-quality samples' modes to uniform."
 )
-STACKED_NOTE = (
+STACKED_NOTE = N_(
     "PacGAN's Table 2 protocol (Lin et al. 2018): 26,000 samples; each channel read as a digit "
     "by the packaged classifier (mnist); a mode (digit triple) holding at least one sample is "
     "found; KL of the samples' mode histogram to uniform."
 )
 STACKED_EXTRACTOR = "mnist"  # the packaged digit classifier reads each channel
-BIAS_NOTE = (
+BIAS_NOTE = N_(
     "FID is biased upwards at small sample sizes: compare values only at the same N and with the "
     "same extractor (KID is unbiased). Domain-classifier FID is not comparable to Inception FID."
 )
@@ -414,7 +415,7 @@ def format_table(result: dict) -> str:
     rows = []
     for metric in list_metrics():
         if metric.name in values:
-            rows.append((metric.label, metric.format(values), metric.description))
+            rows.append((metric.label, metric.format(values), _(metric.description)))
     width = max((len(r[0]) for r in rows), default=0)
     value_width = max((len(r[1]) for r in rows), default=0)
     lines += [f"  {a:<{width}}  {b:>{value_width}}  {c}" for a, b, c in rows]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ganforge.i18n import N_
 from ganforge.metrics.catalog import HIGHER, LOWER, Metric, MetricInputs, register_group
 from ganforge.metrics.class_scores import inception_score_of_logits, mode_coverage_of_logits
 from ganforge.metrics.conditional import class_accuracy, intra_class_fid
@@ -24,7 +25,7 @@ PAIRS_BATCH = 64  # pairs scored at a time; the per-image values do not depend o
     needs=("features",),
     description="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. "
     "2017)",
-    metrics=(Metric("fid", "FID", LOWER, "lower is better", digits=3),),
+    metrics=(Metric("fid", "FID", LOWER, N_("lower is better"), digits=3),),
 )
 def _fid(inputs: MetricInputs) -> dict:
     return {"fid": frechet_distance(inputs.real.features, inputs.fake.features)}
@@ -35,7 +36,9 @@ def _fid(inputs: MetricInputs) -> dict:
     needs=("features",),
     description="squared MMD, cubic kernel, unbiased, 100 subsets (Bińkowski et al. 2018)",
     metrics=(
-        Metric("kid", "KID", LOWER, "lower is better; unbiased", digits=5, plus_minus="kid_std"),
+        Metric(
+            "kid", "KID", LOWER, N_("lower is better; unbiased"), digits=5, plus_minus="kid_std"
+        ),
     ),
 )
 def _kid(inputs: MetricInputs) -> dict:
@@ -48,8 +51,8 @@ def _kid(inputs: MetricInputs) -> dict:
     needs=("features",),
     description="precision and recall, k = 3 (Kynkäänniemi et al. 2019)",
     metrics=(
-        Metric("precision", "precision", HIGHER, "share of samples that look real"),
-        Metric("recall", "recall", HIGHER, "share of the real variety covered"),
+        Metric("precision", "precision", HIGHER, N_("share of samples that look real")),
+        Metric("recall", "recall", HIGHER, N_("share of the real variety covered")),
     ),
 )
 def _precision_recall(inputs: MetricInputs) -> dict:
@@ -66,10 +69,10 @@ def _precision_recall(inputs: MetricInputs) -> dict:
             "density",
             "density",
             HIGHER,
-            "~1 when samples sit where real data is dense",
+            N_("~1 when samples sit where real data is dense"),
             highlight=False,  # ~1 is ideal, not "more": compare bolds no run
         ),
-        Metric("coverage", "coverage", HIGHER, "share of real neighbourhoods with a sample"),
+        Metric("coverage", "coverage", HIGHER, N_("share of real neighbourhoods with a sample")),
     ),
 )
 def _density_coverage(inputs: MetricInputs) -> dict:
@@ -87,12 +90,14 @@ def _density_coverage(inputs: MetricInputs) -> dict:
             "classes_found",
             "classes found",
             HIGHER,
-            "mode coverage",
+            N_("mode coverage"),
             trackable=False,
             out_of="num_classes",
         ),
-        Metric("kl_to_uniform", "class KL to uniform", LOWER, "0 = balanced classes"),
-        Metric("confident", "confident", None, "share classified with p >= 0.9", trackable=False),
+        Metric("kl_to_uniform", "class KL to uniform", LOWER, N_("0 = balanced classes")),
+        Metric(
+            "confident", "confident", None, N_("share classified with p >= 0.9"), trackable=False
+        ),
     ),
 )
 def _modes(inputs: MetricInputs) -> dict:
@@ -110,7 +115,7 @@ def _modes(inputs: MetricInputs) -> dict:
     "is",
     needs=("logits",),
     description="Inception Score over 10 splits, seeded shuffle first (Salimans et al. 2016)",
-    metrics=(Metric("is", "IS", HIGHER, "higher is better", digits=3, plus_minus="is_std"),),
+    metrics=(Metric("is", "IS", HIGHER, N_("higher is better"), digits=3, plus_minus="is_std"),),
 )
 def _inception_score(inputs: MetricInputs) -> dict:
     score = inception_score_of_logits(inputs.fake.logits)
@@ -126,14 +131,14 @@ def _inception_score(inputs: MetricInputs) -> dict:
             "class_accuracy",
             "class accuracy",
             HIGHER,
-            "samples recognised as the class asked for",
+            N_("samples recognised as the class asked for"),
             needs=frozenset({"logits"}),
         ),
         Metric(
             "worst_class_accuracy",
             "worst class",
             HIGHER,
-            "the lowest per-class accuracy",
+            N_("the lowest per-class accuracy"),
             needs=frozenset({"logits"}),
             trackable=False,
         ),
@@ -141,7 +146,7 @@ def _inception_score(inputs: MetricInputs) -> dict:
             "intra_fid",
             "intra-class FID",
             LOWER,
-            "mean FID within each class; lower is better",
+            N_("mean FID within each class; lower is better"),
             digits=3,
         ),
     ),
@@ -178,9 +183,9 @@ def _conditional(inputs: MetricInputs) -> dict:
     description="L1, PSNR and SSIM of a translator's outputs against held-out targets, on "
     "images in [0, 1], the mean over pairs",
     metrics=(
-        Metric("l1", "L1", LOWER, "mean |output - target|, lower is better"),
-        Metric("psnr", "PSNR (dB)", HIGHER, "higher is better"),
-        Metric("ssim", "SSIM", HIGHER, "1 = structurally identical"),
+        Metric("l1", "L1", LOWER, N_("mean |output - target|, lower is better")),
+        Metric("psnr", "PSNR (dB)", HIGHER, N_("higher is better")),
+        Metric("ssim", "SSIM", HIGHER, N_("1 = structurally identical")),
     ),
     option=False,
 )
@@ -204,11 +209,13 @@ def _translation(inputs: MetricInputs) -> dict:
             "modes_captured",
             "modes captured",
             HIGHER,
-            "modes holding >= 1/5 of their fair share",
+            N_("modes holding >= 1/5 of their fair share"),
             out_of="num_modes",
         ),
-        Metric("high_quality", "high quality", HIGHER, "share of samples within 3 std of a mode"),
-        Metric("reverse_kl", "reverse KL", LOWER, "KL(samples' modes || uniform), nats"),
+        Metric(
+            "high_quality", "high quality", HIGHER, N_("share of samples within 3 std of a mode")
+        ),
+        Metric("reverse_kl", "reverse KL", LOWER, N_("KL(samples' modes || uniform), nats")),
     ),
 )
 def _mixture(inputs: MetricInputs) -> dict:
@@ -232,10 +239,10 @@ def _mixture(inputs: MetricInputs) -> dict:
             "modes_found",
             "modes found",
             HIGHER,
-            "digit triples with at least one sample",
+            N_("digit triples with at least one sample"),
             out_of="num_modes",
         ),
-        Metric("mode_kl", "mode KL", LOWER, "KL(samples' modes || uniform), nats"),
+        Metric("mode_kl", "mode KL", LOWER, N_("KL(samples' modes || uniform), nats")),
     ),
 )
 def _stacked(inputs: MetricInputs) -> dict:

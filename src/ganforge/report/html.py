@@ -206,7 +206,9 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
             sections.append(
                 f"<h2>{html.escape(heading)}</h2>"
                 + _table(rows, (_("metric"), _("value")))
-                + "".join(f"<p class=note>{html.escape(n)}</p>" for n in result.get("notes", []))
+                + "".join(
+                    f"<p class=note>{html.escape(_(str(n)))}</p>" for n in result.get("notes", [])
+                )
             )
         except (ValueError, AttributeError, TypeError):
             unreadable = _("eval.json is unreadable.")
