@@ -1,0 +1,155 @@
+"""The course site (mkdocs.yml, docs/) builds with `mkdocs build --strict` and says what the code
+says: both languages with a language switch on their pages, a CLI reference holding every
+command and flag of the real parser with its real help, formulas as MathML, nothing loaded from
+outside, and a broken internal link failing the build."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import ganforge
+from ganforge.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+LANGUAGES = {"es": "", "en": "en/"}  # each language's folder in the site (Spanish: the default)
+DEFAULT_IN_HELP = re.compile(r"(?s)(?P<help>.*?)\s*\(default: (?P<default>\S+)\)\s*")
+
+
+def build_site(config_dir: Path, site_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
+        cwd=config_dir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # Material's banner about its successor
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    site_dir = tmp_path_factory.mktemp("site")
+    result = build_site(ROOT, site_dir)
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-4000:]}"
+    return site_dir
+
+
+def page(site: Path, language: str, name: str = "") -> str:
+    path = site / LANGUAGES[language] / name / "index.html"
+    assert path.is_file(), f"missing page {path.relative_to(site)}"
+    return path.read_text(encoding="utf-8")
+
+
+def commands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parser and every sub-command's parser, at any depth."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):
+                yield from commands(command)
+
+
+def command_section(page_html: str, prog: str) -> str:
+    """The CLI reference's section of one command: from its heading to the next heading."""
+    start = page_html.find(f'id="{prog.replace(" ", "-")}"')
+    assert start >= 0, f"no section for {prog}"
+    end = re.compile(r"<h[1-6][ >]").search(page_html, start)
+    return page_html[start : end.start() if end else len(page_html)]
+
+
+def option_row(page_html: str, flag: str) -> str:
+    """The table row of the CLI reference whose option cell starts with `flag`."""
+    match = re.search(rf"<tr><td><code>{re.escape(flag)}(?=[ ,<]).*?</tr>", page_html)
+    assert match is not None, f"no row for {flag}"
+    return match[0]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_page_exists_in_both_languages(site, language):
+    for name in ("", "installation", "course/what-is-a-gan", "run-folder", "glossary"):
+        assert f'<html lang="{language}"' in page(site, language, name)
+    for name in ("reference/cli", "reference/api"):
+        page(site, language, name)
+
+
+@pytest.mark.parametrize("name", ["", "course/what-is-a-gan", "reference/cli"])
+def test_language_switch_links_each_page_to_its_translation(site, name):
+    """The switch of each language's page leads to the other language's same page, relatively
+    (the site also works opened from its files)."""
+    for language, other in (("es", "en"), ("en", "es")):
+        here = site / LANGUAGES[language] / name
+        links = re.findall(rf'<a href="([^"]+)" hreflang="{other}"', page(site, language, name))
+        assert links, f"no link to {other} on the {language} page {name!r}"
+        target = (here / links[0] / "index.html").resolve()
+        assert target == (site / LANGUAGES[other] / name / "index.html").resolve()
+        assert target.is_file()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_cli_reference_holds_every_command_and_flag_of_the_real_parser(site, language):
+    reference = page(site, language, "reference/cli")
+    parsers = list(commands(build_parser()))
+    assert len(parsers) > 10
+    for parser in parsers:
+        section = command_section(reference, parser.prog)
+        assert f"usage: {parser.prog}" in section
+        for action in parser._actions:  # every shown option but -h, which every command has
+            shown = action.option_strings and action.help != argparse.SUPPRESS
+            if shown and not isinstance(action, argparse._HelpAction):
+                flag = action.option_strings[0]
+                assert re.search(rf"<code>{re.escape(flag)}[ ,<]", section), (parser.prog, flag)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_cli_reference_shows_the_real_help_and_default_of_label_smoothing(site, language):
+    train = next(p for p in commands(build_parser()) if p.prog == "ganforge train")
+    action = next(a for a in train._actions if "--label-smoothing" in a.option_strings)
+    section = command_section(page(site, language, "reference/cli"), "ganforge train")
+    row = option_row(section, "--label-smoothing")
+    match = DEFAULT_IN_HELP.fullmatch(action.help)
+    assert match is not None, "--label-smoothing's help names its default"
+    assert f"<td>{html.escape(match['help'])}</td>" in row
+    assert f"<code>{html.escape(match['default'])}</code>" in row
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_formulas_are_mathml_and_nothing_is_loaded_from_outside(site, language):
+    chapter = page(site, language, "course/what-is-a-gan")
+    assert chapter.count("<math") >= 5  # V(D, G), D*(x), C(G), ... as MathML
+    assert 'class="arithmatex"' not in chapter  # every formula was converted
+    for path in site.rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        remote = re.findall(r'<(?:script|img|iframe)[^>]*\ssrc="(?:https?:)?//[^"]*"', text)
+        remote += re.findall(r'<link[^>]*\shref="(?:https?:)?//[^"]*"', text)
+        assert not remote, f"{path.relative_to(site)} loads {remote}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_api_reference_shows_the_docstrings(site, language):
+    api = page(site, language, "reference/api")
+    for name in ganforge.__all__:  # a new export without its section fails here
+        assert f'id="ganforge.{name}"' in api, f"docs/reference/api.*.md lacks ::: ganforge.{name}"
+    first_line = ganforge.train.__doc__.strip().splitlines()[0]
+    assert html.escape(first_line) in api
+
+
+def test_a_broken_internal_link_fails_the_build(tmp_path):
+    """--strict is the link check: a link to a page that does not exist stops the build."""
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path)
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    (tmp_path / "src").symlink_to(ROOT / "src")
+    chapter = tmp_path / "docs" / "course" / "what-is-a-gan.en.md"
+    chapter.write_text(chapter.read_text() + "\nSee [chapter 2](no-such-chapter.md).\n")
+    result = build_site(tmp_path, tmp_path / "site")
+    assert result.returncode != 0
+    assert "no-such-chapter.md" in result.stderr
