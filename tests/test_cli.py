@@ -379,3 +379,32 @@ def test_large_seed_is_not_a_traceback(tmp_path, capsys):
     assert main(tiny_flags(tmp_path / "s", seed=2**70, steps=1)) == 2
     assert_one_line_error(capsys, f"--seed: must be in 0 .. 2^63-1, got {2**70}")
     assert not (tmp_path / "s").exists()
+
+
+def cli_error(argv, capsys) -> list[str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_misspelt_flag_is_answered_by_its_command_with_the_nearest_flags(capsys):
+    usage, error = cli_error(["train", "--lr-gg", "3"], capsys)
+    assert usage.startswith("usage: ganforge train [--config FILE]") and len(usage) < 100
+    assert error == (
+        "ganforge train: error: unrecognized arguments: --lr-gg 3 (did you mean --lr-g or --lr-d?)"
+    )
+    *_, error = cli_error(["train", "--modle", "dcgan", "--stpes=3", "--qqqqq"], capsys)
+    assert "(--modle: did you mean --model" in error and "; --stpes: did you mean --steps" in error
+    assert "--qqqqq:" not in error  # nothing near it: no hint
+    *_, error = cli_error(["latent", "interp", "run", "--from", "1", "--to", "2", "--moed"], capsys)
+    assert error.startswith("ganforge latent interp: error:") and "did you mean --mode" in error
+
+
+def test_a_misspelt_command_or_choice_gets_the_nearest(capsys):
+    *_, error = cli_error(["trian"], capsys)
+    assert error.endswith("(did you mean train?)")
+    *_, error = cli_error(["latent", "intrep"], capsys)
+    assert error.startswith("ganforge latent: error:") and error.endswith("(did you mean interp?)")
+    *_, error = cli_error(["zzzzzz"], capsys)
+    assert "did you mean" not in error

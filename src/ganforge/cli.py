@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
+import re
 import sys
 import time
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_seed
 from ganforge.config import (
@@ -21,9 +24,11 @@ from ganforge.config import (
 )
 from ganforge.config.model_options import option_fields
 from ganforge.errors import GanforgeError
-from ganforge.i18n import LANGUAGES, set_language
+from ganforge.i18n import LANGUAGES, _, set_language
 
 DEMO_OUT = "runs/demo"
+# train and bench take some 150 flags: their usage line names the few that matter
+TRAIN_USAGE = "ganforge {command} [--config FILE] [--model NAME] [--data NAME] [...] (--help: all)"
 PATH_OPTIONS = ("data", "data_root", "out", "inception_weights")
 
 
@@ -82,8 +87,45 @@ def _add_option(group, field: dataclasses.Field, default) -> None:
     )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that answers a misspelt command or choice with the nearest ones ("did you
+    mean"); misspelt flags are answered in main(), by the command they were given to."""
+
+    def error(self, message: str) -> NoReturn:
+        choice = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)", message)
+        if choice:
+            options = [option.strip("' ") for option in choice.group(2).split(",")]
+            hint = did_you_mean(choice.group(1), options)
+            message += f" ({hint})" if hint else ""
+        super().error(message)
+
+
+def did_you_mean(given: str, known: Sequence[str]) -> str:
+    """'did you mean --lr-g?' naming the nearest of `known` (at most two); '' if none is near."""
+    near = difflib.get_close_matches(given, known, n=2, cutoff=0.6)
+    return _("did you mean {options}?").format(options=_(" or ").join(near)) if near else ""
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, args, extras: list[str]) -> NoReturn:
+    """One error from the command the flags were given to, with its own usage and, for each
+    misspelt flag, the nearest flags that command takes."""
+    command = parser
+    while command._subparsers is not None:  # the chosen command, then its action
+        (choices,) = command._subparsers._group_actions
+        command = choices.choices[getattr(args, choices.dest)]
+    flags = [s for action in command._actions for s in action.option_strings if s[:2] == "--"]
+    given = [extra.split("=")[0] for extra in extras if extra.startswith("-")]
+    hints = {flag: hint for flag in given if (hint := did_you_mean(flag, flags))}
+    message = _("unrecognized arguments: {extras}").format(extras=" ".join(extras))
+    if len(given) == 1 and hints:
+        message += f" ({hints[given[0]]})"
+    elif hints:  # say which flag each hint is for
+        message += " (" + "; ".join(f"{flag}: {hint}" for flag, hint in hints.items()) + ")"
+    command.error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ganforge",
         description="Train, sample and inspect GANs.",
     )
@@ -94,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model (or resume a run)",
         description="Train a model. CLI flags override --config.",
+        usage=TRAIN_USAGE.format(command="train"),
     )
     train.add_argument("--config", metavar="FILE", help="TOML, JSON or YAML file of options")
     train.add_argument(
@@ -257,6 +300,7 @@ def _add_bench_command(commands: argparse._SubParsersAction) -> None:
         description="Train a config (any training flag) in a temporary folder for --warmup "
         "untimed and --steps timed iterations (default 40); print images per second and the "
         "time of data, each phase's step, diagnostics and the rest. Keeps nothing.",
+        usage=TRAIN_USAGE.format(command="bench"),
     )
     bench.add_argument("--config", metavar="FILE", help="TOML, JSON or YAML file of options")
     bench.add_argument(
@@ -963,7 +1007,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GanforgeError as exc:
         print(f"ganforge: error: {exc}", file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _unknown_flags(parser, args, extras)
     try:
         COMMANDS[args.command](args)
     except (GanforgeError, OSError) as exc:
