@@ -55,10 +55,10 @@ def failing_writes(monkeypatch):
     return install
 
 
-
-
 def files_under(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -104,7 +104,9 @@ def test_report_of_a_read_only_run(finished, failing_writes, capsys):
     assert files_under(finished) == before
 
 
-def test_eval_of_a_read_only_run_prints_its_numbers_before_it_fails(finished, failing_writes, capsys):
+def test_eval_of_a_read_only_run_prints_its_numbers_before_it_fails(
+    finished, failing_writes, capsys
+):
     capsys.readouterr()
     failing_writes(finished, errno.EROFS)
     assert main(["eval", str(finished), "--n", "64", "--metrics", "fid", "--no-progress"]) == 2
@@ -135,3 +137,23 @@ def test_ctrl_c_during_eval_writes_nothing(finished, monkeypatch, capsys):
     assert capsys.readouterr().err == "ganforge: interrupted\n"
     assert not (finished / "eval.json").exists()
     assert json.loads((finished / "config.json").read_text())["steps"] == 4
+
+
+def test_a_requested_stop_is_not_worded_as_an_error(tmp_path, monkeypatch, capsys):
+    from ganforge.training.loop import Trainer
+
+    original, calls = Trainer._iteration, {"n": 0}
+
+    def interrupted(self, log_now):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # Ctrl-C between iterations 2 and 3
+        return original(self, log_now)
+
+    monkeypatch.setattr(Trainer, "_iteration", interrupted)
+    out = tmp_path / "r"
+    assert main(tiny_flags(out, steps=6)) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge: stopped at step 2 as asked; checkpoint, curves and")
+    assert "error" not in err and f"ganforge train --resume {out}" in err
+    assert (out / "samples" / "final.png").is_file() and (out / "loss_curves.png").is_file()

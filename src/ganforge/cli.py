@@ -23,7 +23,7 @@ from ganforge.config import (
     shared_option_names,
 )
 from ganforge.config.model_options import option_fields
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, TrainingStopped
 from ganforge.i18n import LANGUAGES, _, set_language
 
 DEMO_OUT = "runs/demo"
@@ -1013,6 +1013,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _unknown_flags(parser, args, extras)
     try:
         COMMANDS[args.command](args)
+    except TrainingStopped as exc:  # a stop the user asked for, done cleanly: not an error
+        print(f"ganforge: {exc}", file=sys.stderr)
+        return 130
     except (GanforgeError, OSError) as exc:
         if args.debug:
             traceback.print_exc()

@@ -19,6 +19,12 @@ class GanforgeError(Exception):
         super().__init__(text)
 
 
+class TrainingStopped(GanforgeError):
+    """A stop that was asked for (Ctrl-C, SIGTERM) and done cleanly: the run folder holds a
+    checkpoint, the curves and the final grid of the step it names. Not a failure: the CLI
+    says so without "error" (exit status 130, as for any interrupted command)."""
+
+
 class _Brief(reprlib.Repr):
     def repr_int(self, x: int, level: int) -> str:
         if x.bit_length() > 256:  # repr() of a 5,000-digit int raises; a 100-digit one is noise

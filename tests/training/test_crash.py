@@ -137,7 +137,7 @@ def test_sigterm_finishes_the_step_and_checkpoints(tiny_train, during_generator_
     straight = tiny_train("straight", steps=8, log_every=2)
     with (
         during_generator_phase(3, signal.SIGTERM),
-        pytest.raises(GanforgeError, match="interrupted at step 3; checkpoint saved"),
+        pytest.raises(GanforgeError, match="stopped at step 3 as asked; checkpoint"),
     ):
         tiny_train("stopped", steps=8, log_every=2)
     resumed = ganforge.train(resume=straight.path.parent / "stopped")

@@ -46,7 +46,7 @@ def test_a_rollback_is_kept_once_across_an_interrupt_and_a_resume(
     nan_generator_loss({7})  # the same NaN in the run that will be interrupted
     with (
         during_generator_phase(13, signal.SIGINT),  # G calls 1-10, then 11, 12, 13 = step 8
-        pytest.raises(GanforgeError, match="interrupted at step 8; checkpoint saved"),
+        pytest.raises(GanforgeError, match="stopped at step 8 as asked; checkpoint"),
     ):
         tiny_train("stopped", steps=20)
     monkeypatch.undo()  # the resumed process has no NaN of its own

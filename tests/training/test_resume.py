@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 import ganforge
 from ganforge import GanforgeError
 from ganforge.cli import main
+from ganforge.errors import TrainingStopped
 from ganforge.models import list_models, model_defaults, model_kind
 
 
@@ -136,13 +137,16 @@ def test_interrupt_between_iterations_saves_a_resumable_checkpoint(tiny_train, m
         return original(self, log_now)
 
     monkeypatch.setattr(Trainer, "_iteration", interrupted)
-    with pytest.raises(GanforgeError, match="interrupted at step 4; checkpoint saved") as info:
+    with pytest.raises(GanforgeError, match="stopped at step 4 as asked; checkpoint") as info:
         tiny_train("stopped", steps=8, log_every=2)
     assert "--resume" in str(info.value)
     monkeypatch.setattr(Trainer, "_iteration", original)
 
     stopped = ganforge.load_run(straight.path.parent / "stopped")
     assert stopped.step == 4
+    assert isinstance(info.value, TrainingStopped)  # asked for: the CLI does not call it an error
+    for written in ("samples/final.png", "loss_curves.png"):  # what a student looks at first
+        assert (stopped.path / written).is_file(), written
     resumed = ganforge.train(resume=stopped.path)
     assert_same_tensors(final_tensors(straight), final_tensors(resumed))
 
@@ -156,7 +160,7 @@ def test_ctrl_c_inside_an_iteration_finishes_it_and_resumes_exactly(
     straight = tiny_train("straight", steps=8, log_every=2)
     with (
         during_generator_phase(5, signal.SIGINT),  # D has stepped, G has not
-        pytest.raises(GanforgeError, match="interrupted at step 5; checkpoint saved"),
+        pytest.raises(GanforgeError, match="stopped at step 5 as asked; checkpoint"),
     ):
         tiny_train("stopped", steps=8, log_every=2)
 

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from ganforge.checkpoint_file import checkpoint_name, list_checkpoints
 from ganforge.config import RESUMABLE_OPTIONS, TrainConfig, flag_name
 from ganforge.data import RealBatches
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, TrainingStopped
+from ganforge.i18n import _
 from ganforge.models import ModelFamily, Phase, list_models, model_defaults
 from ganforge.report import plot_training_curves, run_panels, save_images
 from ganforge.run import (
@@ -305,7 +306,7 @@ class Trainer:
         for phase in family.phases:
             repeats = getattr(self.config, phase.repeats) if phase.repeats else 1
             optimizers = [state.optimizers[name] for name in phase.trains]
-            for _ in range(repeats):
+            for _repeat in range(repeats):
                 if phase.fresh_batch or not batches:
                     with self.clock.section("data"):
                         batches = [self._next_batch() for _ in range(config.accumulate)]
@@ -388,6 +389,9 @@ class Trainer:
             self._recovered()  # a non-finite state is never saved
             self._save()
             self._finish_partial_interval()
+            if self.dist.is_main:  # what the student looks at first, as at a normal end
+                self._save_final_grids()
+                self._save_curves(final=True)
             raise self._interrupted_error(saved=True)
         if self._early_stop:
             newest = list_checkpoints(self.run_dir / CHECKPOINT_DIR)
@@ -551,13 +555,22 @@ class Trainer:
             self.state.logbook.flush(self.state.step, self._grad_norms, partial=True)
 
     def _interrupted_error(self, saved: bool) -> GanforgeError:
-        resume = f"continue with `ganforge train --resume {self.run_dir}`"
+        resume = _("continue with `ganforge train --resume {run}`").format(run=self.run_dir)
         if saved:
-            return GanforgeError(
-                f"interrupted at step {self.state.step}; checkpoint saved; {resume}"
+            return TrainingStopped(
+                _(
+                    "stopped at step {step} as asked; checkpoint, curves and "
+                    "samples/final.png saved; {resume}"
+                ).format(step=self.state.step, resume=resume)
             )
         found = list_checkpoints(self.run_dir / CHECKPOINT_DIR)
-        last = f"step {found[-1][0]}" if found else "none yet, so it starts over from step 0"
+        last = (
+            _("step {step}").format(step=found[-1][0])
+            if found
+            else _("none yet, so it starts over from step 0")
+        )
         return GanforgeError(
-            f"interrupted inside step {self.state.step + 1} (last checkpoint: {last}); {resume}"
+            _("interrupted inside step {step} (last checkpoint: {last}); {resume}").format(
+                step=self.state.step + 1, last=last, resume=resume
+            )
         )
