@@ -40,6 +40,7 @@ from ganforge.run import (
 )
 from ganforge.training import checkpoint as ckpt
 from ganforge.training import fast_paths
+from ganforge.training.banner import StartBanner
 from ganforge.training.batches import EpochBatches
 from ganforge.training.clock import NO_CLOCK
 from ganforge.training.distributed import Distributed, ShardedOrder, launch, launched
@@ -201,6 +202,7 @@ class Trainer:
         )
         self.clock = NO_CLOCK  # `ganforge bench` puts a SectionClock here
         self.progress = tqdm(disable=True)  # fit() shows a real progress bar
+        self.banner = StartBanner("", self.run_dir, 0, 0, enabled=False)  # and says where it goes
         self._mid_iteration = False
         self._saved_at = time.monotonic()
         self._curves_at: float | None = None  # when loss_curves.png was last drawn
@@ -373,6 +375,14 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
+        self.banner = StartBanner(
+            _("{model} on {data}").format(model=config.model, data=config.data),
+            self.run_dir,
+            self.state.step,
+            config.steps,
+            enabled=config.progress and self.dist.is_main,
+        )
+        self.banner.started()
         with self.progress, GracefulInterrupt() as interrupt, contextlib.closing(self.real_batches):
             try:
                 while (
@@ -427,6 +437,7 @@ class Trainer:
         state.step += 1
         self._mid_iteration = False
         self.progress.update(1)
+        self.banner.stepped(state.step)
         step = state.step
         sample_now = step % config.sample_every == 0
         evaluate_now = config.eval_every > 0 and step % config.eval_every == 0
