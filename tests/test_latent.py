@@ -276,3 +276,47 @@ def test_cli_latent_bad_truncation_is_one_line(
     assert main(["latent", *[arg.format(**paths) for arg in argv]]) == 2
     one_line_error(capsys, *words)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_seed_gallery_shows_each_seeds_own_sample_captioned(runs, tmp_path):
+    run = runs["dcgan"]
+    gallery = LatentSpace.of_run(run).gallery([5, 6, 7])
+    for seed, image in zip((5, 6, 7), gallery):  # what `sample --n 1 --seed S` draws
+        assert np.array_equal(image, run.sample(1, seed=seed)[0])
+    out = tmp_path / "gallery.png"
+    argv = ["latent", "gallery", str(run.path), "--n", "6", "--first", "5", "--columns", "3"]
+    assert main([*argv, "--out", str(out)]) == 0
+    with Image.open(out) as picture:
+        side = run.config.resolution * 2  # 28 px cells are drawn twice as large
+        assert picture.height > 2 * (side + 2) + 2  # two rows, each with its caption strip
+        assert picture.width == 3 * (side + 2) + 2
+
+
+def test_arith_and_class_grids_label_their_rows(runs, tmp_path):
+    run = runs["dcgan"]
+    plain, labelled = tmp_path / "plain.png", tmp_path / "arith.png"
+    groups = ["--a", "1,2", "--b", "3", "--c", "4"]
+    assert main(["latent", "arith", str(run.path), *groups, "--out", str(labelled)]) == 0
+    grid, columns, _code = LatentSpace.of_run(run).arithmetic([1, 2], [3], [4])
+    from ganforge.report import save_images
+
+    save_images(grid, plain, columns=columns)
+    with Image.open(labelled) as a, Image.open(plain) as b:
+        assert a.height == b.height and a.width > b.width  # a margin for "a: seeds 1,2, ..."
+    classes = tmp_path / "classes.png"
+    assert main(["sample", str(runs["cgan"].path), "--classes", "3,5", "--n", "4",
+                 "--out", str(classes)]) == 0  # fmt: skip
+    with Image.open(classes) as picture:
+        side = runs["cgan"].config.resolution * 2
+        assert picture.width > 4 * (side + 2) + 2  # the class names' margin
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [(["--n", "0"], ["--n", "at least 1"]), (["--columns", "0"], ["--columns"]),
+     (["--first", "-3"], ["--first"]), (["--n", "100000"], ["--n"])],
+)  # fmt: skip
+def test_gallery_errors_are_one_line(runs, capsys, tmp_path, flags, words):
+    out = str(tmp_path / "g.png")
+    assert main(["latent", "gallery", str(runs["dcgan"].path), *flags, "--out", out]) == 2
+    one_line_error(capsys, *words)

@@ -458,6 +458,17 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
     for flag in ("--a", "--b", "--c"):
         arith.add_argument(flag, required=True, metavar="SEEDS", help="comma-separated seeds")
     arith.add_argument("--out", default="arith.png", help="FILE.png (default: arith.png)")
+    gallery = action(
+        "gallery",
+        help="samples captioned with their seeds, to pick groups for arith",
+        description="Draw the samples of seeds FIRST to FIRST+N-1, each captioned with its "
+        "seed (the sample `ganforge sample RUN --n 1 --seed SEED` draws): pick a few that share "
+        "a trait as a group for `latent arith --a/--b/--c`.",
+    )
+    gallery.add_argument("--n", type=int, default=64, help="samples (default: 64)")
+    gallery.add_argument("--first", type=int, default=0, help="the first seed (default: 0)")
+    gallery.add_argument("--columns", type=int, default=8, help="per row (default: 8)")
+    gallery.add_argument("--out", default="gallery.png", help="FILE.png (default: gallery.png)")
     walk = action(
         "walk",
         help="a smooth looping walk through random codes, as a GIF",
@@ -697,7 +708,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     run.check_samples("--n", total, picture=picture)  # before any work
     if args.checkpoint:
         run.load(args.checkpoint)
-    columns = None
+    columns, row_labels = None, None
     if args.classes is not None:
         per_class = 8 if args.n is None else args.n
         images, labels = run.class_grid(
@@ -708,6 +719,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             rows = torch.cat([torch.nonzero(labels == c).flatten() for c in keep])
             images, labels = images[rows.numpy()], labels[rows]
         columns = per_class
+        row_labels = [run.config.class_names[int(c)] for c in labels[::per_class]]
     else:
         n = 64 if args.n is None else args.n
         images = run.sample(
@@ -724,6 +736,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         labels=None if labels is None else labels.numpy(),
         columns=columns,
         extra=_truncation_arrays(truncation),
+        row_labels=row_labels,
     )
     print(f"wrote {len(images)} samples to {path}{_truncation_note(truncation)}")
 
@@ -843,8 +856,17 @@ def cmd_latent(args: argparse.Namespace) -> None:
         )
         print(f"wrote {path}: {'; '.join(captions)}; a row per category")
         return
+    from ganforge.report import save_images
+
     if args.latent_command == "interp":
         latent.check_frames(args.steps, 1, "--steps")
+    elif args.latent_command == "gallery":
+        for flag, value in (("--n", args.n), ("--columns", args.columns)):
+            if value < 1:
+                raise GanforgeError(f"{flag}: must be at least 1, got {value}")
+        latent.check_frames(args.n, 1, "--n")
+        check_seed("--first", args.first)
+        check_seed("--first + --n - 1", args.first + args.n - 1)
     elif args.latent_command == "walk":
         check_seed("--seed", args.seed)
         latent.check_frames(args.keys, args.frames, "--keys x --frames")
@@ -858,8 +880,18 @@ def cmd_latent(args: argparse.Namespace) -> None:
         if args.out.lower().endswith(".gif"):
             raise GanforgeError(f"--out: arith writes one picture (.png), not '{args.out}'")
         groups = [latent.parse_seeds(getattr(args, g), f"--{g}") for g in "abc"]
-        grid, columns, _ = space.arithmetic(*groups)
-        path = latent.save_frames(grid, args.out, columns=columns)
+        grid, columns, _code = space.arithmetic(*groups)
+        row = _("{group}: seeds {seeds}, then their mean")
+        row_labels = [row.format(group=g, seeds=getattr(args, g)) for g in "abc"] + ["a - b + c"]
+        path = save_images(grid, args.out, columns=columns, row_labels=row_labels)
+    elif args.latent_command == "gallery":
+        seeds = range(args.first, args.first + args.n)
+        path = save_images(
+            space.gallery(seeds),
+            args.out,
+            columns=args.columns,
+            cell_labels=[str(seed) for seed in seeds],
+        )
     else:
         frames = space.walk(args.keys, args.frames, args.seed)
         path = latent.save_frames(frames, args.out, columns=args.frames)

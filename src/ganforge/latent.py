@@ -247,6 +247,11 @@ class LatentSpace:
         grid, columns = arithmetic_grid(groups, self.images(code))
         return grid, columns, code
 
+    def gallery(self, seeds: Sequence[int]) -> np.ndarray:
+        """The sample of each seed (Run.sample(1, seed=s)), to pick arithmetic groups from."""
+        check_frames(len(seeds), 1, "--n", self.frame_shape)
+        return self.images(seed_codes(self.family, seeds, self.truncation))
+
     def walk(self, keys: int = 8, frames_per_key: int = 12, seed: int = 0) -> np.ndarray:
         """A looping walk through `keys` random codes drawn from `seed`."""
         if keys < 2:

@@ -16,12 +16,17 @@ PAIRED_COLUMNS = 8  # images per row of a grid of inputs over outputs
 MIN_CELL_PIXELS = 56  # small images are enlarged (nearest) so a grid is readable on screen
 
 
+def cell_scale(height: int, width: int) -> int:
+    """How many times a cell is enlarged so that it is at least MIN_CELL_PIXELS on a side."""
+    return max(1, math.ceil(MIN_CELL_PIXELS / max(height, width)))
+
+
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
     """uint8 (N, H, W, C) -> one uint8 (rows*H', cols*W', C) picture on a white background."""
     n, height, width, channels = images.shape
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
-    scale = max(1, math.ceil(MIN_CELL_PIXELS / max(height, width)))
+    scale = cell_scale(height, width)
     if scale > 1:
         images = images.repeat(scale, axis=1).repeat(scale, axis=2)
         height, width = height * scale, width * scale
@@ -43,9 +48,12 @@ def save_images(
     labels: np.ndarray | None = None,
     columns: int | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    row_labels: list[str] | None = None,
+    cell_labels: list[str] | None = None,
 ) -> Path:
-    """Write samples by file type: .png/.jpg -> a grid picture; .npz -> `images` (and `labels`,
-    and the `extra` arrays that say how they were drawn, e.g. `truncation_psi`)."""
+    """Write samples by file type: .png/.jpg -> a grid picture (with `row_labels` left of its
+    rows and `cell_labels` under its cells, if given); .npz -> `images` (and `labels`, and the
+    `extra` arrays that say how they were drawn, e.g. `truncation_psi`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
@@ -55,8 +63,14 @@ def save_images(
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
     elif suffix in (".png", ".jpg", ".jpeg", ".webp"):
-        grid = image_grid(images, columns)
-        picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+        if row_labels or cell_labels:
+            from ganforge.report.labels import labelled_grid
+
+            columns = columns or math.ceil(math.sqrt(len(images)))
+            picture = labelled_grid(images, columns, row_labels, cell_labels)
+        else:
+            grid = image_grid(images, columns)
+            picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
         with atomic_path(path) as tmp:
             picture.save(tmp, format=Image.registered_extensions()[suffix])
     else:
