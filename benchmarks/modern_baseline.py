@@ -52,6 +52,11 @@ VARIANTS: dict[str, tuple[tuple[str, ...], float, float]] = {
     "batch-32": (DCGAN, 2, 0.5),
     "batch-128": (DCGAN, 0.5, 2),
     "adam-0-0.99": ((*DCGAN, "--beta1", "0", "--beta2", "0.99"), 1, 1),
+    "lr-4x-adam-0-0.99": (
+        (*DCGAN, "--lr-g", "1.6e-3", "--lr-d", "8e-4", "--beta1", "0", "--beta2", "0.99"),
+        1,
+        1,
+    ),
 }
 CLASS_SHARE = 0.02  # a class is found when at least this share of the samples falls in it
 

@@ -408,3 +408,19 @@ def test_a_misspelt_command_or_choice_gets_the_nearest(capsys):
     assert error.startswith("ganforge latent: error:") and error.endswith("(did you mean interp?)")
     *_, error = cli_error(["zzzzzz"], capsys)
     assert "did you mean" not in error
+
+
+def test_the_help_names_the_models_with_their_own_defaults(capsys):
+    from ganforge.models import list_models, model_defaults
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    shared = ganforge.TrainConfig().lr_g
+    own = {m: model_defaults(m)["lr_g"] for m in list_models() if "lr_g" in model_defaults(m)}
+    assert own and f"generator learning rate (default: {shared};" in text
+    help_line = text.split("--lr-g X", 1)[1].split("--lr-d X", 1)[0]
+    for model, value in own.items():
+        if value != shared:
+            assert model in help_line and str(value) in help_line, model
+    assert "(default: adam)" in text  # no model has its own optimiser: nothing added

@@ -49,7 +49,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"{title} options")
         for field in dataclasses.fields(section):
             if field.metadata.get("cli") is not False:  # class_names: recorded, not chosen
-                _add_option(group, field, getattr(defaults, field.name))
+                default = getattr(defaults, field.name)
+                _add_option(group, field, default, _models_own_defaults(field.name, default))
     group = parser.add_argument_group(
         "each model's own options", "given to another model, they are an error"
     )
@@ -58,9 +59,23 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         _add_option(group, field, default if len(models) == 1 else None)
 
 
-def _add_option(group, field: dataclasses.Field, default) -> None:
+def _models_own_defaults(name: str, default) -> str:
+    """'; cgan, acgan: 0.0016; r3gan: 0.0002' — the models whose own default for an option
+    differs from the shared one (models.registry), so the help does not mislead."""
+    from ganforge.models import list_models, model_defaults
+
+    by_value: dict[object, list[str]] = {}
+    for model in list_models():
+        value = model_defaults(model).get(name, default)
+        if value != default:
+            by_value.setdefault(value, []).append(model)
+    return "".join(f"; {', '.join(models)}: {value}" for value, models in by_value.items())
+
+
+def _add_option(group, field: dataclasses.Field, default, others: str = "") -> None:
     """The flag of a config field: --NAME VALUE, or a switch (--NAME, or --no-NAME when on by
-    default) for a bool; `default` is shown in the help (None: the help says it)."""
+    default) for a bool; `default` is shown in the help (None: the help says it), with
+    `others`, the models' own defaults."""
     if isinstance(default, bool) or str(field.type) == "bool":
         on = field.name.replace("_", "-")
         group.add_argument(
@@ -74,7 +89,7 @@ def _add_option(group, field: dataclasses.Field, default) -> None:
         return
     help_text = field.metadata.get("help", "")
     if default not in (None, ""):  # None and "" (off) are described in the help itself
-        help_text += f" (default: {default})"
+        help_text += f" (default: {default}{others})"
     kind = _type_of(field)
     metavar = {int: "N", float: "X"}.get(kind, "PATH" if field.name in PATH_OPTIONS else "NAME")
     group.add_argument(

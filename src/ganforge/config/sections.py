@@ -183,9 +183,16 @@ class OptimisationOptions:
     label_smoothing: float = field(
         default=0.1, metadata={"help": "one-sided: real label = 1 - this (0 disables)"}
     )
+    # The average's decay at step t is min(this, (1 + t) / (10 + t)) (training/ema.py): 0.999
+    # is reached only at step 8,990, so at the demo's 1,500 steps every decay from 0.995 up is
+    # the same average (measured: benchmarks/modern_baseline.py, ema-* variants).
     ema_decay: float = field(
         default=0.999,
-        metadata={"help": "EMA of G's weights used for sampling (0 disables)"},
+        metadata={
+            "help": "EMA of G's weights used for sampling (0 disables); its decay ramps up as "
+            "(1+t)/(10+t) at step t, reaching 0.999 at step 8,990 (before that it weighs "
+            "step s about as (s/t)^8: the last fifth or so of the run)"
+        },
     )
     lr_decay: str = field(
         default="none",
