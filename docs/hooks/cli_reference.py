@@ -17,9 +17,10 @@ from collections.abc import Iterator
 
 MARKER = "<!-- ganforge-cli-reference -->"
 USAGE_WIDTH = 80  # columns of the usage blocks (the page's width), whatever terminal builds it
-# a help text's trailing "(default: X)" moves to the default column when X is one word; a
-# default told in words ("$GANFORGE_DATA or ~/.cache/...") stays in the help
-DEFAULT_IN_HELP = re.compile(r"\s*\(default: (?P<default>\S+)\)\s*$")
+# a help text's trailing "(default: X)" or "(default: X; cgan, acgan: Y)" (the models with
+# their own) moves to the default column when X is one word; a default told in words
+# ("$GANFORGE_DATA or ~/.cache/...") stays in the help
+DEFAULT_IN_HELP = re.compile(r"\s*\(default: (?P<default>[^\s;()]+)(?:; (?P<models>[^()]*))?\)\s*$")
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
@@ -110,10 +111,14 @@ def options_table(prog: str, actions: list[argparse.Action]) -> str:
     rows = []
     for action in actions:
         invocation = formatter._format_action_invocation(action)
-        help_text, default = split_default(formatter._expand_help(action) if action.help else "")
+        help_text, default, models = split_default(
+            formatter._expand_help(action) if action.help else ""
+        )
         if default is None:
             default = shown_default(action)
         default_cell = f"<code>{html.escape(default)}</code>" if default else ""
+        if models:  # the models whose own default differs
+            default_cell += f"<br><small>{html.escape(models)}</small>"
         rows.append(
             f"<tr><td><code>{html.escape(invocation)}</code></td><td>{default_cell}</td>"
             f"<td>{html.escape(help_text)}</td></tr>"
@@ -121,12 +126,13 @@ def options_table(prog: str, actions: list[argparse.Action]) -> str:
     return table(("option", "default", "help"), rows)
 
 
-def split_default(help_text: str) -> tuple[str, str | None]:
-    """A help text without its trailing one-word "(default: X)", and X (None: it has none)."""
+def split_default(help_text: str) -> tuple[str, str | None, str | None]:
+    """A help text without its trailing "(default: X[; models: Y])", X (None: it has none)
+    and the models' own defaults."""
     match = DEFAULT_IN_HELP.search(help_text)
     if match is None:
-        return help_text, None
-    return help_text[: match.start()], match["default"]
+        return help_text, None, None
+    return help_text[: match.start()], match["default"], match["models"]
 
 
 def shown_default(action: argparse.Action) -> str:

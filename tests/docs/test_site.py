@@ -22,7 +22,9 @@ from ganforge.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGES = {"es": "", "en": "en/"}  # each language's folder in the site (Spanish: the default)
-DEFAULT_IN_HELP = re.compile(r"(?s)(?P<help>.*?)\s*\(default: (?P<default>\S+)\)\s*")
+DEFAULT_IN_HELP = re.compile(
+    r"(?s)(?P<help>.*?)\s*\(default: (?P<default>[^\s;()]+)(?:; (?P<models>[^()]*))?\)\s*"
+)
 
 
 def build_site(config_dir: Path, site_dir: Path) -> subprocess.CompletedProcess:
@@ -120,6 +122,7 @@ def test_cli_reference_shows_the_real_help_and_default_of_label_smoothing(site, 
     assert match is not None, "--label-smoothing's help names its default"
     assert f"<td>{html.escape(match['help'])}</td>" in row
     assert f"<code>{html.escape(match['default'])}</code>" in row
+    assert match["models"] and html.escape(match["models"]) in row  # cyclegan, r3gan: 0.0
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
