@@ -16,10 +16,13 @@ RUN/tensorboard/         with --tensorboard: TensorBoard event files (records' n
 from __future__ import annotations
 
 import copy
+import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 from torch import nn
 
@@ -34,7 +37,10 @@ from ganforge.checkpoint_file import (
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily, build_model
+from ganforge.models.registry import describe_model
 from ganforge.records import read_records
+from ganforge.report.grid import image_grid
+from ganforge.report.plots import curve_panels, curves_image, run_panels
 from ganforge.sampling import Truncation, as_truncation, class_rows, generate
 
 CONFIG_FILE = "config.json"
@@ -46,6 +52,7 @@ CURVES_FILE = "loss_curves.png"
 TENSORBOARD_DIR = "tensorboard"
 EMA_SUFFIX = "_ema"
 BEST_CHECKPOINT = "best.safetensors"
+PILImage = PIL.Image.Image
 
 
 class Run:
@@ -73,6 +80,57 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run('{self.path}', model={self.config.model}, step={self.step})"
+
+    def show(
+        self,
+        what: str = "samples",
+        n: int = 64,
+        seed: int = 0,
+        columns: int | None = None,
+        panels: Sequence[str] | None = None,
+    ) -> PILImage:
+        """A picture of the run as a PIL image, which a notebook shows inline (or `.save()`).
+
+        what="samples": a grid of `n` samples of `seed`, `columns` wide (default: square), the
+        grid `ganforge sample RUN --n N --seed S --out grid.png` writes. what="curves": the
+        training curves of metrics.jsonl as RUN/loss_curves.png draws them, or only the
+        `panels` named by their English titles ("Losses", "Discriminator outputs",
+        "Gradient norms", ...); titles in the current language (ganforge.set_language).
+        """
+        if what == "samples":
+            grid = image_grid(self.sample(n, seed=seed), columns=columns)
+            return PIL.Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+        if what == "curves":
+            return self._curves_image(panels)
+        raise GanforgeError(f"show: what='samples' or 'curves', not {what!r}")
+
+    def _curves_image(self, panels: Sequence[str] | None) -> PILImage:
+        records = self.metrics()
+        drawn = [title for title, _ in curve_panels(records, self._panels())]
+        if not drawn:
+            raise GanforgeError(f"run '{self.path}' has no curves to show yet ({METRICS_FILE})")
+        unknown = [name for name in panels or () if name not in drawn]
+        if unknown:
+            raise GanforgeError(
+                f"show: no curve panel {unknown[0]!r} (this run's: {', '.join(drawn)})"
+            )
+        chosen = tuple(p for p in self._panels() if panels is None or p[0] in panels)
+        if panels is not None:  # in the order asked for
+            chosen = tuple(sorted(chosen, key=lambda panel: list(panels).index(panel[0])))
+        return curves_image(records, chosen, f"{self.config.model} on {self.config.data}")
+
+    def _panels(self):
+        """The run's curve panels (report.plots.run_panels), from its config alone."""
+        return run_panels(describe_model(self.config))
+
+    def _repr_png_(self) -> bytes | None:
+        """Jupyter shows a run by its samples (64, seed 0); a run without a checkpoint by
+        its text alone."""
+        if not self.checkpoints or self.config.point_dims:
+            return None
+        buffer = io.BytesIO()
+        self.show("samples").save(buffer, format="png")
+        return buffer.getvalue()
 
     @property
     def checkpoints(self) -> list[tuple[int, Path]]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ganforge.atomic import atomic_path  # noqa: E402
-from ganforge.i18n import N_, _  # noqa: E402
-from ganforge.metrics.catalog import eval_metric_names  # noqa: E402
+from ganforge.atomic import atomic_path
+from ganforge.i18n import N_, _
+from ganforge.metrics.catalog import eval_metric_names
 
 Panel = tuple[str, tuple[str, ...]]  # (title, the logged statistics drawn on it)
 
@@ -35,6 +34,7 @@ def run_panels(family) -> tuple[Panel, ...]:
 
 LOG_SCALE_PANELS = ("Gradient norms",)  # titles as defined (English)
 _MAX_COLUMNS = 4  # more panels wrap onto more rows
+CURVES_DPI = 110
 
 
 def curve_panels(
@@ -56,12 +56,43 @@ def plot_training_curves(
 ) -> Path | None:
     """One picture of the `panels` (run_panels) that have logged series (curve_panels), at
     most four to a row; None when there is nothing to draw."""
+    figure = draw_training_curves(records, panels, title)
+    if figure is None:
+        return None
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=CURVES_DPI)
+    return Path(path)
+
+
+def curves_image(
+    records: list[dict], panels: tuple[Panel, ...], title: str = ""
+) -> Image.Image | None:
+    """The picture plot_training_curves writes, as a PIL image (for a notebook or the docs
+    build); None when there is nothing to draw."""
+    figure = draw_training_curves(records, panels, title)
+    if figure is None:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=CURVES_DPI)
+    buffer.seek(0)
+    image = Image.open(buffer)
+    image.load()
+    return image
+
+
+def draw_training_curves(
+    records: list[dict], panels: tuple[Panel, ...], title: str = ""
+) -> Figure | None:
+    """The matplotlib figure of the `panels` worth drawing (None: none is), titles in the
+    current language (ganforge.set_language). A bare Figure, not pyplot's: nothing global
+    changes (a notebook keeps its inline backend) and nothing needs closing."""
     panels = curve_panels(records, panels)
     if not panels:
         return None
     rows = math.ceil(len(panels) / _MAX_COLUMNS)
     columns = math.ceil(len(panels) / rows)  # 5 panels: 3 + 2, not 4 + 1
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    figure = Figure(figsize=(4.2 * columns, 3.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     for axis, (name, series) in zip(axes.flat, panels):
@@ -78,10 +109,7 @@ def plot_training_curves(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
-    return Path(path)
+    return figure
 
 
 def finite_points(records: list[dict], key: str) -> list[tuple[float, float]]:

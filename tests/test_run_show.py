@@ -1,0 +1,71 @@
+"""Run.show() and Run._repr_png_: a run's samples and curves as pictures a notebook shows inline,
+the same pixels as the CLI's grid; importing ganforge leaves matplotlib's backend alone (a
+notebook keeps showing its own plots inline)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ganforge
+from ganforge.report import image_grid
+
+
+def test_samples_are_the_grid_of_sample(trained_run):
+    picture = trained_run.show("samples", n=12, seed=3, columns=4)
+    expected = image_grid(trained_run.sample(12, seed=3), columns=4)
+    assert picture.mode == "L"  # grayscale digits
+    np.testing.assert_array_equal(np.asarray(picture), expected[..., 0])
+
+
+def test_curves_draw_the_panels_asked_for_in_their_order(trained_run):
+    every = trained_run.show("curves")
+    two = trained_run.show("curves", panels=["Gradient norms", "Losses"])
+    one = trained_run.show("curves", panels=["Losses"])
+    assert every.width > two.width > one.width
+    assert two.height == one.height  # one row either way
+
+
+def test_unknown_panel_or_picture_is_an_error_naming_it(trained_run):
+    with pytest.raises(ganforge.GanforgeError, match="'Nope'.*Losses"):
+        trained_run.show("curves", panels=["Nope"])
+    with pytest.raises(ganforge.GanforgeError, match="'grid'"):
+        trained_run.show("grid")
+
+
+def test_a_run_shows_itself_as_its_samples(trained_run, tmp_path):
+    png = trained_run._repr_png_()
+    assert png.startswith(b"\x89PNG")
+    assert Image.open(io.BytesIO(png)).size == trained_run.show("samples").size
+    bare = tmp_path / "bare"  # a run folder before its first checkpoint: text only
+    bare.mkdir()
+    shutil.copy(trained_run.path / "config.json", bare)
+    assert ganforge.load_run(bare)._repr_png_() is None
+
+
+def test_importing_and_training_keep_the_notebook_backend(tmp_path):
+    """ipykernel sets MPLBACKEND to its inline backend; ganforge must not switch it to Agg."""
+    code = (
+        "import matplotlib, ganforge\n"
+        "from tiny import TINY_OPTIONS\n"
+        f"run = ganforge.train(**TINY_OPTIONS, out={str(tmp_path / 'run')!r})\n"
+        "run.show('curves')\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": str(Path(__file__).parent)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "svg"
