@@ -1,6 +1,6 @@
 """Run.show() and Run._repr_png_: a run's samples and curves as pictures a notebook shows inline,
 the same pixels as the CLI's grid; importing ganforge leaves matplotlib's backend alone (a
-notebook keeps showing its own plots inline)."""
+notebook keeps showing its own plots inline); paths may be given as pathlib.Path."""
 
 from __future__ import annotations
 
@@ -69,3 +69,13 @@ def test_importing_and_training_keep_the_notebook_backend(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "svg"
+
+
+def test_paths_may_be_pathlib_paths(tmp_path, tiny_options):
+    """In a notebook, out=Path(...) is the natural spelling; config.json keeps it as text."""
+    run = ganforge.train({**tiny_options, "steps": 2}, out=tmp_path / "run")
+    assert run.path == tmp_path / "run"
+    assert run.config.out == str(tmp_path / "run")
+    config = ganforge.TrainConfig.from_dict({"data": Path("some/folder")})
+    assert config.data == "some/folder"
+    assert config.replace(out=tmp_path).out == str(tmp_path)

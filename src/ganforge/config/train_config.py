@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import importlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +158,7 @@ class TrainConfig(  # dataclass fields come base-last-first: data, model, ..., s
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` (shared or the model's own options), validated."""
+        changes = {name: plain_path(value) for name, value in changes.items()}
         own = {k: v for k, v in changes.items() if k not in _SHARED_NAMES}
         shared = {k: v for k, v in changes.items() if k in _SHARED_NAMES}
         model = shared.get("model", self.model)
@@ -252,8 +254,14 @@ def normalise_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"; did you mean '{flag_name(close[0])[2:]}'?" if close else ""
             raise GanforgeError(f"{source}: unknown option '{key}'{hint}")
-        clean[name] = value
+        clean[name] = plain_path(value)
     return clean
+
+
+def plain_path(value: Any) -> Any:
+    """A pathlib.Path (any os.PathLike) given for a path option (out, data, data_root, ...)
+    as the text config.json keeps; any other value as it is."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def import_plugin(module: Any, source: str = "--plugin") -> None:
