@@ -88,6 +88,7 @@ class Run:
         seed: int = 0,
         columns: int | None = None,
         panels: Sequence[str] | None = None,
+        title: str | None = None,
     ) -> PILImage:
         """A picture of the run as a PIL image, which a notebook shows inline (or `.save()`).
 
@@ -95,16 +96,17 @@ class Run:
         grid `ganforge sample RUN --n N --seed S --out grid.png` writes. what="curves": the
         training curves of metrics.jsonl as RUN/loss_curves.png draws them, or only the
         `panels` named by their English titles ("Losses", "Discriminator outputs",
-        "Gradient norms", ...); titles in the current language (ganforge.set_language).
+        "Gradient norms", ...), under `title` (default "MODEL on DATA"; "" for none); titles
+        in the current language (ganforge.set_language).
         """
         if what == "samples":
             grid = image_grid(self.sample(n, seed=seed), columns=columns)
             return PIL.Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
         if what == "curves":
-            return self._curves_image(panels)
+            return self._curves_image(panels, title)
         raise GanforgeError(f"show: what='samples' or 'curves', not {what!r}")
 
-    def _curves_image(self, panels: Sequence[str] | None) -> PILImage:
+    def _curves_image(self, panels: Sequence[str] | None, title: str | None) -> PILImage:
         records = self.metrics()
         drawn = [title for title, _ in curve_panels(records, self._panels())]
         if not drawn:
@@ -117,7 +119,9 @@ class Run:
         chosen = tuple(p for p in self._panels() if panels is None or p[0] in panels)
         if panels is not None:  # in the order asked for
             chosen = tuple(sorted(chosen, key=lambda panel: list(panels).index(panel[0])))
-        return curves_image(records, chosen, f"{self.config.model} on {self.config.data}")
+        if title is None:
+            title = f"{self.config.model} on {self.config.data}"
+        return curves_image(records, chosen, title)
 
     def _panels(self):
         """The run's curve panels (report.plots.run_panels), from its config alone."""

@@ -1,0 +1,192 @@
+"""The course's figures (docs/hooks/figures.py, table docs/figures.py): made by ganforge while the
+site builds, cached by the hash of their run's config, shown with the command that made them.
+
+The cache key is the canonical config (defaults filled in, keys sorted); a second build trains
+nothing; a changed config trains again; the built page holds the pictures and the command in
+each language; the command shown trains the same config; `--strict` fails on an unknown id."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+from mkdocs.exceptions import Abort
+
+import ganforge
+from ganforge.cli import parse_train_flags
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK = ROOT / "docs" / "hooks" / "figures.py"
+TINY = {"model": "mlp", "data": "digits", "width": 8, "z_dim": 8, "batch_size": 16, "steps": 6}
+TINY_FIGURE = (
+    "Figure(config={config!r}, samples=16, curves=('Losses',), numbers=('d_fake',), "
+    "events=True, caption={{'es': 'Una figura diminuta.', 'en': 'A tiny figure.'}})"
+)
+
+
+@pytest.fixture(scope="module")
+def hook():
+    spec = importlib.util.spec_from_file_location("figures_hook_under_test", HOOK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_site(folder: Path, figures: dict[str, dict], pages: dict[str, str]) -> Path:
+    """A two-language site of `pages` ({"index.es.md": text}) whose figure table holds
+    `figures` ({id: config}), built with the real hook."""
+    docs = folder / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    entries = ", ".join(f"{name!r}: {TINY_FIGURE.format(config=c)}" for name, c in figures.items())
+    (docs / "figures.py").write_text(
+        "import runpy\n"
+        f"Figure = runpy.run_path({str(ROOT / 'docs' / 'figures.py')!r})['Figure']\n"
+        f"FIGURES = {{{entries}}}\n"
+    )
+    for name, text in pages.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    (folder / "mkdocs.yml").write_text(
+        f"""site_name: figures
+docs_dir: docs
+exclude_docs: |
+  /figures.py
+theme:
+  name: material
+  language: es
+hooks:
+  - {HOOK}
+markdown_extensions: [admonition, attr_list, md_in_html, pymdownx.highlight, pymdownx.superfences]
+plugins:
+  - i18n:
+      docs_structure: suffix
+      languages:
+        - {{locale: es, name: Español, default: true, build: true}}
+        - {{locale: en, name: English, build: true}}
+""",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def build_site(folder: Path, strict: bool = True) -> Path:
+    site = folder / "site"
+    shutil.rmtree(site, ignore_errors=True)
+    build(load_config(str(folder / "mkdocs.yml"), strict=strict, site_dir=str(site)))
+    return site
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+@pytest.fixture
+def figure_site(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_DOCS_FIGURES_CACHE", str(tmp_path / "cache"))
+    page = "# Figura\n\n<!-- ganforge-figure: tiny -->\n"
+    return write_site(
+        tmp_path / "project",
+        {"tiny": TINY},
+        {"index.es.md": page, "index.en.md": page.replace("Figura", "Figure")},
+    )
+
+
+@pytest.fixture
+def count_training(monkeypatch):
+    """ganforge.train, counting its calls (calls["n"]); with calls["refuse"] set, failing."""
+    calls = {"n": 0, "refuse": False}
+    real_train = ganforge.train
+
+    def counted(*args, **kwargs):
+        if calls["refuse"]:
+            raise AssertionError("a build trained a run the cache holds")
+        calls["n"] += 1
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(ganforge, "train", counted)
+    return calls
+
+
+def test_cache_key_changes_with_the_config_and_not_with_its_order(hook):
+    reordered = dict(reversed(list(TINY.items())))
+    assert hook.cache_key(reordered) == hook.cache_key(TINY)
+    assert hook.cache_key({**TINY, "steps": 7}) != hook.cache_key(TINY)
+    assert hook.cache_key({**TINY, "g_loss": "saturating"}) != hook.cache_key(TINY)
+    # a default spelt out is the same run; the folder a run would go to is not part of it
+    assert hook.cache_key({**TINY, "lr_d": 2e-4}) == hook.cache_key(TINY)
+    assert hook.cache_key({**TINY, "out": "runs/elsewhere"}) == hook.cache_key(TINY)
+    assert re.fullmatch(r"[0-9a-f]{64}", hook.cache_key(TINY))
+
+
+def test_the_command_shown_trains_the_same_config(hook):
+    """Each figure's `ganforge train ...` line, parsed by the real CLI, is its config."""
+    table = hook.load_table(ROOT / "docs")
+    assert table, "docs/figures.py defines no figure"
+    for name, figure in table.items():
+        command = hook.train_command(figure.config, f"runs/{name}")
+        words = shlex.split(command.replace("\\\n", " "))
+        assert words[:2] == ["ganforge", "train"]
+        assert all(len(line) <= hook.COMMAND_WIDTH for line in command.splitlines())
+        options = parse_train_flags(words[2:])
+        assert options.pop("out") == f"runs/{name}"
+        assert hook.cache_key(options) == hook.cache_key(figure.config), name
+
+
+def test_the_built_page_holds_the_pictures_and_the_command_in_each_language(
+    figure_site, count_training
+):
+    site = build_site(figure_site)
+    assert count_training["n"] == 1  # one run, shared by both languages
+    for language, prefix, words in (
+        ("es", "", "La orden que hizo esta figura"),
+        ("en", "en/", "The command that made this figure"),
+    ):
+        page = (site / prefix / "index.html").read_text(encoding="utf-8")
+        images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+        assert any(src.endswith("figures/tiny/samples.png") for src in images), images
+        assert any(src.endswith(f"figures/tiny/curves-{language}.png") for src in images)
+        for src in images:
+            assert (site / prefix / src).resolve().is_file(), src
+        text = text_of(page)
+        assert words in text
+        assert "ganforge train --model mlp --data digits --width 8 --z-dim 8" in text
+        assert "--steps 6 --out runs/tiny" in text
+        assert "ganforge sample runs/tiny --n 16 --seed 0" in text
+        assert "d_fake" in text and ("primero" if language == "es" else "first") in text
+    assert (site / "figures/tiny/samples.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_second_build_trains_nothing_and_a_changed_config_trains_again(
+    figure_site, count_training
+):
+    first = build_site(figure_site)
+    samples = (first / "figures/tiny/samples.png").read_bytes()
+    assert count_training["n"] == 1
+
+    count_training["refuse"] = True
+    second = build_site(figure_site)
+    assert (second / "figures/tiny/samples.png").read_bytes() == samples
+
+    count_training["refuse"] = False
+    write_site(figure_site, {"tiny": {**TINY, "steps": 7}}, {})
+    third = build_site(figure_site)
+    assert count_training["n"] == 2
+    assert "--steps 7" in text_of((third / "index.html").read_text(encoding="utf-8"))
+    cached = sorted(p.name for p in (figure_site.parent / "cache").iterdir())
+    assert len(cached) == 2 and all(re.fullmatch(r"[0-9a-f]{64}", name) for name in cached)
+
+
+def test_strict_build_fails_on_an_unknown_figure_id(figure_site, caplog):
+    page = figure_site / "docs" / "index.en.md"
+    page.write_text("# Figure\n\n<!-- ganforge-figure: no-such-figure -->\n", encoding="utf-8")
+    with pytest.raises(Abort):
+        build_site(figure_site)
+    assert "unknown figure 'no-such-figure'" in caplog.text
+    assert "tiny" in caplog.text  # the message lists the ids the table defines
+    site = build_site(figure_site, strict=False)  # without --strict: an error box on the page
+    assert "Unknown figure: no-such-figure" in (site / "en/index.html").read_text(encoding="utf-8")
