@@ -30,7 +30,8 @@ class Figure:
     samples: int = 36  # a square grid of this many samples (`ganforge sample --n`); 0: none
     seed: int = 0  # the samples' noise seed (`ganforge sample --seed`)
     curves: tuple[str, ...] = ()  # curve panels of loss_curves.png, by their English titles
-    numbers: tuple[str, ...] = ()  # metrics.jsonl keys shown at the first and last record
+    numbers: tuple[str, ...] = ()  # metrics.jsonl keys shown in a table, one row per record
+    at_steps: tuple[int, ...] = ()  # the records of that table, by step (): the first and last
     events: bool = False  # list the doctor's events (events.jsonl) under the figure
     alt: dict[str, str] = field(default_factory=dict)  # the images' alt text by language
 
@@ -73,7 +74,8 @@ FIGURES: dict[str, Figure] = {
     "g-loss-non-saturating": Figure(
         config=VANILLA,  # the same run as vanilla-gan: trained once
         curves=("Discriminator outputs", "Gradient norms"),
-        numbers=("d_fake", "grad_norm_generator"),
+        numbers=("d_real", "d_fake", "grad_norm_generator"),
+        at_steps=(10, 100, 200, 300),
         caption={
             "es": "Pérdida **no saturante** (`--g-loss non-saturating`, la de ganforge por "
             "defecto).",
@@ -87,7 +89,9 @@ FIGURES: dict[str, Figure] = {
     "g-loss-saturating": Figure(
         config={**VANILLA, "g_loss": "saturating"},
         curves=("Discriminator outputs", "Gradient norms"),
-        numbers=("d_fake", "grad_norm_generator"),
+        numbers=("d_real", "d_fake", "grad_norm_generator"),
+        at_steps=(10, 100, 200, 300),
+        events=True,
         caption={
             "es": "Pérdida **saturante** (`--g-loss saturating`, la del minimax): el mismo run "
             "salvo esa opción.",
@@ -115,8 +119,10 @@ FIGURES: dict[str, Figure] = {
         curves=("Discriminator outputs",),
         events=True,
         caption={
-            "es": "Ejercicio 2b: tanh en las capas ocultas del generador (`--g-activation tanh`).",
-            "en": "Exercise 2b: tanh in the generator's hidden layers (`--g-activation tanh`).",
+            "es": "Ejercicio 2: tanh en lugar de LeakyReLU en las capas ocultas del generador "
+            "(`--g-activation tanh`).",
+            "en": "Exercise 2: tanh instead of LeakyReLU in the generator's hidden layers "
+            "(`--g-activation tanh`).",
         },
         alt={"es": "Muestras con tanh en el generador", "en": "Samples with tanh in the generator"},
     ),

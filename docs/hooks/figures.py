@@ -57,24 +57,18 @@ WORDS = {
     "es": {
         "command": "La orden que hizo esta figura",
         "curves": "curvas: {panels}, de {file}",
-        "record": "registro",
-        "first": "primero",
-        "last": "último",
         "step": "paso",
         "events": "Lo que vio el doctor (`events.jsonl`)",
-        "no events": "El doctor no vio ningún problema.",
+        "no events": "El doctor no vio ningún problema (`events.jsonl` está vacío).",
         "unknown": "Figura desconocida",
         "and": "y",
     },
     "en": {
         "command": "The command that made this figure",
         "curves": "curves: {panels}, of {file}",
-        "record": "record",
-        "first": "first",
-        "last": "last",
         "step": "step",
         "events": "What the doctor saw (`events.jsonl`)",
-        "no events": "The doctor saw no problem.",
+        "no events": "The doctor saw no problem (`events.jsonl` is empty).",
         "unknown": "Unknown figure",
         "and": "and",
     },
@@ -328,15 +322,13 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
         "",
     ]
     if figure.numbers:
-        lines += [numbers_table(run, figure.numbers, words), ""]
+        lines += [numbers_table(run, figure, words), ""]
     if figure.events:
         lines += [events_list(run, words), ""]
     commands = [train_command(figure.config, run_folder)]
     if figure.samples:
-        commands.append(
-            f"ganforge sample {run_folder} --n {figure.samples} --seed {figure.seed} "
-            f"--out {run_folder}/grid.png"
-        )
+        sample = ["ganforge", "sample", run_folder, "--n", str(figure.samples)]
+        commands.append(wrap_command([*sample, "--seed", str(figure.seed), "--out", "grid.png"]))
     if figure.curves:
         from ganforge.i18n import _, current_language, set_language
 
@@ -367,16 +359,29 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
     return "\n".join(lines)
 
 
-def numbers_table(run, keys: tuple[str, ...], words: dict) -> str:
-    """The first and the last record's values of `keys` (metrics.jsonl), as a Markdown table."""
+def numbers_table(run, figure, words: dict) -> str:
+    """The values of `figure.numbers` (metrics.jsonl keys) in the records at `figure.at_steps`
+    (default: the first and the last record), as a Markdown table."""
     records = [record for record in run.metrics() if "step" in record]
+    by_step = {record["step"]: record for record in records}
+    steps = figure.at_steps or (records[0]["step"], records[-1]["step"])
+    missing = [step for step in steps if step not in by_step]
+    if missing:
+        log.warning(
+            "docs/%s: no record at step %s (records every %s steps)",
+            TABLE,
+            missing[0],
+            run.config.log_every,
+        )
+    keys = figure.numbers
     rows = [
-        f"| {words['record']} | {words['step']} | " + " | ".join(f"`{key}`" for key in keys) + " |",
-        "|---|---:|" + "---:|" * len(keys),
+        f"| {words['step']} | " + " | ".join(f"`{key}`" for key in keys) + " |",
+        "|---:|" + "---:|" * len(keys),
     ]
-    for label, record in ((words["first"], records[0]), (words["last"], records[-1])):
+    for step in steps:
+        record = by_step.get(step, {})
         values = " | ".join(number(record.get(key), words) for key in keys)
-        rows.append(f"| {label} | {record['step']} | {values} |")
+        rows.append(f"| {step} | {values} |")
     return "\n".join(rows)
 
 

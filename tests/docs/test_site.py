@@ -27,13 +27,23 @@ DEFAULT_IN_HELP = re.compile(
 )
 
 
+# the figures' runs (docs/hooks/figures.py), cached where `mkdocs build` keeps them: a copy of
+# the site elsewhere reuses them instead of training them again
+FIGURES_CACHE = os.environ.get("GANFORGE_DOCS_FIGURES_CACHE") or str(ROOT / ".cache/docs-figures")
+
+
 def build_site(config_dir: Path, site_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
         cwd=config_dir,
         capture_output=True,
         text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # Material's banner about its successor
+        env={
+            **os.environ,
+            "NO_MKDOCS_2_WARNING": "1",  # Material's banner about its successor
+            "GANFORGE_DOCS_FIGURES_CACHE": FIGURES_CACHE,
+            "OMP_NUM_THREADS": "1",
+        },
         timeout=600,
     )
 
@@ -78,13 +88,16 @@ def option_row(page_html: str, flag: str) -> str:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_page_exists_in_both_languages(site, language):
-    for name in ("", "installation", "course/what-is-a-gan", "run-folder", "glossary"):
+    pages = ("", "installation", "course/what-is-a-gan", "course/vanilla-gan", "run-folder")
+    for name in (*pages, "glossary"):
         assert f'<html lang="{language}"' in page(site, language, name)
     for name in ("reference/cli", "reference/api"):
         page(site, language, name)
 
 
-@pytest.mark.parametrize("name", ["", "course/what-is-a-gan", "reference/cli"])
+@pytest.mark.parametrize(
+    "name", ["", "course/what-is-a-gan", "course/vanilla-gan", "reference/cli"]
+)
 def test_language_switch_links_each_page_to_its_translation(site, name):
     """The switch of each language's page leads to the other language's same page, relatively
     (the site also works opened from its files)."""
@@ -156,3 +169,38 @@ def test_a_broken_internal_link_fails_the_build(tmp_path):
     result = build_site(tmp_path, tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-chapter.md" in result.stderr
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_chapter_2_shows_every_figure_with_its_command(site, language):
+    """Each figure of the vanilla GAN's page: its pictures are in the site, its command under
+    it, the two loss figures in tabs; no figure marker is left unreplaced."""
+    chapter = page(site, language, "course/vanilla-gan")
+    here = site / LANGUAGES[language] / "course/vanilla-gan"
+    figures = re.findall(r'<figure class="ganforge-figure" id="figure-([\w-]+)"', chapter)
+    assert set(figures) >= {"vanilla-gan", "g-loss-saturating", "g-loss-non-saturating"}
+    assert "ganforge-figure:" not in chapter
+    pictures = re.findall(r'<img [^>]*src="([^"]*figures/[^"]+)"', chapter)
+    assert len(pictures) >= len(figures)
+    for src in pictures:
+        assert (here / src).resolve().is_file(), src
+    assert f"curves-{language}.png" in " ".join(pictures)  # curves titled in the language
+    text = re.sub(r"<[^>]+>", "", chapter)
+    for name in figures:
+        assert f"--out runs/{name}" in text
+    assert text.count("ganforge train --model mlp --data mnist-mini") >= len(figures)
+    assert "--g-loss saturating" in text
+    assert 'class="tabbed-set' in chapter
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_each_chapter_links_its_notebook_and_the_site_holds_it(site, language):
+    home = page(site, language)
+    for name in ("course/what-is-a-gan", "course/vanilla-gan"):
+        chapter = page(site, language, name)
+        links = re.findall(r'href="([^"]+\.ipynb)"', chapter)
+        assert links, f"{name} links no notebook"
+        notebook = (site / LANGUAGES[language] / name / links[0]).resolve()
+        assert notebook.is_file()
+        assert f'"language": "{language}"' in notebook.read_text(encoding="utf-8")
+        assert Path(links[0]).name in home  # the course map links it too
