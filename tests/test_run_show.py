@@ -58,6 +58,8 @@ def test_importing_and_training_keep_the_notebook_backend(tmp_path):
         "from tiny import TINY_OPTIONS\n"
         f"run = ganforge.train(**TINY_OPTIONS, out={str(tmp_path / 'run')!r})\n"
         "run.show('curves')\n"
+        "import ganforge.report.html, ganforge.report.lab_frame, ganforge.app.lab_view\n"
+        "ganforge.report.html.build_report(run)\n"
         "print(matplotlib.get_backend())\n"
     )
     result = subprocess.run(

@@ -3,14 +3,11 @@ losses, the modes G covers) and the doctor's events in words, each with what to 
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ganforge.app.explorer import markdown_text  # noqa: E402
-from ganforge.report.lab_frame import figure_pixels  # noqa: E402
+from ganforge.app.explorer import markdown_text
+from ganforge.report.lab_frame import figure_pixels
 
 CURVES_INCHES, CURVES_DPI = (7.0, 2.3), 90  # 630 x 207 pixels: beside the 360-pixel frame
 EVENTS_SHOWN = 12  # the newest events listed (the count says how many there are)
@@ -20,7 +17,8 @@ NO_EVENTS = "No events yet: the doctor checks each record (every 25 steps) after
 def draw_curves(records: list[dict], events: list[dict], title: str = "") -> np.ndarray:
     """Two panels, uint8 (H, W, 3): loss_d and loss_g, and the modes G's samples cover (of the
     data's modes) when the data has modes; the doctor's events as dotted lines at their steps."""
-    fig, (losses, modes) = plt.subplots(1, 2, figsize=CURVES_INCHES, dpi=CURVES_DPI)
+    fig = Figure(figsize=CURVES_INCHES, dpi=CURVES_DPI)
+    losses, modes = fig.subplots(1, 2)
     steps = [r["step"] for r in records]
     for key, colour in (("loss_d", "#1b7837"), ("loss_g", "#762a83")):
         values = [r.get(key, np.nan) for r in records]

@@ -15,17 +15,14 @@ import io
 import json
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ganforge.atomic import atomic_write_text  # noqa: E402
-from ganforge.i18n import _, current_language  # noqa: E402
-from ganforge.models import describe_model  # noqa: E402
-from ganforge.report.gif import grids_to_gif  # noqa: E402
-from ganforge.report.plots import LOG_SCALE_PANELS, curve_panels, run_panels  # noqa: E402
-from ganforge.run import SAMPLES_DIR, Run  # noqa: E402
+from ganforge.atomic import atomic_write_text
+from ganforge.i18n import _, current_language
+from ganforge.models import describe_model
+from ganforge.report.gif import grids_to_gif
+from ganforge.report.plots import LOG_SCALE_PANELS, curve_panels, run_panels
+from ganforge.run import SAMPLES_DIR, Run
 
 REPORT_FILE = "report.html"
 EVENTS_FILE = "events.jsonl"
@@ -50,7 +47,8 @@ def read_events(run_dir: Path) -> list[dict]:
 
 
 def _figure_png(title: str, series: dict, log_scale: bool, events: list[dict]) -> str:
-    figure, axis = plt.subplots(figsize=(7.0, 3.0))
+    figure = Figure(figsize=(7.0, 3.0))  # no pyplot: a notebook's backend stays its own
+    axis = figure.subplots()
     for key, points in series.items():
         axis.plot(*zip(*points), label=key, linewidth=1.4)
     kinds = sorted({e["event"] for e in events})
@@ -69,7 +67,6 @@ def _figure_png(title: str, series: dict, log_scale: bool, events: list[dict]) -
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
     return data_uri(buffer.getvalue(), "image/png")
 
 

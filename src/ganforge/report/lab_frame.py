@@ -7,15 +7,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from ganforge.atomic import atomic_path  # noqa: E402
-from ganforge.errors import GanforgeError  # noqa: E402
+from ganforge.atomic import atomic_path
+from ganforge.errors import GanforgeError
 
 FRAME_INCHES, FRAME_DPI = 4.0, 90  # 360 x 360 pixels
 MARGIN = 0.25  # the view extends the real data's box by this share on each side
@@ -42,7 +39,8 @@ def draw_lab_frame(
     """The frame as uint8 (H, W, 3): `decision` (D's probability of real on a square grid of
     `view`, rows from the bottom), `real` and `samples` points (N, >=2), and arrows at
     `arrow_from` along `arrow_direction` scaled so the longest spans ARROW_SHARE of the view."""
-    fig, ax = plt.subplots(figsize=(FRAME_INCHES, FRAME_INCHES), dpi=FRAME_DPI)
+    fig = Figure(figsize=(FRAME_INCHES, FRAME_INCHES), dpi=FRAME_DPI)  # no pyplot: no backend
+    ax = fig.subplots()
     x0, x1, y0, y1 = view
     if decision is not None:
         ax.imshow(
@@ -86,11 +84,9 @@ def draw_lab_frame(
 
 
 def figure_pixels(fig, dpi: int) -> np.ndarray:
-    """A matplotlib figure as uint8 RGB pixels (H, W, 3), rendered at `dpi`; the figure is
-    closed."""
+    """A matplotlib figure as uint8 RGB pixels (H, W, 3), rendered at `dpi`."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
     buffer.seek(0)
     with Image.open(buffer) as image:
         return np.asarray(image.convert("RGB"))
