@@ -144,3 +144,23 @@ def test_a_short_collapsed_run_is_diagnosed(tmp_path, monkeypatch):
     )
     events = [e["step"] for e in run.events() if e["event"] == "mode_collapse"]
     assert events[0] == 15  # judged from step 10 (a fifth of 50): records 10 and 15
+
+
+def test_large_learning_rates_are_a_cause_relative_to_the_models_own_defaults():
+    from ganforge.models import model_defaults
+
+    def reasons(**options):
+        config = TrainConfig(model=options.pop("model", "mlp"), **options)
+        return [cause.reason(config) for cause in likely_causes(config, {"exploding"})]
+
+    shared = TrainConfig()
+    assert not any("learning rates" in r for r in reasons())  # the defaults are not a cause
+    (large,) = [r for r in reasons(lr_g=shared.lr_g * 5) if "learning rates" in r]
+    assert large.startswith(f"learning rates up to {shared.lr_g * 5:g}, 5x mlp's defaults")
+    assert "for adam on a GAN" in large
+    own = model_defaults("r3gan")  # r3gan's own rates are half the shared ones
+    r3gan = {"model": "r3gan", "resolution": 32, "channels": 1}
+    assert not any("learning rates" in r for r in reasons(**r3gan, **own))
+    (large,) = [r for r in reasons(**r3gan, lr_g=own["lr_g"] * 3) if "learning rates" in r]
+    assert "3x r3gan's defaults" in large
+    assert not any("learning rates" in r for r in reasons(optimizer="sgd", lr_g=0.05))

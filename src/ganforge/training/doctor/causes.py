@@ -98,13 +98,35 @@ CAUSES = (
     ),
     Cause(
         ("exploding", "rollback", "oscillation"),
-        lambda c: max(c.lr_g, c.lr_d) > 1e-3,
-        lambda c: _("learning rates up to {lr:g}: large steps for Adam on a GAN").format(
-            lr=max(c.lr_g, c.lr_d)
+        lambda c: c.optimizer != "sgd" and _rates_over_defaults(c) > RATE_FACTOR,
+        lambda c: _(
+            "learning rates up to {lr:g}, {factor:.3g}x {model}'s defaults: large steps for "
+            "{optimizer} on a GAN"
+        ).format(
+            lr=max(c.lr_g, c.lr_d),
+            factor=_rates_over_defaults(c),
+            model=c.model,
+            optimizer=c.optimizer,
         ),
         lambda c: {"lr_g": c.lr_g / 2, "lr_d": c.lr_d / 2},
     ),
 )
+
+
+RATE_FACTOR = 2  # rates beyond this many times the model's defaults are called large
+
+
+def _rates_over_defaults(config: TrainConfig) -> float:
+    """How far the run's learning rates go beyond its model's own defaults (the rates measured
+    to work, models.registry), as the larger ratio of G's and D's. Adam and RMSprop only: SGD
+    has no default rate of its own to compare with."""
+    from ganforge.models import list_models, model_defaults
+
+    own = model_defaults(config.model) if config.model in list_models() else {}
+    shared = TrainConfig()
+    return max(
+        config.lr_g / own.get("lr_g", shared.lr_g), config.lr_d / own.get("lr_d", shared.lr_d)
+    )
 
 
 def likely_causes(config: TrainConfig, events: set[str] | tuple[str, ...]) -> list[Cause]:
