@@ -4,8 +4,8 @@
     python benchmarks/compare_tutorial.py --steps 200    # a quick end-to-end check
 
 Trains `ganforge.train(model="dcgan", data="mnist-mini", steps=S)` (its defaults: G's
-learning rate 4e-4 against D's 2e-4, label smoothing 0.1, EMA 0.999 of G for sampling, plus
-its checkpoints, grids and curve plots, which count in its wall time) and
+learning rate 1.6e-3 against D's 8e-4, Adam (0, 0.99), label smoothing 0.1, EMA of G for
+sampling, plus its checkpoints, grids and curve plots, which count in its wall time) and
 `plain_dcgan_loop.train_plain(S)`, then scores --n-eval samples of each with ganforge's shipped
 digit classifier (`ganforge.metrics`, extractor "mnist"):
 

@@ -7,10 +7,12 @@ on digits and clothes, scored with the packaged classifiers; and dcgan's own def
 
 Variants (each `ganforge train` with its model's defaults plus the variant's flags, the same
 steps and batch unless the variant changes them; `--list` prints them all):
-    dcgan            the default DCGAN (bce, label smoothing, EMA)
+    dcgan            the default DCGAN (bce, smoothing, EMA; rates 1.6e-3/8e-4, Adam (0, 0.99))
+    dcgan-0.1        dcgan as it trained until 0.1 (rates 4e-4/2e-4, Adam (0.5, 0.999))
     dcgan-rpgan      dcgan with --loss relativistic --r1 R --r2 R (R3GAN's objective)
     r3gan            --model r3gan (its recipe: RpGAN + R1 + R2 and its network)
-    lr-*, ema-*, ... dcgan with one default changed (learning rates, EMA, smoothing, batch, Adam's
+    lr-*, ema-*, ... dcgan-0.1 with one option changed, as measured to choose today's defaults
+                     (learning rates: lr-2x, lr-4x 1.6e-3/8e-4; EMA, smoothing, batch, Adam's
                      betas, rate decay); the batch variants keep the images seen (steps x batch)
 
 Each run is trained in a process of its own with one thread (--jobs at a time), then scored
@@ -35,28 +37,36 @@ HERE = Path(__file__).resolve().parent
 EXTRACTOR = {"mnist-mini": "mnist", "fashion-mnist": "fashion-mnist"}
 DCGAN = ("--model", "dcgan")
 # name -> (flags, steps multiplier, batch multiplier)
+# dcgan's defaults until 0.1: the base the one-option variants were measured against
+DEFAULTS_01 = {"--lr-g": "4e-4", "--lr-d": "2e-4", "--beta1": "0.5", "--beta2": "0.999"}
+
+
+def on_01(*pairs: str) -> tuple[str, ...]:
+    """dcgan with the 0.1 defaults, the given flag/value pairs replacing or joining them."""
+    options = {**DEFAULTS_01, **dict(zip(pairs[::2], pairs[1::2], strict=True))}
+    return (*DCGAN, *(item for pair in options.items() for item in pair))
+
+
+LR_4X = ("--lr-g", "1.6e-3", "--lr-d", "8e-4")
 VARIANTS: dict[str, tuple[tuple[str, ...], float, float]] = {
     "dcgan": (DCGAN, 1, 1),
+    "dcgan-0.1": (on_01(), 1, 1),
     "dcgan-rpgan": ((*DCGAN, "--loss", "relativistic", "--r1", "{r}", "--r2", "{r}"), 1, 1),
     "r3gan": (("--model", "r3gan"), 1, 1),
-    "lr-equal": ((*DCGAN, "--lr-g", "2e-4", "--lr-d", "2e-4"), 1, 1),
-    "lr-2x": ((*DCGAN, "--lr-g", "8e-4", "--lr-d", "4e-4"), 1, 1),
-    "lr-4x": ((*DCGAN, "--lr-g", "1.6e-3", "--lr-d", "8e-4"), 1, 1),
-    "lr-cosine": ((*DCGAN, "--lr-decay", "cosine"), 1, 1),
-    "lr-2x-cosine": ((*DCGAN, "--lr-g", "8e-4", "--lr-d", "4e-4", "--lr-decay", "cosine"), 1, 1),
-    "ema-0.99": ((*DCGAN, "--ema-decay", "0.99"), 1, 1),
-    "ema-0.995": ((*DCGAN, "--ema-decay", "0.995"), 1, 1),
-    "ema-0.9995": ((*DCGAN, "--ema-decay", "0.9995"), 1, 1),
-    "no-smoothing": ((*DCGAN, "--label-smoothing", "0"), 1, 1),
-    "smoothing-0.2": ((*DCGAN, "--label-smoothing", "0.2"), 1, 1),
-    "batch-32": (DCGAN, 2, 0.5),
-    "batch-128": (DCGAN, 0.5, 2),
-    "adam-0-0.99": ((*DCGAN, "--beta1", "0", "--beta2", "0.99"), 1, 1),
-    "lr-4x-adam-0-0.99": (
-        (*DCGAN, "--lr-g", "1.6e-3", "--lr-d", "8e-4", "--beta1", "0", "--beta2", "0.99"),
-        1,
-        1,
-    ),
+    "lr-equal": (on_01("--lr-g", "2e-4", "--lr-d", "2e-4"), 1, 1),
+    "lr-2x": (on_01("--lr-g", "8e-4", "--lr-d", "4e-4"), 1, 1),
+    "lr-4x": (on_01(*LR_4X), 1, 1),
+    "lr-cosine": (on_01("--lr-decay", "cosine"), 1, 1),
+    "lr-2x-cosine": (on_01("--lr-g", "8e-4", "--lr-d", "4e-4", "--lr-decay", "cosine"), 1, 1),
+    "ema-0.99": (on_01("--ema-decay", "0.99"), 1, 1),
+    "ema-0.995": (on_01("--ema-decay", "0.995"), 1, 1),
+    "ema-0.9995": (on_01("--ema-decay", "0.9995"), 1, 1),
+    "no-smoothing": (on_01("--label-smoothing", "0"), 1, 1),
+    "smoothing-0.2": (on_01("--label-smoothing", "0.2"), 1, 1),
+    "batch-32": (on_01(), 2, 0.5),
+    "batch-128": (on_01(), 0.5, 2),
+    "adam-0-0.99": (on_01("--beta1", "0", "--beta2", "0.99"), 1, 1),
+    "lr-4x-adam-0-0.99": (on_01(*LR_4X, "--beta1", "0", "--beta2", "0.99"), 1, 1),  # = dcgan
 }
 CLASS_SHARE = 0.02  # a class is found when at least this share of the samples falls in it
 

@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 import ganforge.training.evaluation as evaluation
-from ganforge import cli
+from ganforge import cli, i18n
 from ganforge.errors import GanforgeError
 from ganforge.metrics import inception
 from ganforge.models.cyclegan import ResidualBlock
@@ -695,6 +695,8 @@ PROBES: dict[str, Probe] = {
         setup=spy_bar,
     ),
     "--tensorboard": Probe(None, lambda b: type(b.trainer.tensorboard).__name__, "TensorBoardLog"),
+    # the language the doctor speaks in while this run trains (its events, the banner, errors)
+    "--lang": Probe("es", lambda b: i18n.current_language(), "es"),
     # ---- the doctor
     "--no-doctor": Probe(None, lambda b: b.trainer.state.doctor is None, True),
     "--diagnose-layers": Probe(None, lambda b: gradient_norm_keys(b) > 2, True),
