@@ -17,7 +17,7 @@ digit classifier (`ganforge.metrics`, extractor "mnist"):
 Extra rows: ganforge's raw (non-EMA) G, the plain G in eval and in train mode (the tutorial's
 pictures come from train mode), and the 1,000 held-out real digits as a reference point.
 Wall and CPU times are of whole training calls and are noisy if the machine is shared.
-Writes benchmarks/out/compare_tutorial_sS.png (64-sample grids side by side), .json (scores)
+Writes benchmarks/out/compare_tutorial_sS[_seedN].png (64-sample grids side by side), .json (scores)
 and _samples.npz (the scored uint8 samples, NHWC, to re-score without retraining).
 """
 
@@ -99,8 +99,10 @@ def main() -> None:
         flush=True,
     )
 
+    tag = f"s{S}" + (f"_seed{args.seed}" if args.seed else "")  # seeds may run side by side
+
     # ---- ganforge defaults ------------------------------------------------------------
-    run_dir = out / f"ganforge_dcgan_s{S}"
+    run_dir = out / f"ganforge_dcgan_{tag}"
     if (run_dir / "config.json").is_file():
         shutil.rmtree(run_dir)  # our own previous run of this script
     print(f"training ganforge dcgan defaults for {S} steps -> {run_dir}", flush=True)
@@ -138,7 +140,8 @@ def main() -> None:
     }
     keys = ["ganforge_ema", "ganforge_raw", "plain_eval", "plain_train"]
     np.savez_compressed(
-        out / f"compare_tutorial_s{S}_samples.npz", **dict(zip(keys, samples.values(), strict=True))
+        out / f"compare_tutorial_{tag}_samples.npz",
+        **dict(zip(keys, samples.values(), strict=True)),
     )
     results = {name: evaluate_samples(images, classifier, real) for name, images in samples.items()}
     reference_name = "real held-out digits (n=1000)"
@@ -189,7 +192,7 @@ def main() -> None:
         f"DCGAN on mnist-mini, {S} steps, batch 64, same networks (first 64 of {n} scored samples)"
     )
     figure.tight_layout(rect=(0, 0, 1, 0.95))
-    png = out / f"compare_tutorial_s{S}.png"
+    png = out / f"compare_tutorial_{tag}.png"
     figure.savefig(png, dpi=100)
     plt.close(figure)
 
@@ -205,8 +208,8 @@ def main() -> None:
         "ganforge_run": str(run_dir),
         "table": table,
     }
-    (out / f"compare_tutorial_s{S}.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nwrote {png}\nwrote {out / f'compare_tutorial_s{S}.json'}")
+    (out / f"compare_tutorial_{tag}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nwrote {png}\nwrote {out / f'compare_tutorial_{tag}.json'}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import torch
 
 import ganforge
 from ganforge.data import load_dataset
+from ganforge.i18n import set_language
 from ganforge.training.logbook import WALL_CLOCK_FIELDS
 from tiny import TINY_OPTIONS, translator_options
 
@@ -39,6 +40,13 @@ def private_cache(tmp_path_factory):
         os.environ.pop("GANFORGE_CACHE", None)
     else:
         os.environ["GANFORGE_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def english_after_each_test():
+    """A test that switches the language (`--lang es`, set_language) leaves English behind."""
+    yield
+    set_language(None)
 
 
 @pytest.fixture

@@ -151,6 +151,11 @@ def test_oscillation_is_a_swing_growing_around_the_trend():
         1.0 + 0.06 * (-1) ** i for i in range(10)
     ]
     assert not any(run(growing_noise))  # 3x wider, but still small against the loss itself
+    # a loss that stood still and then swings: said in words, not as "infx wider"
+    detector = dx.Oscillation(JUDGE_AT_ONCE)
+    found = [detector.examine(r) for r in records("loss_d", [1.0] * 10 + wild)]
+    explanation = found[-1]["explanation"]
+    assert "stood still" in explanation and "inf" not in explanation
 
 
 def test_stalled_counts_evaluations_without_improvement_and_ignores_training_records():
@@ -397,6 +402,10 @@ def test_rollbacks_stop_after_max_rollbacks_with_a_clear_error(
     run = ganforge.Run(tmp_path / "run")
     assert kinds(run) == ["rollback", "rollback"]
     assert [e["evidence"]["rollbacks"] for e in run.events()] == [1, 2]
+    # each rollback lowers the rates again, also when it returns to the same snapshot
+    assert [e["evidence"]["lr_generator"] for e in run.events()] == pytest.approx(
+        [0.5 * run.config.lr_g, 0.25 * run.config.lr_g]
+    )
     assert run.checkpoints == []  # no NaN model was written
 
 

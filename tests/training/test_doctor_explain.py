@@ -56,6 +56,10 @@ def test_a_saturating_loss_is_named_as_the_cause_of_collapse_and_fixed_first(tmp
     assert try_first == "--g-loss non-saturating"
     assert text.index("--pack 2") < text.index("--gp 10")  # then the events' remedies, in order
     assert "D right 99% of the time, 2 modes captured" in text
+    one = write_run(tmp_path / "one", records=[{"step": 10, "modes_captured": 1}])
+    assert "1 mode captured" in explain(one, capsys)  # agrees with its number
+    assert main(["doctor", str(one), "--lang", "es"]) == 0
+    assert "1 modo capturado" in capsys.readouterr().out
 
 
 def test_causes_follow_the_options_and_the_events_seen(tmp_path, capsys):

@@ -421,10 +421,7 @@ class Oscillation(Detector):
                     f"{key}_swing_now": now,
                     "growth": growth,
                     "records": 2 * half,
-                    "explanation": _(
-                        "{key} swings around its trend {growth:.1f}x wider than {records} "
-                        "records ago: the two networks chase each other instead of settling."
-                    ).format(key=key, growth=growth, records=half),
+                    "explanation": _swing_explanation(key, growth, half),
                 }
         return found
 
@@ -432,6 +429,20 @@ class Oscillation(Detector):
         c = self.config
         found = [f"--lr-g {_lr(c.lr_g / 2)}", f"--lr-d {_lr(c.lr_d / 2)}", "--r1 10"]
         return found + (["--ema-decay 0.999"] if c.ema_decay == 0 else [])
+
+
+def _swing_explanation(key: str, growth: float, records: int) -> str:
+    if math.isinf(growth):  # the loss stood still before: no ratio to speak of
+        text = _(
+            "{key} swings around its trend where {records} records ago it stood still: "
+            "the two networks chase each other instead of settling."
+        )
+    else:
+        text = _(
+            "{key} swings around its trend {growth:.1f}x wider than {records} "
+            "records ago: the two networks chase each other instead of settling."
+        )
+    return text.format(key=key, growth=growth, records=records)
 
 
 class Stalled(Detector):

@@ -88,16 +88,24 @@ def suggested_fixes(config: TrainConfig, causes: list[Cause], events: list[dict]
 
 ENDING_KEYS = (
     ("d_accuracy", N_("D right {:.0%} of the time")),
-    ("modes_captured", N_("{:g} modes captured")),
+    ("modes_captured", (N_("{:g} mode captured"), N_("{:g} modes captured"))),
     ("high_quality", N_("{:.0%} of samples near a mode")),
     ("diversity", N_("sample diversity {:.3g}")),
     ("diversity_real", N_("the real data's {:.3g}")),
 )
 
 
+def _phrase(text: str | tuple[str, str], value: float) -> str:
+    """The translated phrase for a number; a (singular, plural) pair agrees with it (one form
+    for 1, the other for the rest: the plural rule of both languages)."""
+    if isinstance(text, tuple):
+        text = text[0] if value == 1 else text[1]
+    return _(text)
+
+
 def _ending(record: dict) -> str:
     parts = [
-        _(text).format(record[key])
+        _phrase(text, record[key]).format(record[key])
         for key, text in ENDING_KEYS
         if isinstance(record.get(key), (int, float))
     ]

@@ -95,17 +95,18 @@ class Rollback:
                 "--spectral-norm or --gp 10"
             )
         self.rollbacks += 1
-        tensors, metadata = self._snapshot
+        tensors, stored = self._snapshot
         tensors = {name: t.clone() for name, t in tensors.items()}
-        metadata = copy.deepcopy(metadata)
         learning_rates = {}
-        for name, optimizer in metadata["optimizers"].items():
+        # lowered in the snapshot itself: a second rollback to it lowers them again
+        for name, optimizer in stored["optimizers"].items():
             for group in optimizer["param_groups"]:
                 group["lr"] *= config.nan_lr_factor
                 if "base_lr" in group:  # --lr-decay/--lr-warmup scale the lowered rate
                     group["base_lr"] *= config.nan_lr_factor
                 learning_rates[f"lr_{name}"] = group["lr"]
-        metadata["doctor"]["rollbacks"] = self.rollbacks
+        stored["doctor"]["rollbacks"] = self.rollbacks
+        metadata = copy.deepcopy(stored)
         back_to = metadata["step"]
         remedies = [
             f"{flag_name(self.family.learning_rate_option(name[3:]))} {_lr(lr)}"
