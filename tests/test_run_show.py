@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 import ganforge
+from ganforge.cli import main
 from ganforge.report import image_grid
+from tiny import TINY_POINTS
 
 
 def test_samples_are_the_grid_of_sample(trained_run):
@@ -24,6 +26,14 @@ def test_samples_are_the_grid_of_sample(trained_run):
     expected = image_grid(trained_run.sample(12, seed=3), columns=4)
     assert picture.mode == "L"  # grayscale digits
     np.testing.assert_array_equal(np.asarray(picture), expected[..., 0])
+
+
+def test_a_run_of_points_shows_the_png_of_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = ganforge.train(**TINY_POINTS, out=tmp_path / "ring")
+    picture = run.show("samples", n=500, seed=2)
+    assert main(["sample", str(run.path), "--n", "500", "--seed", "2", "--out", "p.png"]) == 0
+    np.testing.assert_array_equal(np.asarray(picture), np.asarray(Image.open("p.png")))
 
 
 def test_curves_draw_the_panels_asked_for_in_their_order(trained_run):

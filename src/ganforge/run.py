@@ -93,18 +93,31 @@ class Run:
         """A picture of the run as a PIL image, which a notebook shows inline (or `.save()`).
 
         what="samples": a grid of `n` samples of `seed`, `columns` wide (default: square), the
-        grid `ganforge sample RUN --n N --seed S --out grid.png` writes. what="curves": the
+        grid `ganforge sample RUN --n N --seed S --out grid.png` writes (a run of points: its
+        `n` points over the real ones, as `--out points.png` draws them). what="curves": the
         training curves of metrics.jsonl as RUN/loss_curves.png draws them, or only the
         `panels` named by their English titles ("Losses", "Discriminator outputs",
         "Gradient norms", ...), under `title` (default "MODEL on DATA"; "" for none); titles
         in the current language (ganforge.set_language).
         """
+        if what == "samples" and self.config.point_dims:
+            return PIL.Image.fromarray(self._points_frame(self.sample(n, seed=seed)))
         if what == "samples":
             grid = image_grid(self.sample(n, seed=seed), columns=columns)
             return PIL.Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
         if what == "curves":
             return self._curves_image(panels, title)
         raise GanforgeError(f"show: what='samples' or 'curves', not {what!r}")
+
+    def _points_frame(self, points: np.ndarray) -> np.ndarray:
+        """A run of points drawn over its real points, as `ganforge sample RUN --out
+        points.png` draws them."""
+        from ganforge.data import load_points
+        from ganforge.models.point_gan import FRAME_REAL
+        from ganforge.report.lab_frame import draw_lab_frame, view_of
+
+        real = load_points(self.config.data, self.config.data_root).points[:FRAME_REAL].numpy()
+        return draw_lab_frame(real, points, view_of(real))
 
     def _curves_image(self, panels: Sequence[str] | None, title: str | None) -> PILImage:
         records = self.metrics()
