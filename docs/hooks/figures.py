@@ -58,6 +58,7 @@ WORDS = {
         "command": "La orden que hizo esta figura",
         "curves": "curvas: {panels}, de {file}",
         "step": "paso",
+        "frames": "fotogramas: {files}; ganforge report {run} los une en un GIF",
         "events": "Lo que vio el doctor (`events.jsonl`)",
         "no events": "El doctor no vio ningún problema (`events.jsonl` está vacío).",
         "unknown": "Figura desconocida",
@@ -67,6 +68,7 @@ WORDS = {
         "command": "The command that made this figure",
         "curves": "curves: {panels}, of {file}",
         "step": "step",
+        "frames": "frames: {files}; ganforge report {run} strings them into a GIF",
         "events": "What the doctor saw (`events.jsonl`)",
         "no events": "The doctor saw no problem (`events.jsonl` is empty).",
         "unknown": "Unknown figure",
@@ -192,12 +194,44 @@ def picture(run, kind: str, parameters: dict, draw) -> Path:
 
 
 def samples_picture(run, figure) -> Path:
+    """The grid of `ganforge sample` (a run of points: its points over the real ones)."""
     return picture(
         run,
         "samples",
         {"n": figure.samples, "seed": figure.seed},
         lambda: run.show("samples", n=figure.samples, seed=figure.seed),
     )
+
+
+FRAME_GAP = 6  # white pixels between two frames
+
+
+def frame_path(run, step: int) -> Path:
+    return run.path / "samples" / f"step_{step:07d}.png"
+
+
+def frames_picture(run, figure) -> Path:
+    """The run's progress pictures at `figure.frames`, in one row."""
+    from PIL import Image
+
+    missing = [step for step in figure.frames if not frame_path(run, step).is_file()]
+    if missing:
+        raise PluginError(
+            f"docs/{TABLE}: no progress picture at step {missing[0]} (--sample-every "
+            f"{run.config.sample_every})"
+        )
+
+    def draw():
+        frames = [Image.open(frame_path(run, step)).convert("RGB") for step in figure.frames]
+        width = sum(f.width for f in frames) + FRAME_GAP * (len(frames) - 1)
+        row = Image.new("RGB", (width, max(f.height for f in frames)), "white")
+        left = 0
+        for frame in frames:
+            row.paste(frame, (left, 0))
+            left += frame.width + FRAME_GAP
+        return row
+
+    return picture(run, "frames", {"steps": list(figure.frames)}, draw)
 
 
 def curves_picture(run, figure, language: str) -> Path:
@@ -220,6 +254,8 @@ def figure_pictures(figure, run, language: str) -> dict[str, Path]:
     pictures = {}
     if figure.samples:
         pictures["samples.png"] = samples_picture(run, figure)
+    if figure.frames:
+        pictures["frames.png"] = frames_picture(run, figure)
     if figure.curves:
         pictures[f"curves-{language}.png"] = curves_picture(run, figure, language)
     return pictures
@@ -303,7 +339,7 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
         link = os.path.relpath(f"{SITE_FOLDER}/{name}/{site_name}", here or ".").replace(
             os.sep, "/"
         )
-        kind = "samples" if site_name.startswith("samples") else "curves"
+        kind = site_name.split("-")[0].split(".")[0]  # samples, frames or curves
         alt = figure.alt.get(language, name)
         images.append(f"![{alt}]({link}){{ .ganforge-{kind} loading=lazy }}")
     run_folder = f"runs/{name}"
@@ -328,7 +364,17 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
     commands = [train_command(figure.config, run_folder)]
     if figure.samples:
         sample = ["ganforge", "sample", run_folder, "--n", str(figure.samples)]
-        commands.append(wrap_command([*sample, "--seed", str(figure.seed), "--out", "grid.png"]))
+        out = "points.png" if run.config.point_dims else "grid.png"
+        commands.append(wrap_command([*sample, "--seed", str(figure.seed), "--out", out]))
+    if figure.frames:
+        files = f"{run_folder}/samples/" + ", ".join(
+            frame_path(run, step).name for step in figure.frames
+        )
+        comment = words["frames"].format(files=files, run=run_folder)
+        commands += [
+            "# " + line
+            for line in textwrap.wrap(comment, COMMAND_WIDTH - 2, break_on_hyphens=False)
+        ]
     if figure.curves:
         from ganforge.i18n import _, current_language, set_language
 
@@ -388,7 +434,8 @@ def numbers_table(run, figure, words: dict) -> str:
 def number(value, words: dict) -> str:
     if not isinstance(value, (int, float)):
         return "—"
-    text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    # 0.00661, 146, 2095300; a blown-up 2.4e+19 in the scientific notation
+    text = f"{value:.0f}" if 1000 <= abs(value) < 1e7 else f"{value:.3g}"
     return text.replace(".", ",") if words is WORDS["es"] else text
 
 
@@ -457,5 +504,6 @@ def train_actions() -> dict:
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
             train = action.choices["train"]
-            return {a.dest: a for a in train._actions if a.option_strings}
+            # the first flag of a field wins: --ema-decay, not its later alias --ema
+            return {a.dest: a for a in reversed(train._actions) if a.option_strings}
     raise PluginError("ganforge's parser has no train command")

@@ -137,6 +137,12 @@ def test_the_command_shown_trains_the_same_config(hook):
         assert hook.cache_key(options) == hook.cache_key(figure.config), name
 
 
+def test_the_command_spells_a_field_by_its_own_flag_not_an_alias(hook):
+    """--ema is the same as --ema-decay: the command shows the flag the help documents."""
+    command = hook.train_command({"model": "dcgan", "ema_decay": 0}, "runs/x")
+    assert "--ema-decay 0" in command and "--ema " not in command
+
+
 def test_the_built_page_holds_the_pictures_and_the_command_in_each_language(
     figure_site, count_training
 ):
@@ -191,3 +197,55 @@ def test_strict_build_fails_on_an_unknown_figure_id(figure_site, caplog):
     assert "tiny" in caplog.text  # the message lists the ids the table defines
     site = build_site(figure_site, strict=False)  # without --strict: an error box on the page
     assert "Unknown figure: no-such-figure" in (site / "en/index.html").read_text(encoding="utf-8")
+
+
+def test_a_run_of_points_shows_its_frames_and_its_points(tmp_path, monkeypatch):
+    """Chapter 4's figures of ring8: `frames` lays the run's progress pictures (GAN Lab's
+    frames) side by side and names their files under the command; `samples` of a run of
+    points is the scatter `ganforge sample RUN --out points.png` draws."""
+    monkeypatch.setenv("GANFORGE_DOCS_FIGURES_CACHE", str(tmp_path / "cache"))
+    config = {
+        "model": "mlp",
+        "data": "ring8",
+        "z_dim": 2,
+        "width": 8,
+        "batch_size": 16,
+        "steps": 6,
+        "sample_every": 3,
+        "log_every": 3,
+    }
+    page = "# Puntos\n\n<!-- ganforge-figure: ring -->\n"
+    folder = write_site(tmp_path / "project", {}, {"index.es.md": page, "index.en.md": page})
+    (folder / "docs" / "figures.py").write_text(
+        "import runpy\n"
+        f"Figure = runpy.run_path({str(ROOT / 'docs' / 'figures.py')!r})['Figure']\n"
+        f"FIGURES = {{'ring': Figure(config={config!r}, samples=100, frames=(3, 6), "
+        "caption={'es': 'Un anillo.', 'en': 'A ring.'})}\n"
+    )
+    site = build_site(folder)
+    frames = site / "figures/ring/frames.png"
+    from PIL import Image
+
+    with Image.open(frames) as row, Image.open(site / "figures/ring/samples.png") as points:
+        assert row.width > 2 * row.height  # two square frames in a row
+        assert points.width == points.height  # one frame-like scatter, not a grid
+    text = text_of((site / "index.html").read_text(encoding="utf-8"))
+    assert "ganforge sample runs/ring --n 100 --seed 0 --out points.png" in text
+    assert "runs/ring/samples/step_0000003.png, step_0000006.png" in text
+
+
+def test_a_missing_frame_names_the_step_and_sample_every(hook, tmp_path):
+    from mkdocs.exceptions import PluginError
+
+    figure_type = hook.load_table(ROOT / "docs")["vanilla-gan"].__class__
+    run = ganforge.train({**TINY, "sample_every": 3}, out=str(tmp_path / "run"))
+    with pytest.raises(PluginError, match="no progress picture at step 4 .*--sample-every 3"):
+        hook.frames_picture(run, figure_type(config=TINY, caption={}, frames=(3, 4)))
+
+
+def test_numbers_of_a_blown_up_run_stay_short(hook):
+    words = hook.WORDS["en"]
+    assert hook.number(0.00661, words) == "0.00661"
+    assert hook.number(2095300.0, words) == "2095300"
+    assert hook.number(2.4044711e19, words) == "2.4e+19"
+    assert hook.number(2.4044711e19, hook.WORDS["es"]) == "2,4e+19"

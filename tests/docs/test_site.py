@@ -89,6 +89,7 @@ def option_row(page_html: str, flag: str) -> str:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_page_exists_in_both_languages(site, language):
     pages = ("", "installation", "course/what-is-a-gan", "course/vanilla-gan", "run-folder")
+    pages += ("course/dcgan", "course/problems")
     for name in (*pages, "glossary"):
         assert f'<html lang="{language}"' in page(site, language, name)
     for name in ("reference/cli", "reference/api"):
@@ -96,7 +97,7 @@ def test_every_page_exists_in_both_languages(site, language):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "course/what-is-a-gan", "course/vanilla-gan", "reference/cli"]
+    "name", ["", "course/what-is-a-gan", "course/vanilla-gan", "course/dcgan", "reference/cli"]
 )
 def test_language_switch_links_each_page_to_its_translation(site, name):
     """The switch of each language's page leads to the other language's same page, relatively
@@ -194,9 +195,35 @@ def test_chapter_2_shows_every_figure_with_its_command(site, language):
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
+def test_chapter_3_shows_dcgan_beside_the_vanilla_gan_and_the_papers_settings(site, language):
+    """The DCGAN page: its figures with their pictures and commands, the same-budget vanilla
+    GAN and the paper's settings each in a tab beside ganforge's DCGAN, formulas as MathML."""
+    chapter = page(site, language, "course/dcgan")
+    here = site / LANGUAGES[language] / "course/dcgan"
+    figures = re.findall(r'<figure class="ganforge-figure" id="figure-([\w-]+)"', chapter)
+    assert set(figures) == {
+        "dcgan",
+        "dcgan-vs-mlp-dcgan",
+        "dcgan-vs-mlp-mlp",
+        "dcgan-defaults",
+        "dcgan-paper-settings",
+    }
+    assert "ganforge-figure:" not in chapter
+    for src in re.findall(r'<img [^>]*src="([^"]*figures/[^"]+)"', chapter):
+        assert (here / src).resolve().is_file(), src
+    text = re.sub(r"<[^>]+>", "", chapter)
+    assert text.count("ganforge train --model dcgan --data fashion-mnist") >= 4
+    assert "ganforge train --model mlp --data fashion-mnist" in text
+    assert "--beta1 0.5" in text and "--ema-decay 0" in text  # the paper's settings
+    assert chapter.count('class="tabbed-set') == 2
+    assert chapter.count("<math") >= 8 and 'class="arithmatex"' not in chapter
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_each_chapter_links_its_notebook_and_the_site_holds_it(site, language):
     home = page(site, language)
-    for name in ("course/what-is-a-gan", "course/vanilla-gan"):
+    chapters = ("course/what-is-a-gan", "course/vanilla-gan", "course/dcgan", "course/problems")
+    for name in chapters:
         chapter = page(site, language, name)
         links = re.findall(r'href="([^"]+\.ipynb)"', chapter)
         assert links, f"{name} links no notebook"
@@ -204,3 +231,22 @@ def test_each_chapter_links_its_notebook_and_the_site_holds_it(site, language):
         assert notebook.is_file()
         assert f'"language": "{language}"' in notebook.read_text(encoding="utf-8")
         assert Path(links[0]).name in home  # the course map links it too
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_chapter_4_shows_each_problem_with_the_doctors_events(site, language):
+    """The problems' page: every figure with its pictures, its command and the doctor's events
+    (each problem raised on purpose), the ring's frames in tabs beside its remedies."""
+    chapter = page(site, language, "course/problems")
+    here = site / LANGUAGES[language] / "course/problems"
+    figures = re.findall(r'<figure class="ganforge-figure" id="figure-([\w-]+)"', chapter)
+    assert {"problems-oscillation", "problems-exploding", "problems-collapse"} <= set(figures)
+    assert "problems-collapse-pack" in figures and "ganforge-figure:" not in chapter
+    for src in re.findall(r'<img [^>]*src="([^"]*figures/[^"]+)"', chapter):
+        assert (here / src).resolve().is_file(), src
+    assert "figures/problems-collapse/frames.png" in chapter
+    text = re.sub(r"<[^>]+>", "", chapter)
+    for event in ("oscillation", "d_overpowering", "rollback", "exploding", "mode_collapse"):
+        assert re.search(rf"{event}: (paso|step) \d+", text), event
+    assert "--pack 2" in text and "--out runs/problems-collapse-pack" in text
+    assert 'class="tabbed-set' in chapter and chapter.count("<math") >= 2
