@@ -56,6 +56,9 @@ def test_a_saturating_loss_is_named_as_the_cause_of_collapse_and_fixed_first(tmp
     assert try_first == "--g-loss non-saturating"
     assert text.index("--pack 2") < text.index("--gp 10")  # then the events' remedies, in order
     assert "D right 99% of the time, 2 modes captured" in text
+    evaluated = [{"step": 10, "d_accuracy": 0.75}, {"step": 10, "eval_fid": 50.0}]
+    text = explain(write_run(tmp_path / "evaluated", records=evaluated), capsys)
+    assert "At the end (step 10): D right 75% of the time" in text  # not the eval's record
     one = write_run(tmp_path / "one", records=[{"step": 10, "modes_captured": 1}])
     assert "1 mode captured" in explain(one, capsys)  # agrees with its number
     assert main(["doctor", str(one), "--lang", "es"]) == 0

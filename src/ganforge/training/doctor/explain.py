@@ -51,8 +51,10 @@ def explain_run(run: Run) -> str:
         then = _("  then: {fixes}").format(fixes=", ".join(fixes[1:6]))
         lines += [then] if len(fixes) > 1 else []
     if records:
+        # the last training record: an evaluation's record at the same step has none of these
+        last = next((r for r in reversed(records) if _has_ending(r)), records[-1])
         ending = _("At the end (step {step}): {numbers}").format(
-            step=records[-1].get("step"), numbers=_ending(records[-1])
+            step=last.get("step"), numbers=_ending(last)
         )
         lines += ["", ending]
     return "\n".join(lines)
@@ -101,6 +103,10 @@ def _phrase(text: str | tuple[str, str], value: float) -> str:
     if isinstance(text, tuple):
         text = text[0] if value == 1 else text[1]
     return _(text)
+
+
+def _has_ending(record: dict) -> bool:
+    return any(isinstance(record.get(key), (int, float)) for key, _text in ENDING_KEYS)
 
 
 def _ending(record: dict) -> str:
