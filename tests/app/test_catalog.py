@@ -90,3 +90,16 @@ def test_symlinks_out_of_runs_dir_are_not_followed(runs_dir, tmp_path):
             catalog.open(name)
     assert RunCatalog(root / "linked-config").names() == []  # RUNS_DIR itself one run
     assert RunCatalog(root / "plain").names() == ["."]
+
+
+def test_the_page_opens_on_the_first_run_that_can_load(runs_dir, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(runs_dir / "dcgan", root / "z-trained")
+    shutil.copytree(runs_dir / NO_CHECKPOINT, root / "a-no-checkpoint")
+    shutil.copytree(runs_dir / BROKEN, root / "b-broken")
+    catalog = RunCatalog(root)
+    names = catalog.names()
+    assert names[0] == "a-no-checkpoint"  # sorted first, but it has nothing to show
+    assert catalog.first_loadable(names) == "z-trained"
+    assert catalog.first_loadable(["a-no-checkpoint", "b-broken"]) == "a-no-checkpoint"
+    assert catalog.first_loadable([]) is None

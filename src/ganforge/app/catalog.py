@@ -85,6 +85,17 @@ class RunCatalog:
             raise GanforgeError(f"there is no run '{name}' in '{self.root}'")
         return self.root / name
 
+    def first_loadable(self, names: list[str]) -> str | None:
+        """Where the page opens: the first of `names` whose config reads and that has a
+        checkpoint (weights are not loaded here); the first name if none has."""
+        for name in names:
+            try:
+                if _newest_checkpoint(self.open(name)):
+                    return name
+            except GanforgeError:
+                continue
+        return names[0] if names else None
+
     def open(self, name: str) -> Run:
         """Run `name`'s config and files, without its weights (enough for its report)."""
         return Run(self.path(name))

@@ -99,7 +99,7 @@ def build_page(runs_dir: str | Path) -> gr.Blocks:
         gr.Markdown(f"## ganforge · runs in {explorer.markdown_text(runs_dir)}")
         with gr.Row():
             run_name = gr.Dropdown(
-                names, value=names[0] if names else None, label="Run", elem_id="run", scale=4
+                names, value=catalog.first_loadable(names), label="Run", elem_id="run", scale=4
             )
             refresh = gr.Button("Find runs again", elem_id="refresh", scale=1)
         top = SimpleNamespace(
