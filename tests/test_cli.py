@@ -424,3 +424,10 @@ def test_the_help_names_the_models_with_their_own_defaults(capsys):
         if value != shared:
             assert model in help_line and str(value) in help_line, model
     assert "(default: adam)" in text  # no model has its own optimiser: nothing added
+    # an option of several models (their own options) gives each model's default
+    from ganforge.config import TrainConfig
+
+    norm_line = text.split("--g-norm NAME", 1)[1].split(" --", 1)[0]
+    for model in ("mlp", "dcgan"):
+        assert str(TrainConfig(model=model).model_options.g_norm) in norm_line, model
+    assert "mlp: " in norm_line

@@ -55,8 +55,17 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "each model's own options", "given to another model, they are an error"
     )
     for field, models in option_fields().values():
-        default = getattr(TrainConfig(model=models[0]).model_options, field.name)
-        _add_option(group, field, default if len(models) == 1 else None)
+        # an option of several models: the first one's default, then the others' that differ
+        values = {m: getattr(TrainConfig(model=m).model_options, field.name) for m in models}
+        default = values[models[0]]
+        by_value: dict[object, list[str]] = {}
+        for model, value in values.items():
+            if value != default:
+                by_value.setdefault(value, []).append(model)
+        if by_value and isinstance(default, bool):
+            default = None  # a switch whose sense differs by model: its help says so
+        others = "".join(f"; {', '.join(names)}: {value}" for value, names in by_value.items())
+        _add_option(group, field, default, others)
 
 
 def _models_own_defaults(name: str, default) -> str:
