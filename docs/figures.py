@@ -391,3 +391,66 @@ FIGURES.update(
         ),
     }
 )
+
+
+# Chapter 5, the remedies: three of chapter 4's provoked runs again, each with one remedy flag
+# added (or, for the same rate, one rate changed) and nothing else, so a page can put the problem
+# and its remedy side by side (chapter 4's figures are reused as they are: cached, trained once).
+# Each run trains in 6 to 10 s on one CPU thread.
+FIGURES.update(
+    {
+        "remedies-vanishing-non-saturating": Figure(
+            config={**VANISHING, "g_loss": "non-saturating"},
+            curves=("Discriminator outputs", "Gradient norms"),
+            numbers=("d_accuracy", "d_fake", "grad_norm_generator"),
+            at_steps=(10, 50, 150, 300),
+            events=True,
+            caption={
+                "es": "El mismo run con la pérdida **no saturante** (`--g-loss non-saturating`).",
+                "en": "The same run with the **non-saturating** loss (`--g-loss non-saturating`).",
+            },
+            alt={
+                "es": "Muestras con la pérdida no saturante",
+                "en": "Samples with the non-saturating loss",
+            },
+        ),
+        "remedies-exploding-spectral-norm": Figure(
+            config={**EXPLODING, "spectral_norm": True},
+            curves=("Losses", "Gradient norms"),
+            numbers=("loss_d", "loss_g", "weight_norm_generator"),
+            at_steps=(10, 20, 100, 300),
+            events=True,
+            caption={
+                "es": "El mismo run con **normalización espectral** en D (`--spectral-norm`).",
+                "en": "The same run with **spectral normalisation** in D (`--spectral-norm`).",
+            },
+            alt={
+                "es": "Muestras con normalización espectral",
+                "en": "Samples with spectral normalisation",
+            },
+        ),
+        "remedies-oscillation-r1": Figure(
+            config={**OSCILLATION, "r1": 10},
+            curves=("Losses", "Discriminator outputs"),
+            events=True,
+            caption={
+                "es": "El mismo run con la penalización **R1** (`--r1 10`).",
+                "en": "The same run with the **R1** penalty (`--r1 10`).",
+            },
+            alt={"es": "Muestras con la penalización R1", "en": "Samples with the R1 penalty"},
+        ),
+        "remedies-oscillation-same-rate": Figure(
+            config={**OSCILLATION, "lr_d": 0.0002},
+            curves=("Losses", "Discriminator outputs"),
+            events=True,
+            caption={
+                "es": "El mismo run con D a la tasa de G (`--lr-d 0.0002`).",
+                "en": "The same run with D at G's rate (`--lr-d 0.0002`).",
+            },
+            alt={
+                "es": "Muestras con la misma tasa para las dos redes",
+                "en": "Samples with the same rate for both networks",
+            },
+        ),
+    }
+)

@@ -89,7 +89,7 @@ def option_row(page_html: str, flag: str) -> str:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_page_exists_in_both_languages(site, language):
     pages = ("", "installation", "course/what-is-a-gan", "course/vanilla-gan", "run-folder")
-    pages += ("course/dcgan", "course/problems")
+    pages += ("course/dcgan", "course/problems", "course/remedies")
     for name in (*pages, "glossary"):
         assert f'<html lang="{language}"' in page(site, language, name)
     for name in ("reference/cli", "reference/api"):
@@ -223,6 +223,7 @@ def test_chapter_3_shows_dcgan_beside_the_vanilla_gan_and_the_papers_settings(si
 def test_each_chapter_links_its_notebook_and_the_site_holds_it(site, language):
     home = page(site, language)
     chapters = ("course/what-is-a-gan", "course/vanilla-gan", "course/dcgan", "course/problems")
+    chapters += ("course/remedies",)
     for name in chapters:
         chapter = page(site, language, name)
         links = re.findall(r'href="([^"]+\.ipynb)"', chapter)
@@ -250,3 +251,33 @@ def test_chapter_4_shows_each_problem_with_the_doctors_events(site, language):
         assert re.search(rf"{event}: (paso|step) \d+", text), event
     assert "--pack 2" in text and "--out runs/problems-collapse-pack" in text
     assert 'class="tabbed-set' in chapter and chapter.count("<math") >= 2
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_chapter_5_shows_each_remedy_beside_its_problem(site, language):
+    """The remedies' page: chapter 4's provoked runs again, each in a tab beside the same run
+    with one remedy flag, with its pictures, its command and the doctor's events; the remedies'
+    formulas as MathML and `ganforge doctor RUN --try` explained with its command."""
+    chapter = page(site, language, "course/remedies")
+    here = site / LANGUAGES[language] / "course/remedies"
+    figures = re.findall(r'<figure class="ganforge-figure" id="figure-([\w-]+)"', chapter)
+    remedies = {
+        "remedies-vanishing-non-saturating": "problems-vanishing",
+        "remedies-exploding-spectral-norm": "problems-exploding",
+        "remedies-oscillation-r1": "problems-oscillation",
+    }
+    for remedy, problem in remedies.items():
+        assert remedy in figures and problem in figures
+        assert figures.index(problem) < figures.index(remedy)  # the problem's tab comes first
+    assert "ganforge-figure:" not in chapter
+    for src in re.findall(r'<img [^>]*src="([^"]*figures/[^"]+)"', chapter):
+        assert (here / src).resolve().is_file(), src
+    text = re.sub(r"<[^>]+>", "", chapter)
+    for flag in ("--g-loss non-saturating", "--spectral-norm", "--r1 10"):
+        assert flag in text
+    for name in remedies:
+        assert f"--out runs/{name}" in text
+    assert re.search(r"rollback: (paso|step) \d+", text)  # the problem's events are shown
+    assert chapter.count('class="tabbed-set') == 3
+    assert chapter.count("<math") >= 8 and 'class="arithmatex"' not in chapter
+    assert "ganforge doctor runs/problems-vanishing --try" in text
