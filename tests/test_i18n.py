@@ -114,8 +114,18 @@ def test_the_doctor_speaks_spanish_and_back(spanish):
 def test_numbers_are_formatted_inside_the_spanish_sentence(spanish):
     detector = dx.DOverpowering(TrainConfig(doctor_warmup=0, doctor_patience=1))
     found = detector.examine({"step": 1, "d_accuracy": 0.995})
-    assert found["explanation"].startswith("D ha acertado con el 99.5% de las imágenes")
+    assert found["explanation"].startswith("D ha acertado con el 99,5% de las imágenes")
     assert "durante 1 registros" in found["explanation"]
+
+
+def test_spanish_writes_decimal_commas_but_keeps_the_values_of_flags(spanish):
+    assert i18n._("step {step:,}").format(step=1500) == "paso 1.500"
+    assert i18n._("{n:.1f} min").format(n=2.25) == "2,2 min"
+    cause = i18n._("--lr-d {lr_d:g} is above --lr-g {lr_g:g}: D learns faster than G")
+    text = cause.format(lr_d=0.001, lr_g=0.0002)
+    assert "--lr-d 0.001" in text and "--lr-g 0.0002" in text  # typed back as they are
+    i18n.set_language("en")
+    assert i18n._("step {step:,}").format(step=1500) == "step 1,500"
 
 
 def test_train_with_lang_es_writes_spanish_events(tmp_path, capsys):

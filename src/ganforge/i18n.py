@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gettext
 import os
+import re
+import string
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +22,9 @@ LANGUAGES = ("en", "es")
 DOMAIN = "ganforge"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")  # gettext's order
+# Languages that write 0,5 and 1.500 where English writes 0.5 and 1,500
+DECIMAL_COMMA = {"es"}
+AFTER_A_FLAG = re.compile(r"--[a-z0-9-]+ $")  # "--lr-d {lr:g}": a value to type, kept as is
 
 _current: dict[str, object] = {}  # "language" and its "translation", set on first use
 
@@ -62,11 +67,43 @@ def current_language() -> str:
     return str(_current["language"])
 
 
+class _Numbers(string.Formatter):
+    """Formats a message's numbers as its language writes them: a field with a format spec
+    ({:.0%}, {:.3g}, {:,}) gets the decimal comma in Spanish, unless it follows a flag (a value
+    the reader types back, which Python reads with a point)."""
+
+    def vformat(self, format_string, args, kwargs):
+        pieces, auto = [], 0
+        for literal, name, spec, conversion in self.parse(format_string):
+            pieces.append(literal)
+            if name is None:
+                continue
+            if name == "":
+                name, auto = str(auto), auto + 1
+            value, _key = self.get_field(name, args, kwargs)
+            value = self.convert_field(value, conversion)
+            spec = self.vformat(spec, args, kwargs) if "{" in spec else spec
+            text = self.format_field(value, spec)
+            if spec and isinstance(value, (int, float)) and not AFTER_A_FLAG.search(literal):
+                text = text.translate(str.maketrans(",.", ".,"))
+            pieces.append(text)
+        return "".join(pieces)
+
+
+class Message(str):
+    """A translated message: its `.format()` writes numbers as the language does."""
+
+    def format(self, *args, **kwargs) -> str:  # noqa: A003 (str's own name)
+        if current_language() in DECIMAL_COMMA:
+            return _Numbers().vformat(str(self), args, kwargs)
+        return str.format(self, *args, **kwargs)
+
+
 def _(message: str) -> str:
     """`message` in the current language (itself where the catalogue has no entry)."""
     if not _current:
         set_language()
-    return _current["translation"].gettext(message)  # type: ignore[union-attr]
+    return Message(_current["translation"].gettext(message))  # type: ignore[union-attr]
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:
