@@ -241,12 +241,28 @@ def curves_picture(run, figure, language: str) -> Path:
         before = current_language()
         set_language(language)
         try:
-            return run.show("curves", panels=list(figure.curves), title="")
+            return run.show("curves", panels=local_panel_titles(figure.curves), title="")
         finally:
             set_language(before)
 
     parameters = {"panels": list(figure.curves), "language": language}
     return picture(run, f"curves-{language}", parameters, draw)
+
+
+EVAL_PANEL = "Evaluation: {metric} (--eval-every)"  # report/plots.py's title, in English
+
+
+def local_panel_titles(titles) -> list[str]:
+    """`titles` (English) as Run.show knows them in the current language: the report's
+    evaluation panels are titled in the language of the moment (translated when the panels
+    are listed), the others keep their English names."""
+    from ganforge.i18n import _
+    from ganforge.metrics.catalog import eval_metric_names
+
+    local = {
+        EVAL_PANEL.format(metric=m): _(EVAL_PANEL).format(metric=m) for m in eval_metric_names()
+    }
+    return [local.get(title, title) for title in titles]
 
 
 def figure_pictures(figure, run, language: str) -> dict[str, Path]:
@@ -382,7 +398,8 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
         set_language(language)
         try:
             titles = [
-                f"«{_(title)}»" if language == "es" else f'"{title}"' for title in figure.curves
+                f"«{_(title)}»" if language == "es" else f'"{title}"'
+                for title in local_panel_titles(figure.curves)
             ]
         finally:
             set_language(before)
@@ -409,7 +426,9 @@ def numbers_table(run, figure, words: dict) -> str:
     """The values of `figure.numbers` (metrics.jsonl keys) in the records at `figure.at_steps`
     (default: the first and the last record), as a Markdown table."""
     records = [record for record in run.metrics() if "step" in record]
-    by_step = {record["step"]: record for record in records}
+    by_step: dict = {}
+    for record in records:  # an evaluation (--eval-every) is a record of its own at its step
+        by_step.setdefault(record["step"], {}).update(record)
     steps = figure.at_steps or (records[0]["step"], records[-1]["step"])
     missing = [step for step in steps if step not in by_step]
     if missing:

@@ -249,3 +249,23 @@ def test_numbers_of_a_blown_up_run_stay_short(hook):
     assert hook.number(2095300.0, words) == "2095300"
     assert hook.number(2.4044711e19, words) == "2.4e+19"
     assert hook.number(2.4044711e19, hook.WORDS["es"]) == "2,4e+19"
+
+
+def test_an_evaluated_run_shows_its_losses_beside_its_evaluations(hook, tmp_path):
+    """An evaluation (--eval-every) is a record of its own at its step: the table shows it
+    beside the losses of that step, and its curve panel is drawn in either language."""
+    figure_type = hook.load_table(ROOT / "docs")["vanilla-gan"].__class__
+    config = {**TINY, "log_every": 3, "eval_every": 3, "eval_metric": "fid", "eval_n": 64}
+    run = ganforge.train(config, out=str(tmp_path / "run"))
+    figure = figure_type(
+        config=config,
+        caption={},
+        curves=("Losses", "Evaluation: fid (--eval-every)"),
+        numbers=("loss_d", "eval_fid"),
+        at_steps=(3, 6),
+    )
+    table = hook.numbers_table(run, figure, hook.WORDS["en"])
+    rows = table.splitlines()[2:]
+    assert len(rows) == 2 and all("—" not in row for row in rows), table
+    for language in ("es", "en"):
+        assert hook.curves_picture(run, figure, language).is_file()

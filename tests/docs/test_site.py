@@ -89,7 +89,7 @@ def option_row(page_html: str, flag: str) -> str:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_page_exists_in_both_languages(site, language):
     pages = ("", "installation", "course/what-is-a-gan", "course/vanilla-gan", "run-folder")
-    pages += ("course/dcgan", "course/problems", "course/remedies")
+    pages += ("course/dcgan", "course/problems", "course/remedies", "course/measuring")
     for name in (*pages, "glossary"):
         assert f'<html lang="{language}"' in page(site, language, name)
     for name in ("reference/cli", "reference/api"):
@@ -223,7 +223,7 @@ def test_chapter_3_shows_dcgan_beside_the_vanilla_gan_and_the_papers_settings(si
 def test_each_chapter_links_its_notebook_and_the_site_holds_it(site, language):
     home = page(site, language)
     chapters = ("course/what-is-a-gan", "course/vanilla-gan", "course/dcgan", "course/problems")
-    chapters += ("course/remedies",)
+    chapters += ("course/remedies", "course/measuring")
     for name in chapters:
         chapter = page(site, language, name)
         links = re.findall(r'href="([^"]+\.ipynb)"', chapter)
@@ -281,3 +281,26 @@ def test_chapter_5_shows_each_remedy_beside_its_problem(site, language):
     assert chapter.count('class="tabbed-set') == 3
     assert chapter.count("<math") >= 8 and 'class="arithmatex"' not in chapter
     assert "ganforge doctor runs/problems-vanishing --try" in text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_chapter_6_shows_the_losses_beside_the_fid(site, language):
+    """The measuring page: a run evaluated while it trains, its losses and its FID in one
+    table (an evaluation is a record of its own at its step), the FID's curve panel, the
+    FID's formula as MathML, and the commands that measure and compare runs."""
+    chapter = page(site, language, "course/measuring")
+    here = site / LANGUAGES[language] / "course/measuring"
+    assert 'id="figure-measuring-fid"' in chapter and "ganforge-figure:" not in chapter
+    for src in re.findall(r'<img [^>]*src="([^"]*figures/[^"]+)"', chapter):
+        assert (here / src).resolve().is_file(), src
+    text = re.sub(r"<[^>]+>", "", chapter)
+    assert "--eval-every 150 --eval-metric fid --eval-n 500" in text
+    rows = re.findall(r"<tr>\s*<td[^>]*>(150|300|450|600)</td>(.*?)</tr>", chapter, re.S)
+    assert [step for step, _ in rows] == ["150", "300", "450", "600"]
+    assert all("—" not in cells for _, cells in rows)  # losses and FID side by side
+    assert "eval-every)" in text  # the evaluation's curve panel is named under the figure
+    assert chapter.count("<math") >= 2 and 'class="arithmatex"' not in chapter
+    for command in ("ganforge eval runs/measuring-fid", "ganforge compare"):
+        assert command in text
+    assert "--early-stop-patience" in text
+    assert "checkpoints/best.safetensors" in text
