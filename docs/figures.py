@@ -17,7 +17,7 @@ Keep every run tiny: the whole set, from scratch, must train in well under a min
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -283,6 +283,20 @@ COLLAPSE_ALT = {
     "en": "Frames of the ring of eight modes and the generator's samples",
 }
 
+
+def ring_frames(changes: dict, caption: dict) -> Figure:
+    """The collapse run (with `changes`: a remedy) as frames of the ring and its reverse KL."""
+    return Figure(
+        config={**COLLAPSE, **changes},
+        samples=0,
+        frames=COLLAPSE_FRAMES,
+        curves=("Reverse KL over modes (doctor)",),
+        events=True,
+        caption=caption,
+        alt=COLLAPSE_ALT,
+    )
+
+
 FIGURES.update(
     {
         "problems-oscillation": Figure(
@@ -331,41 +345,26 @@ FIGURES.update(
                 "en": "Samples after the exploding gradient",
             },
         ),
-        "problems-collapse": Figure(
-            config=COLLAPSE,
-            samples=0,
-            frames=COLLAPSE_FRAMES,
-            curves=("Reverse KL over modes (doctor)",),
-            events=True,
-            caption={
+        "problems-collapse": ring_frames(
+            {},
+            {
                 "es": "Sin remedio: el anillo de ocho modos en los pasos 500, 750, 1250 y 1500.",
                 "en": "No remedy: the ring of eight modes at steps 500, 750, 1250 and 1500.",
             },
-            alt=COLLAPSE_ALT,
         ),
-        "problems-collapse-pack": Figure(
-            config={**COLLAPSE, "pack": 2},
-            samples=0,
-            frames=COLLAPSE_FRAMES,
-            curves=("Reverse KL over modes (doctor)",),
-            events=True,
-            caption={
+        "problems-collapse-pack": ring_frames(
+            {"pack": 2},
+            {
                 "es": "`--pack 2`: D juzga las muestras de dos en dos (PacGAN).",
                 "en": "`--pack 2`: D judges the samples two at a time (PacGAN).",
             },
-            alt=COLLAPSE_ALT,
         ),
-        "problems-collapse-minibatch-std": Figure(
-            config={**COLLAPSE, "minibatch_std": True},
-            samples=0,
-            frames=COLLAPSE_FRAMES,
-            curves=("Reverse KL over modes (doctor)",),
-            events=True,
-            caption={
+        "problems-collapse-minibatch-std": ring_frames(
+            {"minibatch_std": True},
+            {
                 "es": "`--minibatch-std`: D ve cuánto varían las muestras de cada grupo.",
                 "en": "`--minibatch-std`: D sees how much each group of samples varies.",
             },
-            alt=COLLAPSE_ALT,
         ),
         "problems-stopping-100": Figure(
             config={**VANILLA, "steps": 100},
@@ -393,18 +392,21 @@ FIGURES.update(
 )
 
 
+def remedy(problem: str, changes: dict, caption: dict, alt: dict) -> Figure:
+    """Chapter 4's figure `problem` drawn alike for its run with `changes` (one remedy)."""
+    shown = FIGURES[problem]
+    return replace(shown, config={**shown.config, **changes}, caption=caption, alt=alt)
+
+
 # Chapter 5, the remedies: three of chapter 4's provoked runs again, each with one remedy flag
 # added (or, for the same rate, one rate changed) and nothing else, so a page can put the problem
 # and its remedy side by side (chapter 4's figures are reused as they are: cached, trained once).
 # Each run trains in 6 to 10 s on one CPU thread.
 FIGURES.update(
     {
-        "remedies-vanishing-non-saturating": Figure(
-            config={**VANISHING, "g_loss": "non-saturating"},
-            curves=("Discriminator outputs", "Gradient norms"),
-            numbers=("d_accuracy", "d_fake", "grad_norm_generator"),
-            at_steps=(10, 50, 150, 300),
-            events=True,
+        "remedies-vanishing-non-saturating": remedy(
+            "problems-vanishing",
+            {"g_loss": "non-saturating"},
             caption={
                 "es": "El mismo run con la pérdida **no saturante** (`--g-loss non-saturating`).",
                 "en": "The same run with the **non-saturating** loss (`--g-loss non-saturating`).",
@@ -414,12 +416,9 @@ FIGURES.update(
                 "en": "Samples with the non-saturating loss",
             },
         ),
-        "remedies-exploding-spectral-norm": Figure(
-            config={**EXPLODING, "spectral_norm": True},
-            curves=("Losses", "Gradient norms"),
-            numbers=("loss_d", "loss_g", "weight_norm_generator"),
-            at_steps=(10, 20, 100, 300),
-            events=True,
+        "remedies-exploding-spectral-norm": remedy(
+            "problems-exploding",
+            {"spectral_norm": True},
             caption={
                 "es": "El mismo run con **normalización espectral** en D (`--spectral-norm`).",
                 "en": "The same run with **spectral normalisation** in D (`--spectral-norm`).",
@@ -429,20 +428,18 @@ FIGURES.update(
                 "en": "Samples with spectral normalisation",
             },
         ),
-        "remedies-oscillation-r1": Figure(
-            config={**OSCILLATION, "r1": 10},
-            curves=("Losses", "Discriminator outputs"),
-            events=True,
+        "remedies-oscillation-r1": remedy(
+            "problems-oscillation",
+            {"r1": 10},
             caption={
                 "es": "El mismo run con la penalización **R1** (`--r1 10`).",
                 "en": "The same run with the **R1** penalty (`--r1 10`).",
             },
             alt={"es": "Muestras con la penalización R1", "en": "Samples with the R1 penalty"},
         ),
-        "remedies-oscillation-same-rate": Figure(
-            config={**OSCILLATION, "lr_d": 0.0002},
-            curves=("Losses", "Discriminator outputs"),
-            events=True,
+        "remedies-oscillation-same-rate": remedy(
+            "problems-oscillation",
+            {"lr_d": 0.0002},
             caption={
                 "es": "El mismo run con D a la tasa de G (`--lr-d 0.0002`).",
                 "en": "The same run with D at G's rate (`--lr-d 0.0002`).",
