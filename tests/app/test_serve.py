@@ -145,3 +145,26 @@ def test_error_messages_show_file_and_run_names_as_text():
         rendered = markdown_it.MarkdownIt("commonmark").render(message)
         assert picture is None and "<img" not in rendered and "<a " not in rendered
         assert html.unescape(re.sub(r"<[^>]+>", "", rendered)).count(named) == 1
+
+
+def test_a_handler_that_does_not_apply_leaves_every_output_and_the_message():
+    """The samples grid, chained after a run is chosen, does not apply to a translator: it must
+    not clear the message, which a bad upload sent meanwhile may have just filled."""
+    assert page.guarded(lambda: page.NOT_APPLICABLE, (None,))() == (gr_skip(), gr_skip())
+    assert page.guarded(lambda: None, (None,))() == (None, "")
+
+
+def test_the_grid_after_choosing_a_translator_leaves_the_message(runs_dir):
+    blocks = page.build_page(runs_dir)
+    grids = [f for f in blocks.fns.values() if f.name == "show_grid"]
+    assert grids
+    for grid in grids:
+        outputs = grid.fn("pix2pix", 0, None, 1.0)
+        assert outputs == (gr_skip(),) * len(grid.outputs)  # the message is among them
+        assert grid.fn("dcgan", 0, None, 1.0)[-1] == ""  # a noise run: drawn, message cleared
+
+
+def gr_skip():
+    import gradio
+
+    return gradio.skip()

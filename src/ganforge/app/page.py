@@ -67,9 +67,14 @@ CSS = """
 """
 
 
+NOT_APPLICABLE = object()  # a handler's result: the event does not apply, change nothing
+
+
 def guarded(function: Callable, fallback: tuple) -> Callable:
     """`function` for a Gradio event: its results, then an empty message; or, when it fails,
-    `fallback` for its outputs (None clears an image) and the failure in words."""
+    `fallback` for its outputs (None clears an image) and the failure in words. A function
+    that returns NOT_APPLICABLE leaves every output as it is, the message too: another event
+    queued before it may have just said something."""
 
     def handler(*args):
         try:
@@ -81,6 +86,8 @@ def guarded(function: Callable, fallback: tuple) -> Callable:
             kind = type(exc).__name__
             words = f"Error: unexpected {kind}: {exc} (see the server's log)"
             return (*fallback, explorer.markdown_text(words))
+        if results is NOT_APPLICABLE:
+            return (gr.skip(),) * (len(fallback) + 1)
         results = results if isinstance(results, tuple) else (results,)
         return (*results, "")
 
@@ -355,7 +362,7 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
 
     def show_grid(name, seed, class_name, truncation):
         if explorer.kind_of(catalog.open(name)).translator:
-            return None
+            return NOT_APPLICABLE  # a bad upload's words, said meanwhile, stay
         return explorer.sample_grid(catalog.load(name), seed, class_name, truncation)
 
     def show_frame(name, seed_a, seed_b, position, mode, class_name):
