@@ -37,6 +37,21 @@ class Figure:
     # steps, side by side: for a run of points, GAN Lab's frames
     frames: tuple[int, ...] = ()
     alt: dict[str, str] = field(default_factory=dict)  # the images' alt text by language
+    # other pictures of the run, each made by a ganforge command (View) during the build
+    views: tuple[View, ...] = ()
+    # pictures the run wrote itself, by their path in the run folder: "samples/final.png"
+    # (a translator's rows of source | output | target), "samples/reconstructions.png" (a vae)
+    run_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class View:
+    """A picture made by running a ganforge command on the figure's run, as a reader would:
+    `command` names the run RUN and has no --out ("latent interp RUN --from 3 --to 7"); the
+    build runs it with `--out NAME.png` and the page shows that very command."""
+
+    name: str  # the picture's file name without .png: "classes", "interpolation"
+    command: str
 
 
 # Chapter 2, the vanilla GAN: the dense G and D of Goodfellow et al. (2014) on 5,000 real MNIST
@@ -478,6 +493,179 @@ FIGURES.update(
                 "es": "Dígitos generados y las curvas de las pérdidas y del FID",
                 "en": "Generated digits and the curves of the losses and the FID",
             },
+        ),
+    }
+)
+
+
+# Chapter 7, cGAN and ACGAN: the label goes into G (and into D for the cGAN; ACGAN's D names the
+# class instead), on mnist-mini's 5,000 digits with the models' own defaults (4x the shared
+# rates) and --width 16: about 30 s (cgan) and 20 s (acgan) on one CPU thread.
+CGAN = {
+    "model": "cgan",
+    "data": "mnist-mini",
+    "width": 16,
+    "steps": 600,
+    "log_every": 20,
+    "seed": 0,
+}
+ACGAN = {**CGAN, "model": "acgan"}
+CLASS_ROWS = View("classes", "sample RUN --classes all --n 8")
+
+FIGURES.update(
+    {
+        "cgan-classes": Figure(
+            config=CGAN,
+            samples=0,
+            views=(CLASS_ROWS,),
+            curves=("Losses", "Discriminator outputs"),
+            caption={
+                "es": "La cGAN tras 600 iteraciones: una fila por clase (la etiqueta a la "
+                "izquierda), ocho muestras de cada una.",
+                "en": "The cGAN after 600 iterations: one row per class (its label on the "
+                "left), eight samples of each.",
+            },
+            alt={
+                "es": "Dígitos de la cGAN, una fila por clase",
+                "en": "cGAN digits, a row per class",
+            },
+        ),
+        "acgan-classes": Figure(
+            config=ACGAN,
+            samples=0,
+            views=(CLASS_ROWS,),
+            curves=("Losses", "Discriminator outputs"),
+            caption={
+                "es": "La ACGAN tras 600 iteraciones, con el mismo presupuesto: una fila por "
+                "clase.",
+                "en": "The ACGAN after 600 iterations, on the same budget: one row per class.",
+            },
+            alt={
+                "es": "Dígitos de la ACGAN, una fila por clase",
+                "en": "ACGAN digits, a row per class",
+            },
+        ),
+    }
+)
+
+
+# Chapter 8, Pix2Pix and CycleGAN: edge maps -> digits (mnist-mini-edges, 32 px). Pix2Pix from
+# the aligned pairs (300 iterations of 16, about 16 s on one thread); CycleGAN from the same
+# edge maps and digits shuffled apart, never a pair (200 iterations of 8, about 25 s: four
+# networks). Their progress pictures are rows of held-out examples.
+PIX2PIX = {
+    "model": "pix2pix",
+    "data": "mnist-mini-edges",
+    "resolution": 32,
+    "width": 16,
+    "batch_size": 16,
+    "steps": 300,
+    "log_every": 20,
+    "sample_every": 100,
+    "seed": 0,
+}
+CYCLEGAN = {
+    "model": "cyclegan",
+    "data": "mnist-mini-edges-unpaired",
+    "resolution": 32,
+    "width": 8,
+    "batch_size": 8,
+    "steps": 200,
+    "log_every": 20,
+    "sample_every": 100,
+    "seed": 0,
+}
+
+FIGURES.update(
+    {
+        "pix2pix-edges": Figure(
+            config=PIX2PIX,
+            samples=0,
+            frames=(100, 200, 300),
+            curves=("Losses",),
+            caption={
+                "es": "Pix2Pix en los pasos 100, 200 y 300: en cada fila, el mapa de bordes, la "
+                "traducción de G y el dígito real (ejemplos que no vio al entrenar).",
+                "en": "Pix2Pix at steps 100, 200 and 300: in each row, the edge map, G's "
+                "translation and the real digit (examples it never trained on).",
+            },
+            alt={"es": "Bordes traducidos a dígitos", "en": "Edge maps translated into digits"},
+        ),
+        "cyclegan-edges": Figure(
+            config=CYCLEGAN,
+            samples=0,
+            frames=(100, 200),
+            curves=("Losses",),
+            caption={
+                "es": "CycleGAN en los pasos 100 y 200, sin ver nunca un par: en cada fila, "
+                "a → G(a) → F(G(a)) y b → F(b) → G(F(b)).",
+                "en": "CycleGAN at steps 100 and 200, never shown a pair: in each row, "
+                "a → G(a) → F(G(a)) and b → F(b) → G(F(b)).",
+            },
+            alt={"es": "Traducciones de CycleGAN", "en": "CycleGAN's translations"},
+        ),
+    }
+)
+
+
+# Chapter 9, VAE vs GAN: a VAE with the DCGAN generator's shape as its decoder, on chapter 3's
+# data and budget (Fashion-MNIST, --width 16, 600 iterations: about 15 s), beside chapter 3's
+# DCGAN run (the same config: trained once).
+VAE = {
+    "model": "vae",
+    "data": "fashion-mnist",
+    "width": 16,
+    "steps": 600,
+    "log_every": 20,
+    "seed": 0,
+}
+
+FIGURES.update(
+    {
+        "vae-samples": Figure(
+            config=VAE,
+            run_files=("samples/reconstructions.png",),
+            caption={
+                "es": "El VAE tras 600 iteraciones: 36 muestras (z ~ N(0, I) decodificado) y, "
+                "debajo, prendas reales sobre sus reconstrucciones.",
+                "en": "The VAE after 600 iterations: 36 samples (z ~ N(0, I) decoded) and, "
+                "below, real clothes over their reconstructions.",
+            },
+            alt={
+                "es": "Muestras y reconstrucciones del VAE",
+                "en": "The VAE's samples and reconstructions",
+            },
+        ),
+    }
+)
+
+
+# Chapter 10, the latent space: chapter 3's DCGAN on Fashion-MNIST (the same config: trained
+# once), walked through by `ganforge latent`.
+FIGURES.update(
+    {
+        "latent-interpolation": Figure(
+            config=DCGAN,
+            samples=0,
+            views=(View("interpolation", "latent interp RUN --from 1 --to 2 --steps 8"),),
+            caption={
+                "es": "De la muestra de la semilla 1 a la de la semilla 2 en 8 pasos.",
+                "en": "From the sample of seed 1 to that of seed 2 in 8 steps.",
+            },
+            alt={
+                "es": "Una interpolación en el espacio latente",
+                "en": "An interpolation in the latent space",
+            },
+        ),
+        "latent-gallery": Figure(
+            config=DCGAN,
+            samples=0,
+            views=(View("gallery", "latent gallery RUN --n 32"),),
+            caption={
+                "es": "Las muestras de las semillas 0 a 31, cada una con su semilla.",
+                "en": "The samples of seeds 0 to 31, each captioned with its seed.",
+            },
+            alt={"es": "Una galería de semillas", "en": "A gallery of seeds"},
         ),
     }
 )

@@ -21,6 +21,7 @@ An unknown ID is a warning (so `mkdocs build --strict` fails) and an error box o
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import io
@@ -265,6 +266,67 @@ def local_panel_titles(titles) -> list[str]:
     return [local.get(title, title) for title in titles]
 
 
+RUN_WORD = "RUN"  # in a View's command, the figure's run
+
+
+def view_words(view, run_folder: str) -> list[str]:
+    """The view's command as words, the run's folder for RUN, and `--out NAME.png`."""
+    words = shlex.split(view.command)
+    if RUN_WORD not in words or "--out" in words:
+        raise PluginError(
+            f"docs/{TABLE}: view '{view.name}' must name the run {RUN_WORD} and leave --out to "
+            f"the build: {view.command!r}"
+        )
+    return [run_folder if word == RUN_WORD else word for word in words] + [
+        "--out",
+        f"{view.name}.png",
+    ]
+
+
+@functools.cache
+def package_code() -> str:
+    """A hash of ganforge's source: a view is drawn again when any of it changes (the views
+    go through the CLI, the latent tools, the samplers...), its run is not trained again."""
+    import ganforge
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(ganforge.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def view_picture(run, view, language: str) -> Path:
+    """The cached picture of `view` (a ganforge command run in this process on `run`, one
+    torch thread, its words in `language`): RUN/../pictures/view-NAME-LANG-HASH.png."""
+    import torch
+
+    from ganforge.cli import main
+
+    words = view_words(view, RUN_WORD)
+    key = json.dumps({"words": words, "language": language, "code": package_code()})
+    name = f"view-{view.name}-{language}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.png"
+    path = run.path.parent / "pictures" / name
+    if path.is_file():
+        return path
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_name(f".{name}.{os.getpid()}.png")
+    argv = [str(run.path) if w == RUN_WORD else w for w in words[:-1]] + [str(partial)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            code = main([*argv, "--lang", language])
+    finally:
+        torch.set_num_threads(threads)
+    if code != 0 or not partial.is_file():
+        raise PluginError(
+            f"docs/{TABLE}: view '{view.name}' ({view.command}) failed: {said.getvalue()[-500:]}"
+        )
+    partial.replace(path)
+    return path
+
+
 def figure_pictures(figure, run, language: str) -> dict[str, Path]:
     """{name in the site's figures/ID/ folder: cached PNG} for the page's language."""
     pictures = {}
@@ -272,6 +334,13 @@ def figure_pictures(figure, run, language: str) -> dict[str, Path]:
         pictures["samples.png"] = samples_picture(run, figure)
     if figure.frames:
         pictures["frames.png"] = frames_picture(run, figure)
+    for view in figure.views:
+        pictures[f"view-{view.name}-{language}.png"] = view_picture(run, view, language)
+    for relative in figure.run_files:
+        path = run.path / relative
+        if not path.is_file():
+            raise PluginError(f"docs/{TABLE}: the run wrote no {relative}")
+        pictures["file-" + relative.replace("/", "-")] = path
     if figure.curves:
         pictures[f"curves-{language}.png"] = curves_picture(run, figure, language)
     return pictures
@@ -355,7 +424,7 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
         link = os.path.relpath(f"{SITE_FOLDER}/{name}/{site_name}", here or ".").replace(
             os.sep, "/"
         )
-        kind = site_name.split("-")[0].split(".")[0]  # samples, frames or curves
+        kind = site_name.split("-")[0].split(".")[0]  # samples, frames, view, file or curves
         alt = figure.alt.get(language, name)
         images.append(f"![{alt}]({link}){{ .ganforge-{kind} loading=lazy }}")
     run_folder = f"runs/{name}"
@@ -382,6 +451,7 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
         sample = ["ganforge", "sample", run_folder, "--n", str(figure.samples)]
         out = "points.png" if run.config.point_dims else "grid.png"
         commands.append(wrap_command([*sample, "--seed", str(figure.seed), "--out", out]))
+    commands += [wrap_command(["ganforge", *view_words(v, run_folder)]) for v in figure.views]
     if figure.frames:
         files = f"{run_folder}/samples/" + ", ".join(
             frame_path(run, step).name for step in figure.frames
@@ -391,6 +461,9 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
             "# " + line
             for line in textwrap.wrap(comment, COMMAND_WIDTH - 2, break_on_hyphens=False)
         ]
+    if figure.run_files:
+        listed = ", ".join(f"{run_folder}/{relative}" for relative in figure.run_files)
+        commands += ["# " + line for line in textwrap.wrap(listed, COMMAND_WIDTH - 2)]
     if figure.curves:
         from ganforge.i18n import _, current_language, set_language
 

@@ -269,3 +269,58 @@ def test_an_evaluated_run_shows_its_losses_beside_its_evaluations(hook, tmp_path
     assert len(rows) == 2 and all("—" not in row for row in rows), table
     for language in ("es", "en"):
         assert hook.curves_picture(run, figure, language).is_file()
+
+
+def test_a_view_is_the_picture_its_command_writes_and_the_page_shows_that_command(
+    tmp_path, monkeypatch
+):
+    """Chapters 7-10's pictures (class rows, interpolations, arithmetic, a translator's rows):
+    a View runs a ganforge command on the figure's run in the build, the page shows that very
+    command, and the picture is the one the command writes when a reader runs it."""
+    monkeypatch.setenv("GANFORGE_DOCS_FIGURES_CACHE", str(tmp_path / "cache"))
+    config = {**TINY, "sample_every": 6}
+    page = "# Vista\n\n<!-- ganforge-figure: walk -->\n"
+    folder = write_site(tmp_path / "project", {}, {"index.es.md": page, "index.en.md": page})
+    (folder / "docs" / "figures.py").write_text(
+        "import runpy\n"
+        f"table = runpy.run_path({str(ROOT / 'docs' / 'figures.py')!r})\n"
+        "Figure, View = table['Figure'], table['View']\n"
+        f"FIGURES = {{'walk': Figure(config={config!r}, samples=0, "
+        "views=(View('interpolation', 'latent interp RUN --from 3 --to 7 --steps 5'),), "
+        "run_files=('samples/final.png',), caption={'es': 'Un paseo.', 'en': 'A walk.'})}\n"
+    )
+    site = build_site(folder)
+    text = text_of((site / "en/index.html").read_text(encoding="utf-8"))
+    text = re.sub(r" \\\n\s*", " ", text)  # the command, unwrapped
+    command = "ganforge latent interp runs/walk --from 3 --to 7 --steps 5 --out interpolation.png"
+    assert command in text
+    assert "runs/walk/samples/final.png" in text
+    assert not (site / "figures/walk/samples.png").exists()  # samples=0: no grid
+
+    run = next((tmp_path / "cache").iterdir()) / "run"
+    mine = tmp_path / "mine.png"
+    assert (
+        ganforge.cli.main(
+            ["latent", "interp", str(run), *command.split()[4:-2], "--out", str(mine)]
+        )
+        == 0
+    )
+    from PIL import Image
+
+    for language in ("es", "en"):
+        built = site / f"figures/walk/view-interpolation-{language}.png"
+        with Image.open(built) as shown, Image.open(mine) as written:
+            assert shown.size == written.size and shown.tobytes() == written.tobytes()
+    copied = (site / "figures/walk/file-samples-final.png").read_bytes()
+    assert copied == (run / "samples" / "final.png").read_bytes()
+
+
+def test_a_view_must_name_the_run_and_leave_out_to_the_build(hook):
+    from mkdocs.exceptions import PluginError
+
+    view_type = type("View", (), {})
+    for command in ("latent interp runs/x --from 1 --to 2", "sample RUN --out x.png"):
+        view = view_type()
+        view.name, view.command = "v", command
+        with pytest.raises(PluginError, match="must name the run RUN and leave --out"):
+            hook.view_words(view, "runs/v")
