@@ -91,3 +91,19 @@ def test_paths_may_be_pathlib_paths(tmp_path, tiny_options):
     config = ganforge.TrainConfig.from_dict({"data": Path("some/folder")})
     assert config.data == "some/folder"
     assert config.replace(out=tmp_path).out == str(tmp_path)
+
+
+def test_classes_are_the_labelled_rows_of_sample_classes(tiny_train, tmp_path, monkeypatch):
+    """A conditional run's rows, one per class named on the left: the picture of `ganforge
+    sample RUN --classes all --n N --seed S` to the pixel; a run without classes says so."""
+    monkeypatch.chdir(tmp_path)
+    run = tiny_train("cgan", model="cgan")
+    picture = run.show("classes", n=3, seed=5)
+    assert main(["sample", str(run.path), "--classes", "all", "--n", "3", "--seed", "5",
+                 "--out", "rows.png"]) == 0  # fmt: skip
+    with Image.open("rows.png") as written:
+        np.testing.assert_array_equal(np.asarray(picture), np.asarray(written))
+    grid = image_grid(run.class_grid(3, seed=5)[0], columns=3)
+    assert picture.width > grid.shape[1] and picture.height == grid.shape[0]  # the names' margin
+    with pytest.raises(ganforge.GanforgeError, match="not class-conditional"):
+        tiny_train("plain").show("classes")

@@ -743,7 +743,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             rows = torch.cat([torch.nonzero(labels == c).flatten() for c in keep])
             images, labels = images[rows.numpy()], labels[rows]
         columns = per_class
-        row_labels = [run.config.class_names[int(c)] for c in labels[::per_class]]
+        row_labels = run.class_row_labels(labels, per_class)
     else:
         n = 64 if args.n is None else args.n
         images = run.sample(

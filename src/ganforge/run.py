@@ -40,6 +40,7 @@ from ganforge.models import ModelFamily, build_model
 from ganforge.models.registry import describe_model
 from ganforge.records import read_records
 from ganforge.report.grid import image_grid
+from ganforge.report.labels import labelled_grid
 from ganforge.report.plots import curve_panels, curves_image, run_panels
 from ganforge.sampling import Truncation, as_truncation, class_rows, generate
 
@@ -84,7 +85,7 @@ class Run:
     def show(
         self,
         what: str = "samples",
-        n: int = 64,
+        n: int | None = None,
         seed: int = 0,
         columns: int | None = None,
         panels: Sequence[str] | None = None,
@@ -94,12 +95,20 @@ class Run:
 
         what="samples": a grid of `n` samples of `seed`, `columns` wide (default: square), the
         grid `ganforge sample RUN --n N --seed S --out grid.png` writes (a run of points: its
-        `n` points over the real ones, as `--out points.png` draws them). what="curves": the
+        `n` points over the real ones, as `--out points.png` draws them); `n` defaults to 64.
+        what="classes": a class-conditional run's rows, one per class with its name on the left,
+        `n` samples each (default 8), column j from the same noise in every row: the picture of
+        `ganforge sample RUN --classes all --n N --seed S --out rows.png`. what="curves": the
         training curves of metrics.jsonl as RUN/loss_curves.png draws them, or only the
         `panels` named by their English titles ("Losses", "Discriminator outputs",
         "Gradient norms", ...), under `title` (default "MODEL on DATA"; "" for none); titles
         in the current language (ganforge.set_language).
         """
+        if what == "classes":
+            per_class = 8 if n is None else n
+            images, labels = self.class_grid(per_class, seed=seed)
+            return labelled_grid(images, per_class, self.class_row_labels(labels, per_class))
+        n = 64 if n is None else n
         if what == "samples" and self.config.point_dims:
             return PIL.Image.fromarray(self._points_frame(self.sample(n, seed=seed)))
         if what == "samples":
@@ -107,7 +116,7 @@ class Run:
             return PIL.Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
         if what == "curves":
             return self._curves_image(panels, title)
-        raise GanforgeError(f"show: what='samples' or 'curves', not {what!r}")
+        raise GanforgeError(f"show: what='samples', 'classes' or 'curves', not {what!r}")
 
     def _points_frame(self, points: np.ndarray) -> np.ndarray:
         """A run of points drawn over its real points, as `ganforge sample RUN --out
@@ -308,6 +317,10 @@ class Run:
                 f"--classes: run '{self.path}' ({self.config.model}) is not class-conditional"
             )
         return class_rows(family, self.generator(ema), per_class, seed, truncation)
+
+    def class_row_labels(self, labels: torch.Tensor, per_class: int) -> list[str]:
+        """The class name of each row of a class grid (`class_grid`'s labels)."""
+        return [self.config.class_names[int(c)] for c in labels[::per_class]]
 
 
 def load_run(path: str | Path) -> Run:
