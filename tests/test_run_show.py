@@ -107,3 +107,15 @@ def test_classes_are_the_labelled_rows_of_sample_classes(tiny_train, tmp_path, m
     assert picture.width > grid.shape[1] and picture.height == grid.shape[0]  # the names' margin
     with pytest.raises(ganforge.GanforgeError, match="not class-conditional"):
         tiny_train("plain").show("classes")
+
+
+def test_an_evaluation_panel_is_named_in_english_in_either_language(tiny_train):
+    """Panels are named by their English titles whatever the language (the picture's titles
+    are translated): a Spanish notebook asks for the evaluation curve as an English one does."""
+    run = tiny_train("evaluated", steps=4, log_every=2, eval_every=2, eval_metric="fid", eval_n=32)
+    panel = "Evaluation: fid (--eval-every)"
+    english = run.show("curves", panels=[panel])
+    ganforge.set_language("es")
+    spanish = run.show("curves", panels=[panel])
+    assert spanish.size == english.size
+    assert np.asarray(spanish).tobytes() != np.asarray(english).tobytes()  # its title, in Spanish

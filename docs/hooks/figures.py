@@ -242,28 +242,12 @@ def curves_picture(run, figure, language: str) -> Path:
         before = current_language()
         set_language(language)
         try:
-            return run.show("curves", panels=local_panel_titles(figure.curves), title="")
+            return run.show("curves", panels=list(figure.curves), title="")
         finally:
             set_language(before)
 
     parameters = {"panels": list(figure.curves), "language": language}
     return picture(run, f"curves-{language}", parameters, draw)
-
-
-EVAL_PANEL = "Evaluation: {metric} (--eval-every)"  # report/plots.py's title, in English
-
-
-def local_panel_titles(titles) -> list[str]:
-    """`titles` (English) as Run.show knows them in the current language: the report's
-    evaluation panels are titled in the language of the moment (translated when the panels
-    are listed), the others keep their English names."""
-    from ganforge.i18n import _
-    from ganforge.metrics.catalog import eval_metric_names
-
-    local = {
-        EVAL_PANEL.format(metric=m): _(EVAL_PANEL).format(metric=m) for m in eval_metric_names()
-    }
-    return [local.get(title, title) for title in titles]
 
 
 RUN_WORD = "RUN"  # in a View's command, the figure's run
@@ -465,14 +449,15 @@ def figure_markdown(name: str, figure, page, config, language: str) -> str:
         listed = ", ".join(f"{run_folder}/{relative}" for relative in figure.run_files)
         commands += ["# " + line for line in textwrap.wrap(listed, COMMAND_WIDTH - 2)]
     if figure.curves:
-        from ganforge.i18n import _, current_language, set_language
+        from ganforge.i18n import current_language, set_language
+        from ganforge.report.plots import panel_title
 
         before = current_language()
         set_language(language)
         try:
             titles = [
-                f"«{_(title)}»" if language == "es" else f'"{title}"'
-                for title in local_panel_titles(figure.curves)
+                f"«{panel_title(title)}»" if language == "es" else f'"{title}"'
+                for title in figure.curves
             ]
         finally:
             set_language(before)

@@ -21,7 +21,7 @@ from ganforge.atomic import atomic_write_text
 from ganforge.i18n import _, current_language
 from ganforge.models import describe_model
 from ganforge.report.gif import grids_to_gif
-from ganforge.report.plots import LOG_SCALE_PANELS, curve_panels, run_panels
+from ganforge.report.plots import LOG_SCALE_PANELS, curve_panels, panel_title, run_panels
 from ganforge.run import SAMPLES_DIR, Run
 
 REPORT_FILE = "report.html"
@@ -114,7 +114,7 @@ def build_report(run: Run | str | Path, out: str | Path | None = None) -> Path:
     figures = []
     for title, series in curve_panels(records, run_panels(describe_model(config))):
         log_scale = title in LOG_SCALE_PANELS
-        shown = _(title)
+        shown = panel_title(title)
         figures.append(
             f'<img class="fig" alt="{html.escape(shown)}" '
             f'src="{_figure_png(shown, series, log_scale, events)}">'

@@ -14,21 +14,28 @@ from ganforge.i18n import N_, _
 from ganforge.metrics.catalog import eval_metric_names
 
 Panel = tuple[str, tuple[str, ...]]  # (title, the logged statistics drawn on it)
+EVAL_PANEL = N_("Evaluation: {metric} (--eval-every)")  # one panel per evaluated metric
+
+
+def panel_title(title: str) -> str:
+    """A panel's title (as run_panels names it: in English) in the current language."""
+    for metric in eval_metric_names():
+        if title == EVAL_PANEL.format(metric=metric):
+            return _(EVAL_PANEL).format(metric=metric)
+    return _(title)
 
 
 def run_panels(family) -> tuple[Panel, ...]:
     """The curve panels of a run of `family` (a models.ModelFamily, perhaps described on the
     meta device): its own statistics as it groups them, then what every run logs — the
     gradient norm of each network, the doctor's diversity, one panel per evaluated metric
-    (their scales differ: an accuracy next to an FID)."""
+    (their scales differ: an accuracy next to an FID). Titles in English, as code and
+    `Run.show(panels=...)` name them; panel_title() says them in the current language."""
     return (
         *family.curve_panels,
         (N_("Gradient norms"), tuple(f"grad_norm_{name}" for name in family.networks)),
         (N_("Diversity (doctor)"), ("diversity", "diversity_real")),
-        *(
-            (_("Evaluation: {metric} (--eval-every)").format(metric=m), (f"eval_{m}",))
-            for m in eval_metric_names()
-        ),
+        *((EVAL_PANEL.format(metric=m), (f"eval_{m}",)) for m in eval_metric_names()),
     )
 
 
@@ -98,7 +105,7 @@ def draw_training_curves(
     for axis, (name, series) in zip(axes.flat, panels):
         for key, points in series.items():
             axis.plot(*zip(*points), label=key, linewidth=1.4)
-        axis.set_title(_(name))
+        axis.set_title(panel_title(name))
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
