@@ -48,8 +48,14 @@ def test_class_grids_one_class_or_one_row_per_class(catalog):
     sevens = explorer.sample_grid(loaded, 3, "7")
     assert np.array_equal(sevens, gray(loaded.run.sample(16, seed=3, labels="7")))
     every = explorer.sample_grid(loaded, 3, explorer.EVERY_CLASS)
+    # one row per class, named on the left: the picture of `sample --classes all --n 8`
+    labelled = loaded.run.show("classes", n=explorer.PER_CLASS, seed=3)
+    assert np.array_equal(every, np.asarray(labelled))
     rows, _ = loaded.run.class_grid(per_class=explorer.PER_CLASS, seed=3)
-    assert np.array_equal(every, image_grid(rows, explorer.PER_CLASS)[..., 0])
+    unlabelled = image_grid(rows, explorer.PER_CLASS)[..., 0]
+    margin = every.shape[1] - unlabelled.shape[1]
+    assert margin > 0 and every[:, :margin].min() < 128  # the names, dark on white
+    assert np.array_equal(every[:, margin:], unlabelled)
     assert explorer.class_choices(loaded.run) == [explorer.EVERY_CLASS, *map(str, range(10))]
     assert explorer.class_choices(catalog.open("dcgan")) == []
     with pytest.raises(GanforgeError, match="'eleven' is not a class"):
@@ -66,7 +72,8 @@ def test_the_truncation_slider_scales_the_noise_of_the_grid(catalog):
     conditional = catalog.load("cgan")
     every = explorer.sample_grid(conditional, 3, explorer.EVERY_CLASS, 0.5)
     rows = closed_form_class_rows(conditional.run, explorer.PER_CLASS, 3, 0.5)
-    assert np.array_equal(every, image_grid(rows, explorer.PER_CLASS)[..., 0])
+    unlabelled = image_grid(rows, explorer.PER_CLASS)[..., 0]
+    assert np.array_equal(every[:, every.shape[1] - unlabelled.shape[1] :], unlabelled)
     for psi, words in ((0, "above 0"), (1.5, "(0, 1]"), ("x", "not a number")):
         with pytest.raises(GanforgeError, match="^truncation: ") as error:
             explorer.sample_grid(loaded, 5, None, psi)
@@ -94,8 +101,12 @@ def test_interpolation_of_a_class_run_draws_the_chosen_class_or_all(catalog):
     loaded = catalog.load("cgan")
     one, _ = explorer.interpolation(loaded, 1, 2, 0.0, "slerp", "4")
     assert np.array_equal(one, enlarged(loaded.run.sample(1, seed=1, labels=4)))
-    every, _ = explorer.interpolation(loaded, 1, 2, 0.0, "slerp", explorer.EVERY_CLASS)
+    every, strip = explorer.interpolation(loaded, 1, 2, 0.0, "slerp", explorer.EVERY_CLASS)
     assert every.shape[0] == 2 * one.shape[0] - 2  # ten classes in two rows of five
+    _, one_strip = explorer.interpolation(loaded, 1, 2, 0.0, "slerp", "4")
+    assert strip.shape[0] == 10 * (one_strip.shape[0] - 2) + 2  # a row per class
+    margin = strip.shape[1] - one_strip.shape[1]
+    assert margin > 0 and strip[:, :margin].min() < 128  # each row named on the left
 
 
 @pytest.mark.parametrize(

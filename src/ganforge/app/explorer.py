@@ -24,6 +24,7 @@ from ganforge.data.folder import DECODE_ERRORS, decode_failure, read_square, squ
 from ganforge.errors import GanforgeError
 from ganforge.latent import INTERPOLATIONS, decode, interpolation_codes, seed_codes
 from ganforge.report.grid import image_grid
+from ganforge.report.labels import labelled_grid
 from ganforge.run import Run
 from ganforge.sampling import Truncation
 from ganforge.translate import translate_images
@@ -130,8 +131,8 @@ def sample_grid(
             )
         return point_frame(loaded, seed)
     if loaded.family.kind.class_conditional and _is_every_class(class_name):
-        images, _ = run.class_grid(per_class=PER_CLASS, seed=seed, truncation=truncation)
-        return _picture(images, columns=PER_CLASS)
+        images, labels = run.class_grid(per_class=PER_CLASS, seed=seed, truncation=truncation)
+        return _picture(images, PER_CLASS, row_labels=run.class_row_labels(labels, PER_CLASS))
     labels = class_name if loaded.family.kind.class_conditional else None
     images = run.sample(GRID_SAMPLES, seed=seed, labels=labels, truncation=truncation)
     return _picture(images)
@@ -176,7 +177,10 @@ def interpolation(
     labels = _labels(loaded, class_name)
     frames = _decode_rows(loaded, frame, labels)
     strip = _decode_rows(loaded, path, labels)
-    return _picture(frames, columns=min(len(frames), 5), large=True), _picture(strip, STRIP_FRAMES)
+    names = loaded.run.config.class_names
+    rows = [names[label] for label in labels] if labels and len(labels) > 1 else None
+    strip_picture = _picture(strip, STRIP_FRAMES, row_labels=rows)
+    return _picture(frames, columns=min(len(frames), 5), large=True), strip_picture
 
 
 def directions(loaded: LoadedRun) -> LatentDirections:
@@ -332,11 +336,19 @@ def _decode_rows(loaded: LoadedRun, codes: torch.Tensor, labels: list[int] | Non
     return np.concatenate([decode(loaded.family, loaded.network, codes, label) for label in labels])
 
 
-def _picture(images: np.ndarray, columns: int | None = None, large: bool = False) -> np.ndarray:
+def _picture(
+    images: np.ndarray,
+    columns: int | None = None,
+    large: bool = False,
+    row_labels: list[str] | None = None,
+) -> np.ndarray:
     """uint8 images (N, H, W, C) as one grid picture, (H', W') for gray, (H', W', 3) for RGB;
-    `large` enlarges each image (nearest neighbour) to about LARGE_PIXELS."""
+    `large` enlarges each image (nearest neighbour) to about LARGE_PIXELS; `row_labels` names
+    each row on the left (class rows: as `ganforge sample --classes all` writes them)."""
     if large:
         scale = max(1, LARGE_PIXELS // max(images.shape[1:3]))
         images = images.repeat(scale, axis=1).repeat(scale, axis=2)
+    if row_labels:
+        return np.asarray(labelled_grid(images, columns, row_labels))
     grid = image_grid(images, columns)
     return grid[..., 0] if grid.shape[-1] == 1 else grid
