@@ -302,9 +302,14 @@ def test_uploading_an_image_to_pix2pix(page, shot, edge_png):
     assert pair.shape == (32 * scale + 4, 2 * (32 * scale + 2) + 2)  # source | translation
     assert page.locator("#message").inner_text().strip() == ""
     shot(page, "07-pix2pix-upload")
-    page.get_by_role("tab", name="Samples").click()
-    expect(page.locator("#samples-note")).to_contain_text("translates images")
-    shot(page, "08-pix2pix-samples-tab-explains")
+    # only the tabs a translator has use for: no Samples, Interpolate or Directions
+    for name in ("Samples", "Interpolate", "Directions"):
+        expect(page.get_by_role("tab", name=name)).to_be_hidden()
+    expect(page.get_by_role("tab", name="Report")).to_be_visible()
+    shot(page, "08-pix2pix-only-its-tabs")
+    choose_run(page, "dcgan", "dcgan")  # and a noise run has no Translate tab
+    expect(page.get_by_role("tab", name="Samples")).to_be_visible()
+    expect(page.get_by_role("tab", name="Translate")).to_be_hidden()
 
 
 def test_a_bad_upload_is_explained_and_the_page_keeps_working(page, shot, edge_png, tmp_path):

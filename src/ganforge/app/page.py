@@ -61,9 +61,18 @@ LAB_INTRO = (
     f"per page, at most {MAX_STEPS:,} steps; it stops, and its files are deleted, when the page "
     "closes. The settings apply from Reset."
 )
-CSS = """
-#message p, #lab-message p { color: #b00020; font-weight: 600; }
-.pixelated img { image-rendering: pixelated; }
+NOISE_TABS = ("samples", "interpolate", "directions")  # a run that draws from noise
+IMAGE_TABS = ("translate",)  # a translator
+# the tab buttons a run has no use for are hidden by the class choose_run gives the tabs
+# (Gradio 6 does not hide a tab's button on a visible=False update)
+HIDDEN_TABS = ", ".join(
+    [f".ganforge-translator #tab-{tab}-button" for tab in NOISE_TABS]
+    + [f".ganforge-noise #tab-{tab}-button" for tab in IMAGE_TABS]
+)
+CSS = f"""
+#message p, #lab-message p {{ color: #b00020; font-weight: 600; }}
+.pixelated img {{ image-rendering: pixelated; }}
+{HIDDEN_TABS} {{ display: none !important; }}
 """
 
 
@@ -351,7 +360,10 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
                 for show in shown
                 for update in (gr.Markdown(visible=not show), gr.Column(visible=show))
             ],
-            gr.Tabs(selected="samples" if draws else "translate"),
+            gr.Tabs(
+                selected="samples" if draws else "translate",
+                elem_classes=["ganforge-noise" if draws else "ganforge-translator"],
+            ),
             *[None] * len(pictures),
         )
 
