@@ -460,3 +460,12 @@ def test_doctor_options_may_change_on_resume(tiny_train):
     run = tiny_train(steps=5)
     resumed = ganforge.train(resume=run.path, steps=10, doctor_d_accuracy=0.9, doctor=False)
     assert resumed.config.doctor_d_accuracy == 0.9 and resumed.config.doctor is False
+
+
+def test_a_winning_d_against_a_saturating_g_loss_suggests_the_non_saturating_loss_first(doctor):
+    """Course chapter 5: against a D that wins outright, the saturating loss gives G nothing to
+    learn; the non-saturating loss is the remedy that worked, so it comes first."""
+    saturating = dx.DOverpowering(doctor(g_loss="saturating").config)
+    assert saturating.remedies()[0] == "--g-loss non-saturating"
+    already = dx.DOverpowering(doctor().config)
+    assert "--g-loss non-saturating" not in already.remedies()

@@ -218,7 +218,11 @@ class DOverpowering(Detector):
     def remedies(self) -> list[str]:
         c = self.config
         smoothing = max(0.1, min(0.3, c.label_smoothing + 0.1))
-        found = [f"--lr-d {_lr(c.lr_d / 2)}"]
+        # a saturating G loss against a winning D is the vanishing gradient of the course: the
+        # non-saturating loss removed this event in its own run (course chapter 5), where
+        # label smoothing and instance noise 0.1 did not
+        found = ["--g-loss non-saturating"] if c.g_loss == "saturating" else []
+        found.append(f"--lr-d {_lr(c.lr_d / 2)}")
         if c.d_steps > 1:
             found.append("--d-steps 1")
         return found + [
