@@ -197,6 +197,9 @@ def test_the_report_is_built_without_touching_the_run(catalog, runs_dir, tree_sn
     assert tree_snapshot(runs_dir / "cgan") == before
     text = explorer.describe(catalog.open("problems/no-checkpoint"))
     assert "no checkpoint yet" in text
+    assert "z_dim 8" in explorer.describe(catalog.open("dcgan"))
+    translator = explorer.describe(catalog.open("pix2pix"))  # it draws from its source image
+    assert "translates images" in translator and "z_dim" not in translator
 
 
 def test_the_core_install_does_not_import_gradio():

@@ -66,7 +66,9 @@ def describe(run: Run) -> str:
     )
     lines = [
         f"**{markdown_text(config.model)}** on **{markdown_text(config.data)}**, {kind}",
-        f"{shape}, z_dim {config.z_dim}, {step} of {config.steps}",
+        # a translator draws from its source image, not from noise: no z_dim to speak of
+        ", ".join([shape, *([] if what.translator else [f"z_dim {config.z_dim}"]), step])
+        + f" of {config.steps}",
     ]
     return "  \n".join(lines)
 
