@@ -1,6 +1,7 @@
-"""The translation catalogues: gather the messages marked with `_()` / `N_()` in src/ganforge,
-merge them into each language's .po (new ones empty, gone ones dropped, translations kept),
-and compile the .po files to the .mo files ganforge reads (with Babel, a dev dependency).
+"""The translation catalogues: gather the messages marked with `_()` / `N_()` in src/ganforge
+and the CLI's help texts (read from the built parser: ganforge.cli_words), merge them into
+each language's .po (new ones empty, gone ones dropped, translations kept), and compile the
+.po files to the .mo files ganforge reads (with Babel, a dev dependency).
 
     python tools/i18n.py update     # after adding or changing a marked message
     python tools/i18n.py compile    # after translating: writes the .mo files
@@ -35,7 +36,22 @@ def source_catalog() -> Catalog:
     )
     for filename, line, message, comments, _context in found:
         catalog.add(message, locations=[(f"ganforge/{filename}", line)], auto_comments=comments)
+    for text in parser_texts():
+        if text not in catalog:
+            catalog.add(text, locations=[("ganforge/cli.py", 0)], auto_comments=["help text"])
     return catalog
+
+
+def parser_texts() -> list[str]:
+    """The CLI's help texts, descriptions and group titles, read from the real parser built in
+    English (cli_words.translate_parser looks them up by that English text)."""
+    sys.path.insert(0, str(PACKAGE.parent))
+    from ganforge.cli import build_parser
+    from ganforge.cli_words import parser_texts as texts_of
+    from ganforge.i18n import set_language
+
+    set_language("en")
+    return texts_of(build_parser())
 
 
 def po_path(language: str) -> Path:

@@ -4,7 +4,8 @@ A page that holds the line `<!-- ganforge-cli-reference -->` gets, in its place,
 command and sub-command (`ganforge train`, `ganforge latent interp`, ...): its description, its
 usage, and a table of its options (flag, default, help) per argument group, all read from
 `ganforge.cli.build_parser()` on every build, so the reference is never written by hand and
-cannot drift from the CLI. The text stays in English, as the CLI prints it.
+cannot drift from the CLI. Each language's page shows the CLI's texts in that language, as
+`ganforge ... --help --lang es` prints them (ganforge.cli_words).
 """
 
 from __future__ import annotations
@@ -18,23 +19,53 @@ from collections.abc import Iterator
 MARKER = "<!-- ganforge-cli-reference -->"
 USAGE_WIDTH = 80  # columns of the usage blocks (the page's width), whatever terminal builds it
 # a help text's trailing "(default: X)" or "(default: X; cgan, acgan: Y)" (the models with
-# their own) moves to the default column when X is one word; a default told in words
-# ("$GANFORGE_DATA or ~/.cache/...") stays in the help
-DEFAULT_IN_HELP = re.compile(r"\s*\(default: (?P<default>[^\s;()]+)(?:; (?P<models>[^()]*))?\)\s*$")
+# their own; in Spanish "(por defecto: X)") moves to the default column when X is one word; a
+# default told in words ("$GANFORGE_DATA or ~/.cache/...") stays in the help
+DEFAULT_IN_HELP = re.compile(
+    r"\s*\((?:default|por defecto): (?P<default>[^\s;()]+)(?:; (?P<models>[^()]*))?\)\s*$"
+)
+HEADERS = {
+    "en": {
+        "command": "command",
+        "what": "what it does",
+        "option": "option",
+        "default": "default",
+        "help": "help",
+    },
+    "es": {
+        "command": "orden",
+        "what": "qué hace",
+        "option": "opción",
+        "default": "por defecto",
+        "help": "ayuda",
+    },
+}
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARKER not in markdown:
         return markdown
-    return markdown.replace(MARKER, cli_reference())
+    language = getattr(page.file, "locale", None)
+    return markdown.replace(MARKER, cli_reference(language if language in HEADERS else "en"))
 
 
 @functools.cache
-def cli_reference() -> str:
-    """The Markdown of every command's section (built once, shared by both languages)."""
-    from ganforge.cli import build_parser  # imports ganforge (and so torch): only when needed
+def cli_reference(language: str = "en") -> str:
+    """The Markdown of every command's section in `language` (built once per language)."""
+    # imports ganforge (and so torch): only when needed
+    from ganforge.cli import build_parser
+    from ganforge.cli_words import install_argparse_words, translate_parser
+    from ganforge.i18n import current_language, set_language
 
-    return "\n".join(section(parser, summary) for parser, summary in commands(build_parser()))
+    before = current_language()
+    set_language(language)
+    install_argparse_words()  # "uso:" in the usage blocks
+    try:
+        parser = translate_parser(build_parser())
+        words = HEADERS[language]
+        return "\n".join(section(p, summary, words) for p, summary in commands(parser))
+    finally:
+        set_language(before)
 
 
 def commands(
@@ -64,7 +95,7 @@ def anchor(prog: str) -> str:
     return prog.replace(" ", "-")
 
 
-def section(parser: argparse.ArgumentParser, summary: str | None) -> str:
+def section(parser: argparse.ArgumentParser, summary: str | None, words: dict) -> str:
     formatter = argparse.HelpFormatter(parser.prog, width=USAGE_WIDTH)
     formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
     usage = formatter.format_help().strip()
@@ -83,12 +114,12 @@ def section(parser: argparse.ArgumentParser, summary: str | None) -> str:
             if not isinstance(a, (argparse._SubParsersAction, argparse._HelpAction))
         ]
         for action in subcommands:
-            lines += [subcommand_table(parser.prog, action), ""]
+            lines += [subcommand_table(parser.prog, action, words), ""]
         if options:
             lines.append(f"<p><strong>{html.escape(group.title or 'options')}</strong></p>")
             if group.description:
                 lines.append(paragraph(group.description))
-            lines += ["", options_table(parser.prog, options), ""]
+            lines += ["", options_table(parser.prog, options, words), ""]
     return "\n".join(lines)
 
 
@@ -96,17 +127,17 @@ def paragraph(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
 
-def subcommand_table(prog: str, action: argparse._SubParsersAction) -> str:
+def subcommand_table(prog: str, action: argparse._SubParsersAction, words: dict) -> str:
     helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
     rows = [
         f'<tr><td><a href="#{anchor(f"{prog} {name}")}"><code>{html.escape(name)}</code></a></td>'
         f"<td>{html.escape(helps.get(name, ''))}</td></tr>"
         for name, _ in unique_choices(action)
     ]
-    return table(("command", "what it does"), rows)
+    return table((words["command"], words["what"]), rows)
 
 
-def options_table(prog: str, actions: list[argparse.Action]) -> str:
+def options_table(prog: str, actions: list[argparse.Action], words: dict) -> str:
     formatter = argparse.HelpFormatter(prog, width=USAGE_WIDTH)
     rows = []
     for action in actions:
@@ -123,7 +154,7 @@ def options_table(prog: str, actions: list[argparse.Action]) -> str:
             f"<tr><td><code>{html.escape(invocation)}</code></td><td>{default_cell}</td>"
             f"<td>{html.escape(help_text)}</td></tr>"
         )
-    return table(("option", "default", "help"), rows)
+    return table((words["option"], words["default"], words["help"]), rows)
 
 
 def split_default(help_text: str) -> tuple[str, str | None, str | None]:

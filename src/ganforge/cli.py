@@ -24,6 +24,7 @@ from ganforge.config import (
 )
 from ganforge.config.model_options import option_fields
 from ganforge.errors import GanforgeError, TrainingStopped
+from ganforge.cli_words import install_argparse_words, translate_parser
 from ganforge.i18n import LANGUAGES, _, set_language
 
 DEMO_OUT = "runs/demo"
@@ -303,17 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_language_option(parser: argparse.ArgumentParser) -> None:
-    """`--lang es|en` on every command (main() reads it before parsing: it sets the language
-    of the doctor's words, the reports and the messages)."""
+    """`--lang es|en` on `ganforge` and every command (main() reads it before parsing: it sets
+    the language of the doctor's words, the reports, the help and the messages)."""
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=None,
+        help="language of the help, the messages, the doctor's words and the reports "
+        "(default: GANFORGE_LANG, else the locale; English where it is neither)",
+    )
     for action in parser._subparsers._group_actions if parser._subparsers else ():
         for command in dict.fromkeys(action.choices.values()):
-            command.add_argument(
-                "--lang",
-                choices=LANGUAGES,
-                default=None,
-                help="language of the doctor's words and reports (default: GANFORGE_LANG, "
-                "else the locale; English where it is neither)",
-            )
             _add_language_option(command)
 
 
@@ -464,8 +465,22 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
         description="Interpolate between the codes of two seeds; the end frames are "
         "`ganforge sample RUN --n 1 --seed SEED`.",
     )
-    interp.add_argument("--from", dest="seed_from", type=int, required=True, metavar="SEED")
-    interp.add_argument("--to", dest="seed_to", type=int, required=True, metavar="SEED")
+    interp.add_argument(
+        "--from",
+        dest="seed_from",
+        type=int,
+        required=True,
+        metavar="SEED",
+        help="the seed whose sample the path starts from",
+    )
+    interp.add_argument(
+        "--to",
+        dest="seed_to",
+        type=int,
+        required=True,
+        metavar="SEED",
+        help="the seed whose sample the path ends at",
+    )
     interp.add_argument("--steps", type=int, default=10, help="frames (default: 10)")
     interp.add_argument(
         "--mode", default="slerp", help="lerp (a line) or slerp (a great circle; default)"
@@ -1063,7 +1078,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GanforgeError as exc:
         print(f"ganforge: error: {exc}", file=sys.stderr)
         return 2
-    parser = build_parser()
+    install_argparse_words()
+    parser = translate_parser(build_parser())
     args, extras = parser.parse_known_args(argv)
     if extras:
         _unknown_flags(parser, args, extras)

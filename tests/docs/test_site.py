@@ -6,6 +6,7 @@ outside, and a broken internal link failing the build."""
 from __future__ import annotations
 
 import argparse
+import gettext
 import html
 import os
 import re
@@ -23,7 +24,13 @@ from ganforge.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGES = {"es": "", "en": "en/"}  # each language's folder in the site (Spanish: the default)
 DEFAULT_IN_HELP = re.compile(
-    r"(?s)(?P<help>.*?)\s*\(default: (?P<default>[^\s;()]+)(?:; (?P<models>[^()]*))?\)\s*"
+    r"(?s)(?P<help>.*?)\s*\((?:default|por defecto): (?P<default>[^\s;()]+)"
+    r"(?:; (?P<models>[^()]*))?\)\s*"
+)
+USAGE = {"es": "uso: ", "en": "usage: "}  # argparse's word, in the page's language
+# the CLI's texts as the Spanish page shows them: read from the catalogue with gettext
+SPANISH = gettext.translation(
+    "ganforge", Path(ganforge.__file__).parent / "locale", languages=["es"]
 )
 
 
@@ -118,7 +125,7 @@ def test_cli_reference_holds_every_command_and_flag_of_the_real_parser(site, lan
     assert len(parsers) > 10
     for parser in parsers:
         section = command_section(reference, parser.prog)
-        assert f"usage: {parser.prog}" in section
+        assert f"{USAGE[language]}{parser.prog}" in section
         for action in parser._actions:  # every shown option but -h, which every command has
             shown = action.option_strings and action.help != argparse.SUPPRESS
             if shown and not isinstance(action, argparse._HelpAction):
@@ -132,7 +139,9 @@ def test_cli_reference_shows_the_real_help_and_default_of_label_smoothing(site, 
     action = next(a for a in train._actions if "--label-smoothing" in a.option_strings)
     section = command_section(page(site, language, "reference/cli"), "ganforge train")
     row = option_row(section, "--label-smoothing")
-    match = DEFAULT_IN_HELP.fullmatch(action.help)
+    help_text = action.help if language == "en" else SPANISH.gettext(action.help)
+    assert help_text != action.help or language == "en"
+    match = DEFAULT_IN_HELP.fullmatch(help_text)
     assert match is not None, "--label-smoothing's help names its default"
     assert f"<td>{html.escape(match['help'])}</td>" in row
     assert f"<code>{html.escape(match['default'])}</code>" in row
