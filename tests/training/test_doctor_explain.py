@@ -171,3 +171,35 @@ def test_large_learning_rates_are_a_cause_relative_to_the_models_own_defaults():
     (large,) = [r for r in reasons(**r3gan, lr_g=own["lr_g"] * 3) if "learning rates" in r]
     assert "3x r3gan's defaults" in large
     assert not any("learning rates" in r for r in reasons(optimizer="sgd", lr_g=0.05))
+
+
+def test_an_event_written_in_english_is_read_in_spanish(tmp_path, capsys):
+    """The doctor keeps each explanation's English template and values beside its text:
+    `ganforge doctor RUN --lang es` and the Spanish report say it again in Spanish; an event
+    written before templates were kept is read as written."""
+    from ganforge.i18n import _, set_language
+    from ganforge.training.doctor.detectors import DOverpowering
+    from ganforge.training.doctor.events import Event
+
+    set_language("en")
+    config = TrainConfig(model="mlp", data="ring8", point_dims=2, doctor_patience=1)
+    detector = DOverpowering(config)
+    evidence = None
+    for step in range(0, 10 * warmup_steps(config), 50):
+        evidence = detector.examine({"step": step, "d_accuracy": 1.0}) or evidence
+    assert evidence is not None and "D has been right about 100.0%" in evidence["explanation"]
+    line = json.loads(Event(700, "d_overpowering", evidence, ["--lr-d 0.0001"]).to_json())
+    run = write_run(tmp_path / "run", events=[line])
+    set_language("es")
+    spanish = _(evidence["said"]["template"]).format(**evidence["said"]["values"])
+    set_language("en")
+    assert spanish != evidence["explanation"] and "100,0" in spanish  # its own words, numbers
+    assert main(["doctor", str(run), "--lang", "es"]) == 0
+    text = capsys.readouterr().out
+    assert spanish in text and evidence["explanation"] not in text
+    assert main(["report", str(run), "--lang", "es"]) == 0
+    report = (run / "report.html").read_text(encoding="utf-8")
+    assert spanish.split(":")[0] in report and "said =" not in report
+    old = write_run(tmp_path / "old", events=[collapse(600)])  # no template: as written
+    assert main(["doctor", str(old), "--lang", "es"]) == 0
+    assert "only 3 of the 8 modes" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from ganforge.atomic import atomic_write_text
+from ganforge.explanations import SAID, explanation
 from ganforge.i18n import _, current_language
 from ganforge.models import describe_model
 from ganforge.report.gif import grids_to_gif
@@ -78,11 +79,12 @@ def data_uri(data: bytes, mime: str) -> str:
 def _evidence_text(evidence) -> str:
     if not isinstance(evidence, dict):
         return html.escape(str(evidence))
-    words = [str(evidence[k]) for k in ("explanation", "summary", "why") if k in evidence]
+    words = [explanation(evidence)] if "explanation" in evidence else []
+    words += [str(evidence[k]) for k in ("summary", "why") if k in evidence]
     numbers = [
         f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
         for k, v in evidence.items()
-        if k not in ("explanation", "summary", "why")
+        if k not in ("explanation", "summary", "why", SAID)
     ]
     return html.escape(" ".join(words) + (f" ({', '.join(numbers)})" if numbers else ""))
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from ganforge.config import TrainConfig
-from ganforge.i18n import _
+from ganforge.explanations import explained
+from ganforge.i18n import N_, _
 from ganforge.training.doctor.events import lr_text as _lr
 
 _MIN_HISTORY = 5  # records a running median needs before it is trusted
@@ -106,8 +107,8 @@ class Exploding(Detector):
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 return {
                     key: value,
-                    "explanation": _("{key} is {value}: training has diverged.").format(
-                        key=key, value=value
+                    **explained(
+                        N_("{key} is {value}: training has diverged."), key=key, value=value
                     ),
                 }
         factor = self.config.doctor_explode_factor
@@ -118,10 +119,14 @@ class Exploding(Detector):
                     key: value,
                     "at_initialisation": initial,
                     "factor": value / initial,
-                    "explanation": _(
-                        "{key} grew to {factor:.0f}x its value at initialisation: the updates "
-                        "are far too large for these weights."
-                    ).format(key=key, factor=value / initial),
+                    **explained(
+                        N_(
+                            "{key} grew to {factor:.0f}x its value at initialisation: the updates "
+                            "are far too large for these weights."
+                        ),
+                        key=key,
+                        factor=value / initial,
+                    ),
                 }
         found = None
         for key in _total_norm_keys(record):
@@ -134,10 +139,14 @@ class Exploding(Detector):
                         key: value,
                         "running_median": median,
                         "factor": value / median if median > 0 else math.inf,
-                        "explanation": _(
-                            "{key} jumped to {factor:.0f}x its running median: updates this "
-                            "large throw the networks off course."
-                        ).format(key=key, factor=value / max(median, 1e-12)),
+                        **explained(
+                            N_(
+                                "{key} jumped to {factor:.0f}x its running median: updates this "
+                                "large throw the networks off course."
+                            ),
+                            key=key,
+                            factor=value / max(median, 1e-12),
+                        ),
                     }
         return found
 
@@ -178,10 +187,14 @@ class Vanishing(Detector):
                 self.key: value,
                 "running_median": median,
                 "d_accuracy": accuracy,
-                "explanation": _(
-                    "G's gradient fell to {factor:.2g}x its running median while D is right "
-                    "{accuracy:.1%} of the time: G has almost nothing to learn from."
-                ).format(factor=value / median, accuracy=accuracy),
+                **explained(
+                    N_(
+                        "G's gradient fell to {factor:.2g}x its running median while D is right "
+                        "{accuracy:.1%} of the time: G has almost nothing to learn from."
+                    ),
+                    factor=value / median,
+                    accuracy=accuracy,
+                ),
             }
         return None
 
@@ -209,10 +222,14 @@ class DOverpowering(Detector):
             "d_real": record.get("d_real"),
             "d_fake": record.get("d_fake"),
             "records": records,
-            "explanation": _(
-                "D has been right about {accuracy:.1%} of real and fake images for {records} "
-                "records: it wins too easily, and G learns little from a saturated D."
-            ).format(accuracy=accuracy, records=records),
+            **explained(
+                N_(
+                    "D has been right about {accuracy:.1%} of real and fake images for {records} "
+                    "records: it wins too easily, and G learns little from a saturated D."
+                ),
+                accuracy=accuracy,
+                records=records,
+            ),
         }
 
     def remedies(self) -> list[str]:
@@ -254,10 +271,15 @@ class GOverpowering(Detector):
             "d_fake": d_fake,
             "d_real": record.get("d_real"),
             "records": records,
-            "explanation": _(
-                "For {records} records D was right only {accuracy:.0%} of the time and rated "
-                "fakes {d_fake:.2f} real: D is too weak to teach G anything."
-            ).format(records=records, accuracy=accuracy, d_fake=d_fake),
+            **explained(
+                N_(
+                    "For {records} records D was right only {accuracy:.0%} of the time and rated "
+                    "fakes {d_fake:.2f} real: D is too weak to teach G anything."
+                ),
+                records=records,
+                accuracy=accuracy,
+                d_fake=d_fake,
+            ),
         }
 
     def remedies(self) -> list[str]:
@@ -303,10 +325,14 @@ class ModeCollapse(Detector):
             "diversity_real": record["diversity_real"],
             "ratio": ratio,
             "records": records,
-            "explanation": _(
-                "Samples of 64 different noise vectors have been only {ratio:.0%} as varied as "
-                "real images for {records} records: G maps many inputs to few outputs."
-            ).format(ratio=ratio, records=records),
+            **explained(
+                N_(
+                    "Samples of 64 different noise vectors have been only {ratio:.0%} as varied as "
+                    "real images for {records} records: G maps many inputs to few outputs."
+                ),
+                ratio=ratio,
+                records=records,
+            ),
         }
 
     def remedies(self) -> list[str]:
@@ -470,10 +496,14 @@ class Stalled(Detector):
             metric: record.get(metric),
             "evaluations_without_improvement": evaluations,
             "best_step": self.state.get("best_step", 0),
-            "explanation": _(
-                "{metric} has not improved in {evaluations} evaluations: more steps are "
-                "unlikely to help; the best samples are in checkpoints/best.safetensors."
-            ).format(metric=metric, evaluations=evaluations),
+            **explained(
+                N_(
+                    "{metric} has not improved in {evaluations} evaluations: more steps are "
+                    "unlikely to help; the best samples are in checkpoints/best.safetensors."
+                ),
+                metric=metric,
+                evaluations=evaluations,
+            ),
         }
 
     def remedies(self) -> list[str]:

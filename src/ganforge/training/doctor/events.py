@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ganforge.checkpoint_file import whole_number
+from ganforge.explanations import explanation
 from ganforge.i18n import _
 from ganforge.training.logbook import truncate_records
 
@@ -26,15 +27,18 @@ class Event:
     remedies: list[str]  # flags to try, e.g. "--lr-d 0.0001"
 
     def to_json(self) -> str:
-        evidence = {key: _json_number(value) for key, value in self.evidence.items()}
+        evidence = {key: _json_value(value) for key, value in self.evidence.items()}
         fields = {"step": self.step, "event": self.event, "evidence": evidence}
         return json.dumps({**fields, "remedies": self.remedies})
 
 
-def _json_number(value: object) -> object:
-    """Numbers rounded for reading; NaN and infinity as text (JSON has no such numbers)."""
+def _json_value(value: object) -> object:
+    """Numbers rounded for reading; NaN and infinity as text (JSON has no such numbers), also
+    inside the dicts an explanation keeps its values in."""
     if isinstance(value, float):
         return round(value, 6) if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
     return value
 
 
@@ -58,9 +62,9 @@ class EventLog:
             handle.write(event.to_json() + "\n")
         if event.event not in self._printed:
             self._printed.add(event.event)
-            explanation = event.evidence.get("explanation", "")
+            said = explanation(event.evidence)
             cause = event.evidence.get("likely_cause")
-            explanation += _(" Likely cause: {cause}.").format(cause=cause) if cause else ""
+            said += _(" Likely cause: {cause}.").format(cause=cause) if cause else ""
             line = _(
                 "ganforge doctor: step {step}: {event}: {explanation} Try: {remedies} "
                 "(all events: {path})"
@@ -69,7 +73,7 @@ class EventLog:
                 line.format(
                     step=event.step,
                     event=event.event,
-                    explanation=explanation,
+                    explanation=said,
                     remedies=", ".join(event.remedies),
                     path=self.path,
                 ),

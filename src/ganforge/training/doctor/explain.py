@@ -7,6 +7,7 @@ training code, so it works on any run, also one still training."""
 from __future__ import annotations
 
 from ganforge.config import TrainConfig
+from ganforge.explanations import explanation
 from ganforge.i18n import N_, _
 from ganforge.run import Run
 from ganforge.training.doctor.causes import Cause, likely_causes
@@ -73,7 +74,7 @@ def _happened(kind: str, events: list[dict]) -> str:
         )
     when += reports
     latest = events[-1].get("evidence", {})
-    detail = latest.get("explanation", "") if isinstance(latest, dict) else ""
+    detail = explanation(latest)  # in the reader's language, whatever the training's
     meaning = _(MEANINGS[kind]) if kind in MEANINGS else ""
     latest_text = _(" Latest: {detail}").format(detail=detail) if detail else ""
     return f"- {kind} {when}: {meaning}." + latest_text

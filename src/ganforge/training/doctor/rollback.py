@@ -17,7 +17,8 @@ from torch import nn
 
 from ganforge.config import TrainConfig, flag_name
 from ganforge.errors import GanforgeError
-from ganforge.i18n import _
+from ganforge.explanations import explained
+from ganforge.i18n import N_, _
 from ganforge.models import ModelFamily
 from ganforge.training.doctor.events import Event, EventLog
 from ganforge.training.doctor.events import lr_text as _lr
@@ -118,10 +119,11 @@ class Rollback:
             "rollbacks": self.rollbacks,
             "max_rollbacks": config.max_rollbacks,
             **learning_rates,
-            "explanation": _(
-                "{problem}; training went back to step {step} with learning rates x{factor:g} "
-                "and skipped the batches since."
-            ).format(
+            **explained(
+                N_(
+                    "{problem}; training went back to step {step} with learning rates x{factor:g} "
+                    "and skipped the batches since."
+                ),
                 problem=f"{problem[0].upper()}{problem[1:]}",
                 step=back_to,
                 factor=config.nan_lr_factor,
