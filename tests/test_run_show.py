@@ -119,3 +119,14 @@ def test_an_evaluation_panel_is_named_in_english_in_either_language(tiny_train):
     spanish = run.show("curves", panels=[panel])
     assert spanish.size == english.size
     assert np.asarray(spanish).tobytes() != np.asarray(english).tobytes()  # its title, in Spanish
+
+
+def test_a_translator_shows_itself_as_its_newest_progress_rows(tiny_train, model_options):
+    """A pix2pix run at the end of a notebook cell: its rows of source | output | target (the
+    run's own final picture), not an error; before any picture, its text alone."""
+    run = tiny_train("pix2pix", model="pix2pix", **model_options("pix2pix"))
+    final = run.path / "samples" / "final.png"
+    assert run._repr_png_() == final.read_bytes()
+    for picture in (run.path / "samples").glob("*.png"):
+        picture.unlink()
+    assert run._repr_png_() is None

@@ -150,10 +150,18 @@ class Run:
         return run_panels(describe_model(self.config))
 
     def _repr_png_(self) -> bytes | None:
-        """Jupyter shows a run by its samples (64, seed 0); a run without a checkpoint by
-        its text alone."""
+        """Jupyter shows a run by its samples (64, seed 0); a translator by its newest progress
+        picture (rows of source | output | target); a run without a checkpoint by its text
+        alone."""
+        from ganforge.models import run_kind
+
         if not self.checkpoints or self.config.point_dims:
             return None
+        if run_kind(self.config).translator:
+            pictures = sorted((self.path / SAMPLES_DIR).glob("step_*.png"))
+            final = self.path / SAMPLES_DIR / "final.png"
+            newest = final if final.is_file() else (pictures[-1] if pictures else None)
+            return newest.read_bytes() if newest is not None else None
         buffer = io.BytesIO()
         self.show("samples").save(buffer, format="png")
         return buffer.getvalue()
