@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_seed
+from ganforge.cli_words import install_argparse_words, translate_parser
 from ganforge.config import (
     SECTIONS,
     TrainConfig,
@@ -24,7 +25,6 @@ from ganforge.config import (
 )
 from ganforge.config.model_options import option_fields
 from ganforge.errors import GanforgeError, TrainingStopped
-from ganforge.cli_words import install_argparse_words, translate_parser
 from ganforge.i18n import LANGUAGES, _, set_language
 
 DEMO_OUT = "runs/demo"
