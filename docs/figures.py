@@ -500,13 +500,18 @@ FIGURES.update(
 
 # Chapter 7, cGAN and ACGAN: the label goes into G (and into D for the cGAN; ACGAN's D names the
 # class instead), on mnist-mini's 5,000 digits with the models' own defaults (4x the shared
-# rates) and --width 16: about 30 s (cgan) and 20 s (acgan) on one CPU thread.
+# rates) and --width 16: about 35 s each on one CPU thread shared with other work, with an
+# evaluation of 500 samples by the digit classifier at steps 300 and 600 (class accuracy,
+# worst class, intra-class FID), which costs a second or two.
 CGAN = {
     "model": "cgan",
     "data": "mnist-mini",
     "width": 16,
     "steps": 600,
     "log_every": 20,
+    "eval_every": 300,
+    "eval_metric": "class_accuracy",
+    "eval_n": 500,
     "seed": 0,
 }
 ACGAN = {**CGAN, "model": "acgan"}
@@ -519,11 +524,20 @@ FIGURES.update(
             samples=0,
             views=(CLASS_ROWS,),
             curves=("Losses", "Discriminator outputs"),
+            numbers=(
+                "d_accuracy",
+                "eval_class_accuracy",
+                "eval_worst_class_accuracy",
+                "eval_intra_fid",
+            ),
+            at_steps=(300, 600),
             caption={
                 "es": "La cGAN tras 600 iteraciones: una fila por clase (la etiqueta a la "
-                "izquierda), ocho muestras de cada una.",
+                "izquierda), ocho muestras de cada una; en la tabla, 500 muestras leídas por el "
+                "clasificador de dígitos en los pasos 300 y 600.",
                 "en": "The cGAN after 600 iterations: one row per class (its label on the "
-                "left), eight samples of each.",
+                "left), eight samples of each; in the table, 500 samples read by the digit "
+                "classifier at steps 300 and 600.",
             },
             alt={
                 "es": "Dígitos de la cGAN, una fila por clase",
@@ -535,10 +549,20 @@ FIGURES.update(
             samples=0,
             views=(CLASS_ROWS,),
             curves=("Losses", "Discriminator outputs"),
+            numbers=(
+                "aux_accuracy",
+                "eval_class_accuracy",
+                "eval_worst_class_accuracy",
+                "eval_intra_fid",
+            ),
+            at_steps=(300, 600),
             caption={
-                "es": "La ACGAN tras 600 iteraciones, con el mismo presupuesto: una fila por "
-                "clase.",
-                "en": "The ACGAN after 600 iterations, on the same budget: one row per class.",
+                "es": "La ACGAN tras 600 iteraciones, con el mismo presupuesto y la misma "
+                "evaluación: una fila por clase. `aux_accuracy` es el acierto de la cabeza de "
+                "clase de D con las reales del lote.",
+                "en": "The ACGAN after 600 iterations, on the same budget and with the same "
+                "evaluation: one row per class. `aux_accuracy` is the accuracy of D's class "
+                "head on the batch's real images.",
             },
             alt={
                 "es": "Dígitos de la ACGAN, una fila por clase",
@@ -550,9 +574,11 @@ FIGURES.update(
 
 
 # Chapter 8, Pix2Pix and CycleGAN: edge maps -> digits (mnist-mini-edges, 32 px). Pix2Pix from
-# the aligned pairs (300 iterations of 16, about 16 s on one thread); CycleGAN from the same
-# edge maps and digits shuffled apart, never a pair (200 iterations of 8, about 25 s: four
-# networks). Their progress pictures are rows of held-out examples.
+# the aligned pairs (300 iterations of 16, about 25 s on one shared thread); CycleGAN from the
+# same edge maps and digits shuffled apart, never a pair (400 iterations of 8, about 70 s: four
+# networks; at 200 both of its generators still draw grey blurs of their input). Each measures
+# L1/PSNR/SSIM on the first 100 held-out pairs twice while training (a second or two). Their
+# progress pictures are rows of held-out examples.
 PIX2PIX = {
     "model": "pix2pix",
     "data": "mnist-mini-edges",
@@ -562,6 +588,9 @@ PIX2PIX = {
     "steps": 300,
     "log_every": 20,
     "sample_every": 100,
+    "eval_every": 150,
+    "eval_metric": "psnr",
+    "eval_n": 100,
     "seed": 0,
 }
 CYCLEGAN = {
@@ -570,9 +599,12 @@ CYCLEGAN = {
     "resolution": 32,
     "width": 8,
     "batch_size": 8,
-    "steps": 200,
+    "steps": 400,
     "log_every": 20,
     "sample_every": 100,
+    "eval_every": 200,
+    "eval_metric": "psnr",
+    "eval_n": 100,
     "seed": 0,
 }
 
@@ -582,25 +614,37 @@ FIGURES.update(
             config=PIX2PIX,
             samples=0,
             frames=(100, 200, 300),
-            curves=("Losses",),
+            curves=("Losses", "Discriminator outputs"),
+            numbers=("d_accuracy", "loss_l1", "eval_l1", "eval_psnr", "eval_ssim"),
+            at_steps=(20, 150, 300),
             caption={
                 "es": "Pix2Pix en los pasos 100, 200 y 300: en cada fila, el mapa de bordes, la "
-                "traducción de G y el dígito real (ejemplos que no vio al entrenar).",
+                "traducción de G y el dígito real (ejemplos que no vio al entrenar). En la "
+                "tabla, `loss_l1` del lote de entrenamiento y L1, PSNR y SSIM con 100 pares "
+                "que no vio.",
                 "en": "Pix2Pix at steps 100, 200 and 300: in each row, the edge map, G's "
-                "translation and the real digit (examples it never trained on).",
+                "translation and the real digit (examples it never trained on). In the table, "
+                "`loss_l1` on the training batch and L1, PSNR and SSIM on 100 pairs it never "
+                "saw.",
             },
             alt={"es": "Bordes traducidos a dígitos", "en": "Edge maps translated into digits"},
         ),
         "cyclegan-edges": Figure(
             config=CYCLEGAN,
             samples=0,
-            frames=(100, 200),
+            frames=(200, 400),
             curves=("Losses",),
+            numbers=("loss_cycle", "loss_identity", "eval_l1", "eval_psnr", "eval_ssim"),
+            at_steps=(20, 200, 400),
             caption={
-                "es": "CycleGAN en los pasos 100 y 200, sin ver nunca un par: en cada fila, "
-                "a → G(a) → F(G(a)) y b → F(b) → G(F(b)).",
-                "en": "CycleGAN at steps 100 and 200, never shown a pair: in each row, "
-                "a → G(a) → F(G(a)) and b → F(b) → G(F(b)).",
+                "es": "CycleGAN en los pasos 200 y 400, sin ver nunca un par: en cada fila, "
+                "a → G(a) → F(G(a)) y b → F(b) → G(F(b)). En la tabla, las pérdidas de ciclo e "
+                "identidad (sin ponderar) y la traducción a → G(a) medida con 100 pares que "
+                "no vio.",
+                "en": "CycleGAN at steps 200 and 400, never shown a pair: in each row, "
+                "a → G(a) → F(G(a)) and b → F(b) → G(F(b)). In the table, the cycle and "
+                "identity losses (unweighted) and the translation a → G(a) measured on 100 "
+                "pairs it never saw.",
             },
             alt={"es": "Traducciones de CycleGAN", "en": "CycleGAN's translations"},
         ),
@@ -625,16 +669,58 @@ FIGURES.update(
         "vae-samples": Figure(
             config=VAE,
             run_files=("samples/reconstructions.png",),
+            curves=("VAE loss per image (recon + beta * KL)",),
+            numbers=("loss_vae", "recon", "kl"),
+            at_steps=(20, 100, 300, 600),
+            events=True,
             caption={
-                "es": "El VAE tras 600 iteraciones: 36 muestras (z ~ N(0, I) decodificado) y, "
-                "debajo, prendas reales sobre sus reconstrucciones.",
-                "en": "The VAE after 600 iterations: 36 samples (z ~ N(0, I) decoded) and, "
-                "below, real clothes over their reconstructions.",
+                "es": "El VAE tras 600 iteraciones: 36 muestras (z ~ N(0, I) decodificado), "
+                "prendas reales sobre sus reconstrucciones y los dos términos de la pérdida.",
+                "en": "The VAE after 600 iterations: 36 samples (z ~ N(0, I) decoded), real "
+                "clothes over their reconstructions and the two terms of the loss.",
             },
             alt={
                 "es": "Muestras y reconstrucciones del VAE",
                 "en": "The VAE's samples and reconstructions",
             },
+        ),
+        "vae-vs-gan-vae": Figure(
+            config=VAE,  # the same run as vae-samples: trained once
+            caption={
+                "es": "El **VAE**: 36 muestras de la semilla 0, z ~ N(0, I) decodificado.",
+                "en": "The **VAE**: 36 samples of seed 0, z ~ N(0, I) decoded.",
+            },
+            alt={"es": "Prendas generadas por el VAE", "en": "Garments generated by the VAE"},
+        ),
+        "vae-vs-gan-dcgan": Figure(
+            config=DCGAN,  # chapter 3's run: trained once
+            caption={
+                "es": "La **DCGAN** del capítulo 3, con los mismos datos, la misma anchura y "
+                "las mismas 600 iteraciones: 36 muestras de la misma semilla.",
+                "en": "Chapter 3's **DCGAN**, with the same data, width and 600 iterations: 36 "
+                "samples of the same seed.",
+            },
+            alt={"es": "Prendas generadas por la DCGAN", "en": "Garments generated by DCGAN"},
+        ),
+        "vae-vs-gan-interp-vae": Figure(
+            config=VAE,
+            samples=0,
+            views=(View("interpolation", "latent interp RUN --from 1 --to 2 --steps 8"),),
+            caption={
+                "es": "El VAE: de la muestra de la semilla 1 a la de la semilla 2 en 8 pasos.",
+                "en": "The VAE: from the sample of seed 1 to that of seed 2 in 8 steps.",
+            },
+            alt={"es": "Una interpolación del VAE", "en": "An interpolation of the VAE"},
+        ),
+        "vae-vs-gan-interp-dcgan": Figure(
+            config=DCGAN,
+            samples=0,
+            views=(View("interpolation", "latent interp RUN --from 1 --to 2 --steps 8"),),
+            caption={
+                "es": "La DCGAN: la misma orden, de la semilla 1 a la 2 en 8 pasos.",
+                "en": "DCGAN: the same command, from seed 1 to seed 2 in 8 steps.",
+            },
+            alt={"es": "Una interpolación de la DCGAN", "en": "An interpolation of DCGAN"},
         ),
     }
 )
@@ -649,23 +735,73 @@ FIGURES.update(
             samples=0,
             views=(View("interpolation", "latent interp RUN --from 1 --to 2 --steps 8"),),
             caption={
-                "es": "De la muestra de la semilla 1 a la de la semilla 2 en 8 pasos.",
-                "en": "From the sample of seed 1 to that of seed 2 in 8 steps.",
+                "es": "De la muestra de la semilla 1 a la de la semilla 2 en 8 pasos, por el "
+                "arco (`--mode slerp`, por defecto).",
+                "en": "From the sample of seed 1 to that of seed 2 in 8 steps, along the arc "
+                "(`--mode slerp`, the default).",
             },
             alt={
                 "es": "Una interpolación en el espacio latente",
                 "en": "An interpolation in the latent space",
             },
         ),
+        "latent-interpolation-lerp": Figure(
+            config=DCGAN,
+            samples=0,
+            views=(
+                View("interpolation", "latent interp RUN --from 1 --to 2 --steps 8 --mode lerp"),
+            ),
+            caption={
+                "es": "Las mismas semillas por la línea recta (`--mode lerp`).",
+                "en": "The same seeds along the straight line (`--mode lerp`).",
+            },
+            alt={
+                "es": "Una interpolación lineal en el espacio latente",
+                "en": "A linear interpolation in the latent space",
+            },
+        ),
         "latent-gallery": Figure(
             config=DCGAN,
             samples=0,
-            views=(View("gallery", "latent gallery RUN --n 32"),),
+            views=(View("gallery", "latent gallery RUN --n 64"),),
             caption={
-                "es": "Las muestras de las semillas 0 a 31, cada una con su semilla.",
-                "en": "The samples of seeds 0 to 31, each captioned with its seed.",
+                "es": "Las muestras de las semillas 0 a 63, cada una con su semilla.",
+                "en": "The samples of seeds 0 to 63, each captioned with its seed.",
             },
             alt={"es": "Una galería de semillas", "en": "A gallery of seeds"},
+        ),
+        "latent-arithmetic": Figure(
+            config=DCGAN,
+            samples=0,
+            views=(View("arithmetic", "latent arith RUN --a 27,34,45 --b 10,31,59 --c 5,11,13"),),
+            caption={
+                "es": "Prendas de arriba grises (a) − prendas de arriba claras (b) + pantalones "
+                "(c): cada fila, sus tres muestras y la imagen de su código medio; abajo, el "
+                "resultado.",
+                "en": "Grey tops (a) − bright tops (b) + trousers (c): each row, its three "
+                "samples and the image of their mean code; at the bottom, the result.",
+            },
+            alt={"es": "Aritmética de vectores latentes", "en": "Latent vector arithmetic"},
+        ),
+        "latent-truncation": Figure(
+            config=DCGAN,
+            samples=0,
+            views=(View("truncated", "sample RUN --n 36 --seed 0 --truncation 0.5"),),
+            caption={
+                "es": "Las 36 muestras de la semilla 0 con `--truncation 0.5`: cada código, a "
+                "la mitad de distancia del origen.",
+                "en": "The 36 samples of seed 0 with `--truncation 0.5`: every code at half its "
+                "distance from the origin.",
+            },
+            alt={"es": "Muestras truncadas", "en": "Truncated samples"},
+        ),
+        "latent-untruncated": Figure(
+            config=DCGAN,  # chapter 3's samples, seed 0
+            caption={
+                "es": "Las mismas 36 muestras sin truncar (ψ = 1).",
+                "en": "The same 36 samples, untruncated (ψ = 1).",
+            },
+            alt={"es": "Muestras sin truncar", "en": "Untruncated samples"},
         ),
     }
 )

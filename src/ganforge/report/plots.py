@@ -106,7 +106,7 @@ def draw_training_curves(
         for key, points in series.items():
             axis.plot(*zip(*points), label=key, linewidth=1.4)
         axis.set_title(panel_title(name))
-        axis.set_xlabel("step")
+        axis.set_xlabel(_("step"))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
         if name in LOG_SCALE_PANELS:
