@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import os
-import re
 import sys
 import time
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
 
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_seed
+from ganforge.cli_parser import Parser, remember, unknown_flags
+from ganforge.cli_parser import option_value as _option_value
 from ganforge.cli_words import install_argparse_words, translate_parser
 from ganforge.config import (
     SECTIONS,
@@ -25,7 +24,7 @@ from ganforge.config import (
 )
 from ganforge.config.model_options import option_fields
 from ganforge.errors import GanforgeError, TrainingStopped
-from ganforge.i18n import LANGUAGES, _, set_language
+from ganforge.i18n import LANGUAGES, _, current_language, set_language
 
 DEMO_OUT = "runs/demo"
 # train and bench take some 150 flags: their usage line names the few that matter
@@ -110,43 +109,6 @@ def _add_option(group, field: dataclasses.Field, default, others: str = "") -> N
         metavar=metavar,
         help=help_text,
     )
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that answers a misspelt command or choice with the nearest ones ("did you
-    mean"); misspelt flags are answered in main(), by the command they were given to."""
-
-    def error(self, message: str) -> NoReturn:
-        choice = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)", message)
-        if choice:
-            options = [option.strip("' ") for option in choice.group(2).split(",")]
-            hint = did_you_mean(choice.group(1), options)
-            message += f" ({hint})" if hint else ""
-        super().error(message)
-
-
-def did_you_mean(given: str, known: Sequence[str]) -> str:
-    """'did you mean --lr-g?' naming the nearest of `known` (at most two); '' if none is near."""
-    near = difflib.get_close_matches(given, known, n=2, cutoff=0.6)
-    return _("did you mean {options}?").format(options=_(" or ").join(near)) if near else ""
-
-
-def _unknown_flags(parser: argparse.ArgumentParser, args, extras: list[str]) -> NoReturn:
-    """One error from the command the flags were given to, with its own usage and, for each
-    misspelt flag, the nearest flags that command takes."""
-    command = parser
-    while command._subparsers is not None:  # the chosen command, then its action
-        (choices,) = command._subparsers._group_actions
-        command = choices.choices[getattr(args, choices.dest)]
-    flags = [s for action in command._actions for s in action.option_strings if s[:2] == "--"]
-    given = [extra.split("=")[0] for extra in extras if extra.startswith("-")]
-    hints = {flag: hint for flag in given if (hint := did_you_mean(flag, flags))}
-    message = _("unrecognized arguments: {extras}").format(extras=" ".join(extras))
-    if len(given) == 1 and hints:
-        message += f" ({hints[given[0]]})"
-    elif hints:  # say which flag each hint is for
-        message += " (" + "; ".join(f"{flag}: {hint}" for flag, hint in hints.items()) + ")"
-    command.error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1079,10 +1041,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ganforge: error: {exc}", file=sys.stderr)
         return 2
     install_argparse_words()
+    if _option_value(arguments, "--plugin") is None:  # a plugin's flags are not everyone's
+        remember(_english_parser)  # so that the next --help needs no torch (cli_parser)
     parser = translate_parser(build_parser())
     args, extras = parser.parse_known_args(argv)
     if extras:
-        _unknown_flags(parser, args, extras)
+        unknown_flags(parser, args, extras)
     try:
         COMMANDS[args.command](args)
     except TrainingStopped as exc:  # a stop the user asked for, done cleanly: not an error
@@ -1102,14 +1066,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _option_value(argv: list[str], flag: str) -> str | None:
-    """The value of `FLAG VALUE` (or `FLAG=VALUE`) among the arguments, if any."""
-    for i, argument in enumerate(argv):
-        if argument == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if argument.startswith(f"{flag}="):
-            return argument.split("=", 1)[1]
-    return None
+def _english_parser() -> argparse.ArgumentParser:
+    """The parser with its texts as written (cli_parser keeps its shape in English)."""
+    before = current_language()
+    set_language("en")
+    try:
+        return build_parser()
+    finally:
+        set_language(before)
 
 
 def describe_os_error(exc: OSError) -> GanforgeError:
