@@ -181,7 +181,7 @@ class Run:
         return read_records(self.path / METRICS_FILE)
 
     def events(self) -> list[dict]:
-        """The doctor's events (README: Diagnosis): step, event, evidence, remedies."""
+        """The doctor's events (docs/reference/diagnosis): step, event, evidence, remedies."""
         return read_records(self.path / EVENTS_FILE)
 
     def checkpoint_path(self, checkpoint: str | Path) -> Path:
@@ -260,7 +260,8 @@ class Run:
         """`n` images as uint8 (N, H, W, C); the same seed gives the same images. A
         class-conditional run draws `labels` (one class for all, or one per sample; names or
         indices; default: every class in turn). `truncation`: psi in (0, 1] scales the noise
-        towards its mean (1: off), or a sampling.Truncation (the resample mode; README)."""
+        towards its mean (1: off), or a sampling.Truncation (the resample mode;
+        docs/reference/latent-space)."""
         truncation = as_truncation(truncation)
         if n < 1:
             raise GanforgeError(f"--n: must be at least 1, got {n}")

@@ -1,5 +1,5 @@
 """`ganforge app [RUNS_DIR]`: a local web page to play with trained runs, and a Lab that trains
-a GAN on 2-D points live (README: App).
+a GAN on 2-D points live (docs/reference/app).
 
 The model side (catalog.py: finding and loading runs; explorer.py: grids, interpolation,
 translation, the report; directions.py: GANSpace latent directions; lab.py: a page session's

@@ -31,13 +31,14 @@ LAB_DATA = tuple(POINT_DATASETS)  # ring8, grid25, spiral, moons, circles
 LAB_LOSSES, LAB_G_LOSSES, LAB_OPTIMIZERS = LOSSES, G_LOSSES, OPTIMIZERS
 MAX_STEPS = 20_000  # the most a page's training may run: minutes of one CPU core
 MAX_STEPS_PER_TICK = 200
-MAX_PACK = 4  # PacGAN's packs; a larger one barely trains here (README: the lab's table)
+MAX_PACK = 4  # PacGAN's packs; a larger one barely trains here (the lab's table, docs/reference)
 MAX_UNROLL = 10  # Unrolled GAN's most; each unrolled step costs about one more D step
 MAX_LABS = 4  # trainings at once on one server (one per open page)
 IDLE_SECONDS = 30 * 60  # a training nobody advanced or drew for this long is closed
 LAB_BATCH = 100  # PacGAN's batch, cut to a multiple of --pack
 LOG_EVERY = 25  # a record (the curves, the doctor's checks) every this many steps
-# The network of README's mode-collapse lab (and benchmarks/mode_collapse.py): PacGAN's setup.
+# The network of the mode-collapse lab (docs/reference/remedies, benchmarks/mode_collapse.py):
+# PacGAN's setup.
 NETWORK = {
     "model": "mlp",
     "z_dim": 2,
@@ -102,8 +103,8 @@ class LabSettings:
             raise GanforgeError(f"--unroll: 0 (off) to {MAX_UNROLL} in the lab, got {self.unroll}")
 
     def config(self, run_dir: Path) -> TrainConfig:
-        """The run's config: README's lab network, these settings, records every LOG_EVERY
-        steps, no sample grids, one checkpoint at the end (the folder is thrown away)."""
+        """The run's config: the mode-collapse lab's network, these settings, records every
+        LOG_EVERY steps, no sample grids, one checkpoint at the end (the folder is thrown away)."""
         self.check()
         options = {
             **NETWORK,

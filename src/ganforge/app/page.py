@@ -56,7 +56,8 @@ LAB_TICK_SECONDS = 1.0  # while playing, a tick trains "steps per tick" steps an
 LAB_STEPS_PER_TICK = 50
 LAB_INTRO = (
     "Train a GAN on 2-D points live, through the same training as `ganforge train --model mlp` "
-    "(README: the mode-collapse lab): the frame shows D's verdict over the plane (green: real, "
+    "(the reference's mode-collapse lab, docs/reference/remedies): the frame shows D's verdict "
+    "over the plane (green: real, "
     "purple: fake), the real points, G's samples and where G's loss moves them. One training "
     f"per page, at most {MAX_STEPS:,} steps; it stops, and its files are deleted, when the page "
     "closes. The settings apply from Reset."

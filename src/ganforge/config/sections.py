@@ -313,7 +313,8 @@ class EvaluationOptions:
         },
     )
     inception_weights: str | None = field(
-        default=None, metadata={"help": "Inception-v3 FID weights file (see README: Metrics)"}
+        default=None,
+        metadata={"help": "Inception-v3 FID weights file (see docs/reference/metrics)"},
     )
 
     def check(self) -> None:
@@ -327,7 +328,7 @@ class EvaluationOptions:
 
 @dataclass
 class RemedyOptions:
-    """The remedies of README: Remedies; all off by default, any combination allowed."""
+    """The remedies of docs/reference/remedies; all off by default, any combination allowed."""
 
     loss: str = field(
         default="bce",
@@ -487,7 +488,7 @@ class RemedyOptions:
 
 @dataclass
 class DoctorOptions:
-    """The doctor (README: Diagnosis): signals, detectors, events.jsonl, NaN rollback."""
+    """The doctor (docs/reference/diagnosis): signals, detectors, events.jsonl, NaN rollback."""
 
     doctor: bool = field(
         default=True,
@@ -591,7 +592,7 @@ class DoctorOptions:
 
 @dataclass
 class SpeedOptions:
-    """How fast, not what (README: Speed and scale)."""
+    """How fast, not what (docs/reference/speed)."""
 
     compile: bool = field(
         default=False,

@@ -39,11 +39,11 @@ from ganforge.models.vae import VAEFamily, VAEOptions, build_vae
 
 # The convolutional GANs learn at four times the shared default rates (G still at twice D's),
 # measured in the packaged classifiers' features at the demo budget:
-# - dcgan, 1,500 steps of 64 (benchmarks/modern_baseline.py, lr-* variants; README: Models):
+# - dcgan, 1,500 steps of 64 (benchmarks/modern_baseline.py, lr-* variants; docs/reference/models):
 #   FID 209 -> 159 on mnist-mini and 206 -> 145 on Fashion-MNIST, every class on both, ahead of
 #   2x rates, other EMA decays, batch sizes, no smoothing and a cosine decay;
-# - cgan and acgan, 1,000 steps of 64 on mnist-mini (README: Conditional models): class
-#   accuracy 82% -> 96% and FID 98 -> 17 for cgan, 88% -> 96% for acgan.
+# - cgan and acgan, 1,000 steps of 64 on mnist-mini (docs/reference/models, conditional
+#   models): class accuracy 82% -> 96% and FID 98 -> 17 for cgan, 88% -> 96% for acgan.
 CONVOLUTIONAL_RATES = {"lr_g": 1.6e-3, "lr_d": 8e-4}
 # dcgan's Adam also forgets faster (beta1 0, beta2 0.99, as R3GAN and StyleGAN2 train): with the
 # rates above it gains again on both datasets and both seeds, every class still found

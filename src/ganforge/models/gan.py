@@ -1,5 +1,5 @@
 """The classic two-player family (mlp, dcgan): D learns real=1 / fake=0, then G learns
-through a frozen D with its fakes labelled 1 — with the remedies of README: Remedies (another
+through a frozen D with its fakes labelled 1 — with the remedies of docs/reference/remedies (another
 loss, gradient penalties, DiffAugment, instance noise) as options, all off by default."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Remedies:
 
 
 def gan_remedies(config: TrainConfig) -> Remedies:
-    """The remedies a config asks for (README: Remedies), for any GAN family."""
+    """The remedies a config asks for (docs/reference/remedies), for any GAN family."""
     return Remedies(
         loss=config.loss,
         gp=config.gp,
@@ -98,7 +98,7 @@ def configure_discriminator(
     unrolls: bool = False,
 ) -> nn.Module:
     """The layer options every discriminator gets: --spectral-norm, and no batchnorm with
-    --spectral-norm or --gp (README: Remedies). A discriminator built for --pack says so
+    --spectral-norm or --gp (docs/reference/remedies). A discriminator built for --pack says so
     (`packs`), one built with --minibatch-std holds the layer, a family that matches features
     (`matches`) has a D with `features(images)`, and one whose G loss is GANFamily's can
     unroll D (`unrolls`): otherwise the flags are refused, not ignored."""
@@ -267,7 +267,7 @@ class GANFamily(ModelFamily):
                     parameter.clamp_(-clip, clip)
 
     def training_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """The replay pool's fakes and ADA's probability (README: The run folder)."""
+        """The replay pool's fakes and ADA's probability (docs/run-folder)."""
         tensors = self.replay.state_tensors() if self.replay is not None else {}
         meta = {"ada": self.ada.state_dict()} if self.ada is not None else {}
         return tensors, meta

@@ -43,7 +43,7 @@ from ganforge.models.layers import MinibatchStd
 # pairing loss (RpGAN) with zero-centred R1 and R2 at gamma 0.05 (-> 0.005), Adam with beta1 0
 # and beta2 0.9 -> 0.99, lr 2e-4 (-> 5e-5) for both networks, no label smoothing, 64-d noise.
 # Its schedules (and its EMA's) are not applied; width 16 keeps a step of 28 px images within
-# a few times dcgan's at width 64 on a CPU (README: Models).
+# a few times dcgan's at width 64 on a CPU (docs/reference/models).
 R3GAN_DEFAULTS = {
     "width": 16,
     "z_dim": 64,

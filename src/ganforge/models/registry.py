@@ -69,7 +69,8 @@ def run_kind(config: TrainConfig) -> Kind:
 
 
 def model_defaults(name: str) -> dict[str, Any]:
-    """Training options where this model differs from TrainConfig's defaults (README: Models)."""
+    """Training options where this model differs from TrainConfig's defaults
+    (docs/reference/models)."""
     _check_known(name)
     return dict(_MODELS[name][2])
 

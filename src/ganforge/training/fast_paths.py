@@ -3,7 +3,7 @@ float rounding). The loop asks here, once, what this device can do:
 
 - fused optimisers (one kernel for every parameter; CUDA, and CPU for Adam), else foreach ones;
 - channels-last memory for convolutional networks (CUDA, and CPU with oneDNN: measured faster
-  on both, README: Speed and scale), with the real images handed over in the same layout;
+  on both, docs/reference/speed), with the real images handed over in the same layout;
 - `torch.backends.cudnn.benchmark` (cuDNN picks the fastest convolution for each shape);
 - `--compile`: torch.compile of each network, kept apart from the network itself, so that
   checkpoints keep their key names (a compiled module's would start with `_orig_mod.`);
@@ -134,7 +134,7 @@ class Precision:
 
     fp16 needs CUDA (CPU autocast has no fp16 kernels worth having); bf16 runs on CUDA GPUs
     that support it and on any CPU, where it is fast only with bf16 instructions (AMX,
-    AVX512-BF16) and otherwise slower than fp32 (README: Speed and scale).
+    AVX512-BF16) and otherwise slower than fp32 (docs/reference/speed).
     """
 
     def __init__(self, name: str, device: torch.device, phases: Iterable[Phase]):

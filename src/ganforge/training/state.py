@@ -1,7 +1,7 @@
 """What a training run is at a step, and so what a checkpoint holds and restores: the family's
 networks, their EMA copies, the optimisers, the gradient scalers, the step, the data position,
 the random generator, the logbook's unfinished interval, the evaluator's best and the doctor's
-state. An exact resume needs all of it (README: The run folder)."""
+state. An exact resume needs all of it (docs/run-folder)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The GAN doctor (README: Diagnosis): cheap signals in every record (signals.py), detectors
+"""The GAN doctor (docs/reference/diagnosis): cheap signals in every record (signals.py), detectors
 that name what is going wrong and what to try (detectors.py), their events in
 RUN/events.jsonl (events.py), recovery from a non-finite step (rollback.py), and the schema of
 the state it saves in checkpoints (schema.py); doctor.py puts them together for the Trainer."""
