@@ -17,7 +17,7 @@ from ganforge.i18n import set_language
 if TYPE_CHECKING:  # what the names below are, for tools that read the code without running it
     from ganforge.config import TrainConfig
     from ganforge.evaluate import evaluate_run
-    from ganforge.run import Run, load_run
+    from ganforge.run import Run, load_generator, load_run
     from ganforge.training.loop import train
 
 __version__ = "0.1.0"
@@ -26,6 +26,7 @@ __all__ = [
     "Run",
     "TrainConfig",
     "evaluate_run",
+    "load_generator",
     "load_run",
     "set_language",
     "train",
@@ -37,6 +38,7 @@ _LAZY = {
     "Run": "ganforge.run",
     "TrainConfig": "ganforge.config",
     "evaluate_run": "ganforge.evaluate",
+    "load_generator": "ganforge.run",
     "load_run": "ganforge.run",
     "train": "ganforge.training.loop",
 }

@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a2b: the way the model was trained (default); b2a: back, for a model that learns "
         "both ways (cyclegan)",
     )
+    _add_export_command(commands)
     _add_bench_command(commands)
     _add_eval_commands(commands)
     _add_latent_commands(commands)
@@ -278,6 +279,36 @@ def _add_language_option(parser: argparse.ArgumentParser) -> None:
     for action in parser._subparsers._group_actions if parser._subparsers else ():
         for command in dict.fromkeys(action.choices.values()):
             _add_language_option(command)
+
+
+def _add_export_command(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export",
+        help="the sampling network alone, as ONNX, TorchScript or a Hub-style folder",
+        description="Export a run's sampling network (its EMA copy, in eval mode, with its "
+        "class labels or source images as inputs; any batch size), checked against torch on "
+        "new inputs: ONNX (generator.onnx, checked with onnxruntime; pip install "
+        "'ganforge[export]'), TorchScript (generator.pt), or a folder (model.safetensors, "
+        "config.json, README.md model card) that ganforge.load_generator and every ganforge "
+        "command read like a run.",
+    )
+    export.add_argument("run", metavar="RUN", help="a run folder")
+    export.add_argument(
+        "--format", required=True, choices=("onnx", "torchscript", "folder"), help="what to write"
+    )
+    export.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    export.add_argument(
+        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
+    )
+    export.add_argument(
+        "--no-ema", action="store_true", help="the raw generator, not its weight average"
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ganforge.export import export
+
+    print(export(args.run, args.format, args.out, args.checkpoint, ema=not args.no_ema))
 
 
 def _add_bench_command(commands: argparse._SubParsersAction) -> None:
@@ -1025,6 +1056,7 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "app": cmd_app,
     "translate": cmd_translate,
+    "export": cmd_export,
     "metrics": cmd_metrics,
     "models": cmd_models,
     "datasets": cmd_datasets,

@@ -49,6 +49,7 @@ METRICS_FILE = "metrics.jsonl"
 EVENTS_FILE = "events.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
+EXPORTED_WEIGHTS = "model.safetensors"  # a folder of `ganforge export --format folder`
 CURVES_FILE = "loss_curves.png"
 TENSORBOARD_DIR = "tensorboard"
 EMA_SUFFIX = "_ema"
@@ -155,7 +156,7 @@ class Run:
         alone."""
         from ganforge.models import run_kind
 
-        if not self.checkpoints or self.config.point_dims:
+        if not (self.checkpoints or self.exported) or self.config.point_dims:
             return None
         if run_kind(self.config).translator:
             pictures = sorted((self.path / SAMPLES_DIR).glob("step_*.png"))
@@ -207,6 +208,8 @@ class Run:
         best by the in-training evaluation), on CPU."""
         if checkpoint is not None and str(checkpoint) == "newest":
             checkpoint = None
+        if checkpoint is None and not self.checkpoints and self.exported:
+            return self._load_exported()
         if checkpoint is None and not self.checkpoints:
             raise GanforgeError(f"run '{self.path}' has no checkpoint yet")
         path = None if checkpoint is None else self.checkpoint_path(checkpoint)
@@ -235,6 +238,35 @@ class Run:
                 ema_network = copy.deepcopy(family.networks[name])
                 unpack_module(ema_key, ema_network, tensors, path, config_file)
                 family.networks[name + EMA_SUFFIX] = ema_network
+        self._family = family
+        return family
+
+    @property
+    def exported(self) -> bool:
+        """An exported folder (`ganforge export --format folder`): the sampling network's
+        weights in model.safetensors beside config.json, no checkpoints."""
+        return (self.path / EXPORTED_WEIGHTS).is_file()
+
+    def _load_exported(self) -> ModelFamily:
+        """The family with the exported sampling network's weights (the other networks, which
+        an export leaves out, keep their initial ones: only sampling is meant)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = self.path / EXPORTED_WEIGHTS
+        with torch.random.fork_rng(devices=[]):
+            family = build_model(self.config, self.config.resolution, self.config.channels)
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise GanforgeError(f"'{path}' is not a readable safetensors file: {exc}") from None
+        prefixed = {f"networks.{family.sampler}.{k}": v for k, v in tensors.items()}
+        network = family.networks[family.sampler]
+        unpack_module(
+            f"networks.{family.sampler}", network, prefixed, path, self.path / CONFIG_FILE
+        )
+        if not all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point()):
+            raise GanforgeError(f"'{path}' holds a NaN or infinite weight")
         self._family = family
         return family
 
@@ -334,6 +366,15 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     return Run(path)
+
+
+def load_generator(path: str | Path) -> Run:
+    """A generator to sample from, loaded: a folder of `ganforge export --format folder`
+    (model.safetensors, config.json; no checkpoints, no training code) or a run folder.
+    `.sample(n, seed)`, `.show()`, `.generator()` as for any run."""
+    run = Run(path)
+    run.load()
+    return run
 
 
 def torch_device(name: str) -> torch.device:
