@@ -73,15 +73,13 @@ def input_names(family) -> list[str]:
 
 
 def example_inputs(run: Run, family, n: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """Inputs for `n` samples: seeded noise (and labels), or held-out sources (translators)."""
+    """Inputs for `n` samples: seeded noise (and labels), or seeded source images in [-1, 1]
+    (a translator: any image of its shape is a valid input, trained on pairs or on folders)."""
     generator = torch.Generator().manual_seed(seed)
     kind = family.kind
     if kind.translator:
-        from ganforge.translate import held_out_pairs
-
-        pairs, _ = held_out_pairs(run.config)
-        picks = torch.randperm(len(pairs.sources), generator=generator)[:n]
-        return (pairs.sources[picks].float(),)
+        size, channels = run.config.resolution, run.config.channels
+        return (torch.rand(n, channels, size, size, generator=generator) * 2 - 1,)
     z = family.sample_latent(n, generator=generator)
     if kind.class_conditional:
         return z, torch.arange(n) % max(1, family.num_classes)
@@ -106,11 +104,6 @@ def export(
         raise GanforgeError(f"--out: '{out}' exists and is not an empty folder")
     family = run.load(checkpoint)
     sampler = Sampler(family, run.generator(ema))
-    if family.kind.translator and run.config.data not in _DEMO_PAIRS:
-        raise GanforgeError(
-            f"export: run '{run.path}' translates a folder's images; the check needs the "
-            "built-in held-out pairs (mnist-mini-edges, mnist-mini-inpaint)"
-        )
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -132,9 +125,6 @@ def export(
         shutil.rmtree(partial, ignore_errors=True)
     path = out if fmt == "folder" else out / FILES[fmt]
     return Exported(path, fmt, difference)
-
-
-_DEMO_PAIRS = ("mnist-mini-edges", "mnist-mini-inpaint", "mnist-mini-edges-unpaired")
 
 
 def _network_file(run: Run, family, sampler: Sampler, fmt: str, folder: Path) -> float:
