@@ -179,9 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="grid.png, or samples.npz: `images` uint8 (N, H, W, C), and `labels` for a "
         "conditional run (default: samples.png)",
     )
-    sample.add_argument(
-        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
-    )
+    _add_checkpoint_option(sample)
     sample.add_argument(
         "--no-ema",
         action="store_true",
@@ -240,9 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("run", metavar="RUN", help="a translator run folder")
     translate.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
     translate.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
-    translate.add_argument(
-        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
-    )
+    _add_checkpoint_option(translate)
     translate.add_argument(
         "--no-ema", action="store_true", help="use the raw generator, not its weight average"
     )
@@ -281,6 +277,13 @@ def _add_language_option(parser: argparse.ArgumentParser) -> None:
             _add_language_option(command)
 
 
+def _add_checkpoint_option(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint, for every command that reads a run's weights (Run.load's choices)."""
+    parser.add_argument(
+        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
+    )
+
+
 def _add_export_command(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export",
@@ -297,9 +300,7 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
         "--format", required=True, choices=("onnx", "torchscript", "folder"), help="what to write"
     )
     export.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
-    export.add_argument(
-        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
-    )
+    _add_checkpoint_option(export)
     export.add_argument(
         "--no-ema", action="store_true", help="the raw generator, not its weight average"
     )
@@ -357,9 +358,7 @@ def _add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--inception-weights", metavar="FILE", help="Inception-v3 FID weights file"
     )
-    evaluate.add_argument(
-        "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
-    )
+    _add_checkpoint_option(evaluate)
     evaluate.add_argument("--no-ema", action="store_true", help="evaluate the raw generator")
     _add_truncation_options(
         evaluate, "; the result goes to RUN/eval_truncation_MODE_PSI.json, not eval.json"
@@ -439,9 +438,7 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
     def action(name: str, **texts) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, **texts)
         parser.add_argument("run", metavar="RUN", help="a run folder")
-        parser.add_argument(
-            "--checkpoint", metavar="FILE", help="newest (default), best, or a checkpoint file"
-        )
+        _add_checkpoint_option(parser)
         parser.add_argument(
             "--no-ema", action="store_true", help="the raw generator, not its weight average"
         )
