@@ -126,3 +126,12 @@ def test_a_cache_that_cannot_be_written_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_CACHE", str(blocked))
     cli_parser.remember(_english_parser)  # no error
     assert cli_parser.cached_parser() is None
+
+
+def test_a_new_shape_replaces_the_shapes_of_other_code(monkeypatch):
+    cli_parser.remember(_english_parser)
+    old = cli_parser.cache_file()
+    monkeypatch.setattr(cli_parser, "fingerprint", lambda: "changed-code")
+    cli_parser.remember(_english_parser)
+    assert cli_parser.cache_file().is_file() and not old.exists()
+    assert sorted(old.parent.glob("parser-*.json")) == [cli_parser.cache_file()]

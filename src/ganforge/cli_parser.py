@@ -256,7 +256,8 @@ def cached_parser() -> Parser | None:
 
 def remember(build) -> None:
     """Keep the shape of `build()` (the real parser, made in English) for the next commands,
-    unless it is kept already; a cache that cannot be written is left alone."""
+    unless it is kept already, and drop the shapes of other code (one per code change would
+    pile up); a cache that cannot be written is left alone."""
     path = cache_file()
     if path.is_file():
         return
@@ -266,5 +267,8 @@ def remember(build) -> None:
         partial = path.with_name(f".{path.name}.{os.getpid()}")
         partial.write_text(text, encoding="utf-8")
         partial.replace(path)
+        for stale in path.parent.glob("parser-*.json"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
     except (OSError, Unshapeable, TypeError):
         return
