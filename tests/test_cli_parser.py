@@ -67,7 +67,7 @@ def test_the_rebuilt_parser_parses_as_the_real_one(rebuilt, argv):
     [
         ["train", "--stpes", "3"],
         ["sample"],
-        ["latent", "interp", "runs/x", "--from", "1", "--to", "z"],
+        ["latent", "interp", "runs/x", "--from", "1", "--to", "2", "--steps", "z"],
         ["trian"],
         ["train", "--steps", "x", "--lang", "es"],
         ["train", "--help"],

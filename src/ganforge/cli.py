@@ -446,6 +446,7 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
             parser.add_argument(
                 "--class", dest="class_", metavar="NAME|INDEX", help="conditional runs: the class"
             )
+        if name not in ("recon", "codes", "project"):
             _add_truncation_options(parser, "; the code of a seed is then its truncated code")
         return parser
 
@@ -458,18 +459,17 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
     interp.add_argument(
         "--from",
         dest="seed_from",
-        type=int,
         required=True,
-        metavar="SEED",
-        help="the seed whose sample the path starts from",
+        metavar="SEED|FILE.npy",
+        help="where the path starts: a seed's sample, or a code file (`latent project` writes "
+        "one per image)",
     )
     interp.add_argument(
         "--to",
         dest="seed_to",
-        type=int,
         required=True,
-        metavar="SEED",
-        help="the seed whose sample the path ends at",
+        metavar="SEED|FILE.npy",
+        help="where the path ends: a seed's sample, or a code file",
     )
     interp.add_argument("--steps", type=int, default=10, help="frames (default: 10)")
     interp.add_argument(
@@ -485,7 +485,13 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
         "a row per group (its samples, then its average), then the result.",
     )
     for flag in ("--a", "--b", "--c"):
-        arith.add_argument(flag, required=True, metavar="SEEDS", help="comma-separated seeds")
+        arith.add_argument(
+            flag,
+            required=True,
+            metavar="SEEDS",
+            help="comma-separated seeds and code files (FILE.npy: every code in it, e.g. the "
+            "codes of real images from `latent project`)",
+        )
     arith.add_argument("--out", default="arith.png", help="FILE.png (default: arith.png)")
     gallery = action(
         "gallery",
@@ -531,6 +537,37 @@ def _add_latent_commands(commands: argparse._SubParsersAction) -> None:
     )
     recon.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
     recon.add_argument("--out", default="recon.png", help="FILE.png (default: recon.png)")
+    project = action(
+        "project",
+        help="real images into the latent space: the code of each, and its reconstruction",
+        description="Find the code whose image looks like each given image (GAN inversion): "
+        "from the best of 64 random codes (a vae: from its encoder's code), descend on the "
+        "pixel error plus the error in the extractor's features. Writes into DIR, per image, "
+        "NAME.npy (its code, for `latent interp --from/--to` and `latent arith`) and NAME.png "
+        "(its reconstruction); codes.npy, grid.png (originals over reconstructions) and "
+        "projection.json (L1, PSNR, the extractor's class of both).",
+    )
+    project.add_argument("input", metavar="IMAGE|FOLDER", help="an image file or a folder")
+    project.add_argument(
+        "--out", default="projection", metavar="DIR", help="a new folder (default: projection)"
+    )
+    project.add_argument(
+        "--steps", type=int, default=300, help="descent steps per image (default: 300)"
+    )
+    project.add_argument(
+        "--extractor",
+        metavar="NAME|FILE",
+        help="the features to match: inception, mnist, fashion-mnist, or a train-extractor "
+        "file (default: the run's data's own, as `ganforge eval`)",
+    )
+    project.add_argument(
+        "--inception-weights", metavar="FILE", help="Inception-v3 FID weights file"
+    )
+    project.add_argument(
+        "--seed", type=int, default=0, help="seed of the random codes (default: 0)"
+    )
+    project.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    project.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_truncation_options(parser: argparse.ArgumentParser, effect: str = "") -> None:
@@ -871,6 +908,9 @@ def cmd_latent(args: argparse.Namespace) -> None:
         )
         print(f"wrote {count} images and their reconstructions to {path}")
         return
+    if args.latent_command == "project":
+        _project(args)
+        return
     if args.latent_command == "codes":
         from ganforge.code_traversal import code_traversal
 
@@ -925,6 +965,65 @@ def cmd_latent(args: argparse.Namespace) -> None:
         frames = space.walk(args.keys, args.frames, args.seed)
         path = latent.save_frames(frames, args.out, columns=args.frames)
     print(f"wrote {path}{_truncation_note(space.truncation)}")
+
+
+def _project(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from ganforge.projection import project_files
+
+    bar = tqdm(desc=_("projecting"), unit="step", disable=args.no_progress, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    with bar:
+        out, result, names = project_files(
+            args.run,
+            args.input,
+            args.out,
+            steps=args.steps,
+            extractor=args.extractor,
+            inception_weights=args.inception_weights,
+            class_=args.class_,
+            seed=args.seed,
+            checkpoint=args.checkpoint,
+            ema=not args.no_ema,
+            device=args.device,
+            progress=progress,
+        )
+    count = len(names)
+    said = _("{count} images projected in {seconds:.1f} s ({each:.2f} s each, {steps} steps)")
+    print(
+        said.format(
+            count=count, seconds=result.seconds, each=result.seconds / count, steps=args.steps
+        )
+    )
+    print(
+        _("mean L1 {l1:.4f}, mean PSNR {psnr:.2f} dB").format(
+            l1=float(result.l1.mean()), psnr=float(result.psnr.mean())
+        )
+    )
+    if result.agreement is not None:
+        agreed = int(result.agrees.sum())
+        print(
+            _(
+                "the extractor reads {agreed} of {count} reconstructions as the original's "
+                "class ({share:.1%})"
+            ).format(agreed=agreed, count=count, share=result.agreement)
+        )
+    print(
+        _(
+            "wrote {out}: NAME.npy and NAME.png per image, codes.npy, grid.png, projection.json"
+        ).format(out=out)
+    )
+    first = out / f"{names[0]}.npy"
+    print(
+        _("walk from it: ganforge latent interp {run} --from {code} --to 7").format(
+            run=args.run, code=first
+        )
+    )
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:

@@ -129,6 +129,63 @@ def seed_codes(
     return torch.cat(codes)
 
 
+CodeSource = int | str | Path  # a seed, or a .npy file of codes (`latent project` writes them)
+
+
+def code_file(family: ModelFamily, path: str | Path, flag: str) -> torch.Tensor:
+    """The codes (n, z_dim) in a .npy file: one code (z_dim,) or a stack of them; read without
+    unpickling, and checked (shape, finite values) with a one-line error naming the file."""
+    path = Path(path)
+    width = int(family.sample_latent(1).shape[1])
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise GanforgeError(f"{flag}: no code file '{path}'") from None
+    except (OSError, ValueError) as exc:
+        raise GanforgeError(f"{flag}: '{path}' is not a .npy array of codes ({exc})") from None
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != width or not len(array):
+        raise GanforgeError(
+            f"{flag}: '{path}' holds an array of shape {array.shape}; this run's codes have "
+            f"{width} numbers (shape ({width},) or (n, {width}))"
+        )
+    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+        raise GanforgeError(f"{flag}: '{path}' holds values that are not finite numbers")
+    return torch.from_numpy(array.astype(np.float32))
+
+
+def source_codes(
+    family: ModelFamily,
+    sources: Sequence[CodeSource],
+    flag: str,
+    truncation: Truncation = NO_TRUNCATION,
+) -> torch.Tensor:
+    """The codes of seeds and code files, in order: a seed's is what Run.sample(1, seed=s)
+    draws (truncated as asked); a file's are its codes as written (never truncated)."""
+    codes = []
+    for source in sources:
+        if isinstance(source, int):
+            codes.append(seed_codes(family, [source], truncation))
+        else:
+            codes.append(code_file(family, source, flag))
+    return torch.cat(codes)
+
+
+def parse_source(text: str | int | Path, flag: str) -> CodeSource:
+    """A seed (an integer) or a code file (a path ending in .npy)."""
+    if isinstance(text, (int, Path)):
+        return text
+    if text.strip().lower().endswith(".npy"):
+        return text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise GanforgeError(
+            f"{flag}: '{text}' is neither a seed nor a code file (FILE.npy)"
+        ) from None
+
+
 # ---- images --------------------------------------------------------------------------------
 
 
@@ -228,19 +285,29 @@ class LatentSpace:
     def images(self, codes: torch.Tensor) -> np.ndarray:
         return decode(self.family, self.network, codes, self.label)
 
-    def interpolate(self, seed_from: int, seed_to: int, steps: int = 10, mode: str = "slerp"):
-        """Frames (steps, H, W, C) from the sample of `seed_from` to that of `seed_to`."""
+    def interpolate(
+        self, seed_from: CodeSource, seed_to: CodeSource, steps: int = 10, mode: str = "slerp"
+    ):
+        """Frames (steps, H, W, C) from the sample of `seed_from` to that of `seed_to` (each a
+        seed, or a file of one code: a projected real image)."""
         check_frames(steps, 1, "--steps", self.frame_shape)
-        ends = seed_codes(self.family, [seed_from, seed_to], self.truncation)
+        ends = []
+        for source, flag in ((seed_from, "--from"), (seed_to, "--to")):
+            codes = source_codes(self.family, [parse_source(source, flag)], flag, self.truncation)
+            if len(codes) != 1:
+                raise GanforgeError(f"{flag}: '{source}' holds {len(codes)} codes, not one")
+            ends.append(codes[0])
         return self.images(interpolation_codes(ends[0], ends[1], steps, mode))
 
-    def arithmetic(self, a: Sequence[int], b: Sequence[int], c: Sequence[int]):
-        """The grid of `arithmetic_grid` for seed groups a, b, c, and the result's code."""
+    def arithmetic(self, a: Sequence[CodeSource], b: Sequence[CodeSource], c: Sequence[CodeSource]):
+        """The grid of `arithmetic_grid` for groups a, b, c (seeds and code files), and the
+        result's code."""
         groups, means = [], []
-        for seeds in (a, b, c):
-            if not seeds:
+        for sources, flag in ((a, "--a"), (b, "--b"), (c, "--c")):
+            if not sources:
                 raise GanforgeError("--a, --b, --c: each group needs at least one seed")
-            codes = seed_codes(self.family, seeds, self.truncation)
+            codes = source_codes(self.family, sources, flag, self.truncation)
+            check_frames(len(codes), 1, flag, self.frame_shape)
             means.append(codes)
             groups.append(self.images(torch.cat([codes, codes.mean(0, keepdim=True)])))
         code = arithmetic_code(*means)
@@ -264,12 +331,16 @@ class LatentSpace:
         return self.images(loop_codes(codes, frames_per_key))
 
 
-def parse_seeds(text: str, flag: str) -> list[int]:
-    """ "1,2,3" -> [1, 2, 3]; anything else is an error naming `flag`."""
+def parse_seeds(text: str, flag: str) -> list[CodeSource]:
+    """ "1,2,a.npy" -> [1, 2, "a.npy"]: seeds and code files; anything else is an error naming
+    `flag`."""
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
+        seeds = [parse_source(part, flag) for part in text.split(",") if part.strip()]
+    except GanforgeError:
         seeds = []
     if not seeds:
-        raise GanforgeError(f"{flag}: '{text}' is not a comma-separated list of seeds (e.g. 1,2,3)")
+        raise GanforgeError(
+            f"{flag}: '{text}' is not a comma-separated list of seeds or code files (e.g. "
+            "1,2,3 or a.npy,b.npy)"
+        )
     return seeds

@@ -96,7 +96,10 @@ class DomainClassifier(FeatureExtractor):
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW -> float [-1, 1] at the classifier's size and channel count."""
-        x = images.float().div(255.0)
+        return self.prepare_pixels(images.float())
+
+    def prepare_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.div(255.0)
         if x.shape[1] == 3 and self.spec.channels == 1:  # ITU-R 601 luma, as PIL's convert("L")
             x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device)[:, None, None]).sum(
                 1, keepdim=True

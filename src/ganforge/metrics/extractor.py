@@ -31,6 +31,11 @@ class FeatureExtractor(nn.Module):
         """uint8 (N, C, H, W) -> the float input the network expects (resize, channels, range)."""
         raise NotImplementedError
 
+    def prepare_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Float (N, C, H, W) pixel values in [0, 255] -> the prepared input, differentiably (a
+        projection optimises images through the features); `prepare` for images not rounded."""
+        raise GanforgeError(f"the {self.name} extractor cannot take unrounded pixels")
+
     def embed_prepared(self, x: torch.Tensor) -> torch.Tensor:
         """Prepared input -> features (N, feature_dim)."""
         raise NotImplementedError

@@ -269,7 +269,10 @@ class InceptionV3Features(FeatureExtractor):
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 1 or 3, H, W) -> float (N, 3, 299, 299), resized and scaled per `resize`."""
-        x = as_uint8_nchw(images).to(self.device).float()
+        return self.prepare_pixels(as_uint8_nchw(images).to(self.device).float())
+
+    def prepare_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels
         if x.shape[1] == 1:  # before resizing: F.interpolate rounds 1 and 3 channels differently
             x = x.repeat(1, 3, 1, 1)
         resizing = x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE)

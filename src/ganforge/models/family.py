@@ -157,6 +157,12 @@ class ModelFamily:
         or source images NCHW), on the network's device. The one place a sampler is called."""
         raise NotImplementedError
 
+    def encoded_codes(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The codes an encoder gives images (float [-1, 1] NCHW on the networks' device), where
+        the family has one (a VAE: its posterior means): a projection starts from them. None: no
+        encoder, the projection searches from random codes."""
+        return None
+
     def translate(self, network: nn.Module, sources: torch.Tensor, direction: str = "a2b"):
         """A translator's outputs (float [-1, 1]) for `sources` in one of its `directions`
         (a2b: what it was trained to map; b2a: back, for a model that learns both ways)."""

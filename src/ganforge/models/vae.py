@@ -137,6 +137,10 @@ class VAEFamily(ModelFamily):
         """The posterior's mean and log-variance (N, z_dim) for images in [-1, 1]."""
         return self.networks["encoder"](images)
 
+    def encoded_codes(self, images: torch.Tensor) -> torch.Tensor:
+        with eval_mode(self.networks["encoder"]):
+            return self.encode(images)[0]
+
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase != "vae":
             raise ValueError(f"VAEFamily has no phase '{phase}'")
