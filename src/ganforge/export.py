@@ -283,7 +283,11 @@ def _evaluation_lines(run: Run) -> list[str]:
         rows = []
     if not rows:
         return [f"Not evaluated yet: `ganforge eval {run.path}` measures it."]
-    settings = {k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)}
+    settings = {
+        k: v
+        for k, v in result.items()
+        if k not in ("metrics", "run", "notes", "seconds") and not isinstance(v, (dict, list))
+    }
     said = ", ".join(f"{k} {v}" for k, v in settings.items())
     return [
         f"From `ganforge eval` ({said}):" if said else "From `ganforge eval`:",

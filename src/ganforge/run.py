@@ -26,7 +26,7 @@ import PIL.Image
 import torch
 from torch import nn
 
-from ganforge import bounds
+from ganforge import bounds, zoo
 from ganforge.checkpoint_file import (
     expected_tensors,
     list_checkpoints,
@@ -61,7 +61,8 @@ class Run:
     """A trained (or training) run on disk."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        """`path`: a run folder, an exported folder, or `zoo:NAME` (a generator that ships)."""
+        self.path = zoo.resolve(path)
         config_file = self.path / CONFIG_FILE
         if not config_file.is_file():
             raise GanforgeError(f"'{self.path}' is not a ganforge run (no {CONFIG_FILE})")

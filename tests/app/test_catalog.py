@@ -88,7 +88,7 @@ def test_symlinks_out_of_runs_dir_are_not_followed(runs_dir, tmp_path):
     for name in ("linked-run", "linked-group/dcgan", "linked-config", "linked-checkpoint"):
         with pytest.raises(GanforgeError, match="there is no run"):
             catalog.open(name)
-    assert RunCatalog(root / "linked-config").names() == []  # RUNS_DIR itself one run
+    assert RunCatalog(root / "linked-config").run_names() == []  # RUNS_DIR itself one run
     assert RunCatalog(root / "plain").names() == ["."]
 
 
@@ -103,3 +103,19 @@ def test_the_page_opens_on_the_first_run_that_can_load(runs_dir, tmp_path):
     assert catalog.first_loadable(names) == "z-trained"
     assert catalog.first_loadable(["a-no-checkpoint", "b-broken"]) == "a-no-checkpoint"
     assert catalog.first_loadable([]) is None
+
+
+def test_an_empty_folder_serves_the_zoo_and_a_folder_with_runs_does_not(tmp_path, runs_dir):
+    from ganforge import zoo
+
+    catalog = RunCatalog(tmp_path)
+    names = catalog.names()
+    assert names == [f"zoo:{name}" for name in zoo.RECIPES]
+    assert catalog.path("zoo:cgan-mnist") == zoo.folder("cgan-mnist")
+    assert catalog.first_loadable(names) == "zoo:dcgan-mnist"  # exported weights count
+    loaded = catalog.load("zoo:dcgan-mnist")
+    assert loaded.family.kind.draws_from_noise
+    with_runs = RunCatalog(runs_dir)
+    assert not any(name.startswith("zoo:") for name in with_runs.names())
+    with pytest.raises(GanforgeError, match="no run 'zoo:dcgan-mnist'"):
+        with_runs.path("zoo:dcgan-mnist")

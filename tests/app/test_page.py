@@ -7,6 +7,7 @@ Skipped, with the reason shown, only where Playwright, Gradio or a Chromium bina
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -59,9 +60,14 @@ def free_port() -> int:
 def server(runs_dir, tmp_path_factory):
     """`ganforge app RUNS_DIR --port P` in a subprocess: its `url`, and the `temporary` folder
     it was given (TMPDIR)."""
-    folder = tmp_path_factory.mktemp("app-server")
+    with serving(runs_dir, tmp_path_factory.mktemp("app-server")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serving(runs_dir, folder):
     port = free_port()
-    (folder / "tmp").mkdir()
+    (folder / "tmp").mkdir(parents=True)
     env = {
         **os.environ,
         "GRADIO_TEMP_DIR": str(folder / "gradio"),  # uploads and outputs stay in the test
@@ -391,6 +397,25 @@ def lab_step(tab) -> int:
     """The step the Lab's status line shows."""
     found = re.search(r"Step ([\d,]+)", tab.locator("#lab-status").inner_text())
     return int(found.group(1).replace(",", "")) if found else -1
+
+
+def test_an_empty_runs_folder_shows_the_zoo(browser, tmp_path, shot):
+    """A newcomer with no run yet sees a working page: the zoo's generators."""
+    (tmp_path / "runs").mkdir()
+    with serving(tmp_path / "runs", tmp_path / "server") as running:
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.set_default_timeout(STEP_MS)
+        tab.goto(running.url)
+        expect(tab.locator("#zoo-note")).to_contain_text("no runs in")
+        expect(tab.locator("#run input")).to_have_value("zoo:dcgan-mnist")
+        expect(tab.locator("#run-info")).to_have_text(re.compile(r"^\s*dcgan on mnist-mini"))
+        expect(tab.locator("#run-info")).to_contain_text("exported weights")
+        shown_grid(tab, image_grid(Run("zoo:dcgan-mnist").sample(16, seed=0))[..., 0])
+        shot(tab, "zoo-dcgan-mnist")
+        choose_run(tab, "zoo:cgan-mnist", "cgan")
+        expect(tab.locator("#class")).to_be_visible()
+        shot(tab, "zoo-cgan-mnist")
+        tab.close()
 
 
 def test_the_lab_tab_trains_live_and_reports_a_collapse(page, shot, server):

@@ -1,12 +1,13 @@
 """The runs the app serves: found under one folder, loaded when first asked for, kept loaded.
 
 A run is any folder holding a config.json (at most MAX_DEPTH levels down; the folder itself
-when it is one run). Symbolic links are not followed out of RUNS_DIR: a linked folder is not
-searched, and a run folder holding a link to anything outside it (its config.json, its
-checkpoints, a checkpoint file, ...) is not listed, so the page reads nothing the folder does
-not hold. Loading reads config.json and safetensors only (Run.load), never code from
-the run folder. A run is loaded again when its newest checkpoint changes (a run still training),
-and at most CACHE_SIZE runs stay in memory.
+when it is one run); when RUNS_DIR holds none yet, the page serves the zoo's generators
+(`zoo:NAME`, shipped with the package) instead. Symbolic links are not followed out of
+RUNS_DIR: a linked folder is not searched, and a run folder holding a link to anything outside
+it (its config.json, its checkpoints, a checkpoint file, ...) is not listed, so the page reads
+nothing the folder does not hold. Loading reads config.json and safetensors only (Run.load),
+never code from the run folder. A run is loaded again when its newest checkpoint changes (a run
+still training), and at most CACHE_SIZE runs stay in memory.
 """
 
 from __future__ import annotations
@@ -18,9 +19,17 @@ from pathlib import Path
 
 from torch import nn
 
+from ganforge import zoo
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelFamily
-from ganforge.run import CHECKPOINT_DIR, CONFIG_FILE, SAMPLES_DIR, TENSORBOARD_DIR, Run
+from ganforge.run import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EXPORTED_WEIGHTS,
+    SAMPLES_DIR,
+    TENSORBOARD_DIR,
+    Run,
+)
 
 MAX_DEPTH = 3
 CACHE_SIZE = 8
@@ -48,7 +57,12 @@ class RunCatalog:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        """The runs found now, sorted by name; an error when `root` is not a folder."""
+        """The runs found now, sorted by name; the zoo's generators (`zoo:NAME`) when there is
+        none yet, so a newcomer's page works at once. An error when `root` is not a folder."""
+        return self.run_names() or [zoo.PREFIX + name for name in zoo.entries()]
+
+    def run_names(self) -> list[str]:
+        """The runs under `root` alone."""
         if not self.root.is_dir():
             raise GanforgeError(f"RUNS_DIR: '{self.root}' is not a folder")
         if (self.root / CONFIG_FILE).is_file():
@@ -83,7 +97,7 @@ class RunCatalog:
             raise GanforgeError("no run is selected")
         if name not in self.names():
             raise GanforgeError(f"there is no run '{name}' in '{self.root}'")
-        return self.root / name
+        return zoo.resolve(name) if zoo.is_zoo(name) else self.root / name
 
     def first_loadable(self, names: list[str]) -> str | None:
         """Where the page opens: the first of `names` whose config reads and that has a
@@ -147,9 +161,9 @@ def _stays_inside(folder: Path) -> bool:
 def _newest_checkpoint(run: Run) -> tuple:
     """What identifies the weights `run.load()` would read now."""
     found = run.checkpoints
-    if not found:
+    if not found and not run.exported:
         return ()
-    path = found[-1][1]
+    path = found[-1][1] if found else run.path / EXPORTED_WEIGHTS
     try:
         stat = path.stat()
     except OSError:

@@ -58,7 +58,12 @@ def describe(run: Run) -> str:
     else:
         kind = "draws from noise"
     checkpoints = run.checkpoints
-    step = f"step {checkpoints[-1][0]}" if checkpoints else "**no checkpoint yet**"
+    if checkpoints:
+        step = f"step {checkpoints[-1][0]} of {config.steps}"
+    elif run.exported:
+        step = f"exported weights, trained {config.steps} steps"
+    else:
+        step = f"**no checkpoint yet** of {config.steps}"
     shape = (
         f"{config.point_dims}-D points"
         if config.point_dims
@@ -67,8 +72,7 @@ def describe(run: Run) -> str:
     lines = [
         f"**{markdown_text(config.model)}** on **{markdown_text(config.data)}**, {kind}",
         # a translator draws from its source image, not from noise: no z_dim to speak of
-        ", ".join([shape, *([] if what.translator else [f"z_dim {config.z_dim}"]), step])
-        + f" of {config.steps}",
+        ", ".join([shape, *([] if what.translator else [f"z_dim {config.z_dim}"]), step]),
     ]
     return "  \n".join(lines)
 

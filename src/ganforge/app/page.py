@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ganforge import zoo
 from ganforge.app import explorer, lab_view
 from ganforge.app.catalog import RunCatalog
 from ganforge.app.lab import (
@@ -112,8 +113,17 @@ def build_page(runs_dir: str | Path) -> gr.Blocks:
         names = catalog.names()
     except GanforgeError:
         names = []
+    folder = explorer.markdown_text(runs_dir)
     with gr.Blocks(title="ganforge app", delete_cache=CACHE_CLEANUP) as page:
-        gr.Markdown(f"## ganforge · runs in {explorer.markdown_text(runs_dir)}")
+        if names and all(zoo.is_zoo(name) for name in names):
+            gr.Markdown(
+                f"## ganforge · no runs in {folder} yet: generators from the zoo\n"
+                "Small generators ganforge trained itself. Train your own with `ganforge "
+                "demo` (about 3 minutes), then press *Find runs again*.",
+                elem_id="zoo-note",
+            )
+        else:
+            gr.Markdown(f"## ganforge · runs in {folder}")
         with gr.Row():
             run_name = gr.Dropdown(
                 names, value=catalog.first_loadable(names), label="Run", elem_id="run", scale=4
