@@ -309,13 +309,39 @@ def test_uploading_an_image_to_pix2pix(page, shot, edge_png):
     assert page.locator("#message").inner_text().strip() == ""
     shot(page, "07-pix2pix-upload")
     # only the tabs a translator has use for: no Samples, Interpolate or Directions
-    for name in ("Samples", "Interpolate", "Directions"):
+    for name in ("Samples", "Interpolate", "Directions", "Your image"):
         expect(page.get_by_role("tab", name=name)).to_be_hidden()
     expect(page.get_by_role("tab", name="Report")).to_be_visible()
     shot(page, "08-pix2pix-only-its-tabs")
     choose_run(page, "dcgan", "dcgan")  # and a noise run has no Translate tab
     expect(page.get_by_role("tab", name="Samples")).to_be_visible()
     expect(page.get_by_role("tab", name="Translate")).to_be_hidden()
+
+
+def test_your_image_is_projected_then_walked_and_moved(page, shot, runs_dir, tmp_path):
+    """The Your image tab: an image the dcgan drew, uploaded, comes back close (the page's
+    PSNR); the walk to a seed's sample and the directions follow; a new seed redraws the
+    walk only."""
+    run = Run(runs_dir / "dcgan")
+    drawn = tmp_path / "drawn.png"
+    Image.fromarray(run.sample(1, seed=3)[0, ..., 0]).save(drawn)
+    choose_run(page, "dcgan", "dcgan")
+    page.get_by_role("tab", name="Your image").click()
+    page.locator("#your-steps input").fill("60")
+    page.locator("#your-upload input[type=file]").set_input_files(str(drawn))
+    expect(page.locator("#your-result")).to_contain_text("PSNR")
+    psnr = float(re.search(r"PSNR ([\d.]+) dB", page.locator("#your-result").inner_text())[1])
+    assert psnr > 20, psnr
+    pair = pixels(page, image_src(page, "your-pair"))
+    side = run.config.resolution * (192 // run.config.resolution)
+    assert pair.shape[:2] == (side + 4, 2 * (side + 2) + 2)  # yours | reconstruction
+    walk = image_src(page, "your-walk")
+    image_src(page, "your-directions")
+    assert page.locator("#message").inner_text().strip() == ""
+    shot(page, "06b-your-image")
+    page.locator("#your-seed input").fill("11")
+    page.locator("#your-seed input").press("Enter")
+    assert not np.array_equal(pixels(page, new_src(page, "your-walk", walk)), pixels(page, walk))
 
 
 def test_a_bad_upload_is_explained_and_the_page_keeps_working(page, shot, edge_png, tmp_path):

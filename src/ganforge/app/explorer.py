@@ -238,6 +238,13 @@ def translate_upload(loaded: LoadedRun, path: str | Path | None) -> np.ndarray:
     if not path:
         raise GanforgeError("choose an image file to translate first")
     _need_translator(loaded)
+    return _translation(loaded, _read_upload(loaded, path))
+
+
+def _read_upload(loaded: LoadedRun, path: str | Path | None) -> torch.Tensor:
+    """An uploaded file as the run's images are: uint8 (C, H, W), square, its size."""
+    if not path:
+        raise GanforgeError("choose an image file first")
     config = loaded.run.config
     try:
         pixels = read_square(Path(path), config.resolution, config.channels)
@@ -248,7 +255,7 @@ def translate_upload(loaded: LoadedRun, path: str | Path | None) -> np.ndarray:
             f"'{name}' is not an image that can be read ({why}): "
             "upload a PNG, JPEG, WebP or BMP file"
         ) from None
-    return _translation(loaded, torch.from_numpy(pixels))
+    return torch.from_numpy(pixels)
 
 
 def translate_drawing(loaded: LoadedRun, drawing) -> np.ndarray:
@@ -275,6 +282,92 @@ def _translation(loaded: LoadedRun, source: torch.Tensor) -> np.ndarray:
     output = translate_images(loaded.family, loaded.network, source.unsqueeze(0))
     pair = torch.cat([source.unsqueeze(0), output]).permute(0, 2, 3, 1).numpy()
     return _picture(pair, columns=2, large=True)
+
+
+# ---- your image: projected into the latent space -------------------------------------------
+
+YOUR_STEPS = 200  # descent steps of the page's projection (`latent project` defaults to 300)
+
+
+def project_upload(
+    loaded: LoadedRun, path, steps, class_name: str | None = None, progress=None
+) -> tuple[np.ndarray, str, dict]:
+    """An uploaded image projected into the run's latent space (`ganforge latent project`):
+    a picture of original | reconstruction, a line of measures, and the code to keep (a dict
+    the page holds: the run, the code, the class it was drawn with)."""
+    from ganforge.metrics import default_extractor, load_extractor
+    from ganforge.projection import conditioning_labels, project
+
+    _need_noise(loaded)
+    _need_images(loaded, "projection")
+    steps = parse_seed(steps, "steps")
+    if not 1 <= steps <= 2000:
+        raise GanforgeError(f"steps: between 1 and 2000, got {steps}")
+    source = _read_upload(loaded, path).unsqueeze(0)
+    config = loaded.run.config
+    if "extractor" not in loaded.saved:
+        name = config.extractor or default_extractor(config.channels, config.data)
+        loaded.saved["extractor"] = load_extractor(name)
+    extractor = loaded.saved["extractor"]
+    labels = None
+    if loaded.family.kind.class_conditional:
+        chosen = None if _is_every_class(class_name) else class_name
+        labels = conditioning_labels(loaded.run, extractor, source, chosen)
+    result = project(
+        loaded.family,
+        loaded.network,
+        source,
+        extractor,
+        steps=steps,
+        labels=labels,
+        progress=progress,
+    )
+    pair = torch.cat([result.originals, result.reconstructions]).permute(0, 2, 3, 1).numpy()
+    said = f"PSNR {float(result.psnr[0]):.1f} dB, L1 {float(result.l1[0]):.3f}"
+    if result.classes is not None:
+        names = result.class_names
+        said += (
+            f"; the {extractor.name} classifier reads the original as "
+            f"**{names[int(result.classes[0][0])]}** and the reconstruction as "
+            f"**{names[int(result.classes[1][0])]}**"
+        )
+    said += f" ({steps} steps, {result.seconds:.1f} s)"
+    kept = {
+        "run": loaded.name,
+        "code": result.codes[0].tolist(),
+        "label": None if labels is None else int(labels[0]),
+    }
+    return _picture(pair, columns=2, large=True), said, kept
+
+
+def _your_code(loaded: LoadedRun, kept: dict | None) -> tuple[torch.Tensor, list[int] | None]:
+    if not kept or kept.get("run") != loaded.name:
+        raise GanforgeError("project an image of this run first (upload one above)")
+    label = kept.get("label")
+    return torch.tensor([kept["code"]], dtype=torch.float32), None if label is None else [label]
+
+
+def your_walk(loaded: LoadedRun, kept: dict | None, seed, mode: str = "slerp") -> np.ndarray:
+    """The path from your image's code to the sample of `seed` (`latent interp --from
+    YOURS.npy --to SEED`), as a strip."""
+    code, labels = _your_code(loaded, kept)
+    if mode not in INTERPOLATIONS:
+        raise GanforgeError(f"interpolation: '{mode}' is not one of {', '.join(INTERPOLATIONS)}")
+    end = seed_codes(loaded.family, [parse_seed(seed)])
+    path = interpolation_codes(code[0], end[0], STRIP_FRAMES, mode)
+    return _picture(_decode_rows(loaded, path, labels), STRIP_FRAMES)
+
+
+def your_directions(loaded: LoadedRun, kept: dict | None) -> np.ndarray:
+    """Your image's code moved along each GANSpace direction alone (one row per direction)."""
+    code, labels = _your_code(loaded, kept)
+    found = directions(loaded)
+    codes = [
+        found.move(code, [0.0] * j + [step])
+        for j in range(len(found.vectors))
+        for step in DIRECTION_STEPS
+    ]
+    return _picture(_decode_rows(loaded, torch.cat(codes), labels), len(DIRECTION_STEPS))
 
 
 # ---- the report ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ pix2pix) hides its controls and says why.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
@@ -63,7 +64,7 @@ LAB_INTRO = (
     f"per page, at most {MAX_STEPS:,} steps; it stops, and its files are deleted, when the page "
     "closes. The settings apply from Reset."
 )
-NOISE_TABS = ("samples", "interpolate", "directions")  # a run that draws from noise
+NOISE_TABS = ("samples", "interpolate", "directions", "yours")  # a run that draws from noise
 IMAGE_TABS = ("translate",)  # a translator
 # the tab buttons a run has no use for are hidden by the class choose_run gives the tabs
 # (Gradio 6 does not hide a tab's button on a visible=False update)
@@ -102,7 +103,9 @@ def guarded(function: Callable, fallback: tuple) -> Callable:
         results = results if isinstance(results, tuple) else (results,)
         return (*results, "")
 
-    handler.__name__ = function.__name__
+    # Gradio reads the parameters of what it calls through __wrapped__: a function asking for
+    # `progress=gr.Progress()` gets its tracker, passed on in its place among the arguments
+    functools.update_wrapper(handler, function)
     return handler
 
 
@@ -140,11 +143,12 @@ def build_page(runs_dir: str | Path) -> gr.Blocks:
             samples = _samples_tab()
             walk = _interpolation_tab()
             moves = _directions_tab()
+            yours = _your_image_tab()
             translate = _translation_tab()
             report = _report_tab()
             lab = _lab_tab()
         top.tabs = tabs
-        _connect(page, catalog, top, samples, walk, moves, translate, report)
+        _connect(page, catalog, top, (samples, walk, moves, yours), translate, report)
         _connect_lab(page, lab, LabSessions())
     return page
 
@@ -228,6 +232,37 @@ def _directions_tab() -> SimpleNamespace:
             parts.edited = _image("The moved sample", "edited")
             steps = ", ".join(f"{s:+g}" for s in explorer.DIRECTION_STEPS)
             parts.overview = _image(f"One row per direction, alone: {steps}", "overview")
+    return parts
+
+
+def _your_image_tab() -> SimpleNamespace:
+    parts = _tab_body("Your image", "yours", NOT_NOISE)
+    with parts.body:
+        gr.Markdown(
+            "Upload an image: the page finds the code whose image looks like it (`ganforge "
+            "latent project`), then walks from it to a seed's sample and moves it along the "
+            "generator's main directions."
+        )
+        with gr.Row():
+            parts.upload = gr.File(label="Your image", file_types=["image"], elem_id="your-upload")
+            parts.steps = gr.Number(
+                explorer.YOUR_STEPS, label="Descent steps", precision=0, elem_id="your-steps"
+            )
+        parts.project = gr.Button("Project", variant="primary", elem_id="project")
+        parts.kept = gr.State(None)
+        parts.result = gr.Markdown(elem_id="your-result")
+        parts.pair = _image("Your image | its reconstruction", "your-pair")
+        with gr.Row():
+            parts.seed = gr.Number(
+                7, label="Walk to the sample of seed", precision=0, elem_id="your-seed"
+            )
+        parts.walk = _image(
+            f"From your image to the seed's sample, {explorer.STRIP_FRAMES} steps", "your-walk"
+        )
+        steps = ", ".join(f"{s:+g}" for s in explorer.DIRECTION_STEPS)
+        parts.overview = _image(
+            f"Your image along each direction, alone: {steps}", "your-directions"
+        )
     return parts
 
 
@@ -326,15 +361,18 @@ def _lab_tab() -> SimpleNamespace:
 # ---- what the controls do ---------------------------------------------------------------------
 
 
-def _connect(page, catalog, top, samples, walk, moves, translate, report) -> None:
+def _connect(page, catalog, top, noise_parts, translate, report) -> None:
     """Wire every control to explorer.py through `guarded` handlers."""
-    noise_parts = (samples, walk, moves)
+    samples, walk, moves, yours = noise_parts
     pictures = [
         samples.grid,
         walk.frame,
         walk.strip,
         moves.edited,
         moves.overview,
+        yours.pair,
+        yours.walk,
+        yours.overview,
         translate.translation,
         report.page,
     ]
@@ -343,7 +381,7 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
         top.tabs,
     ]
 
-    def on(event, function, inputs, outputs, fallback=None):
+    def on(event, function, inputs, outputs, fallback=None, progress="minimal"):
         """`event` (a listener such as button.click, or dependency.then) runs `function`."""
         fallback = (None,) * len(outputs) if fallback is None else fallback
         handler = guarded(function, fallback)
@@ -351,7 +389,7 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
             handler,
             inputs,
             [*outputs, top.message],
-            show_progress="minimal",
+            show_progress=progress,
             trigger_mode="always_last",  # while a slider moves: its latest position
             concurrency_id="model",  # one model call at a time: CPU cores are not shared
         )
@@ -396,6 +434,18 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
         loaded = catalog.load(name)
         picture, overview = explorer.direction_edit(loaded, seed, amounts, class_name)
         return picture, overview, explorer.describe_directions(explorer.directions(loaded))
+
+    def project_file(name, file, steps, class_name, seed, progress=gr.Progress()):  # noqa: B008
+        def said(done: int, total: int) -> None:
+            progress((done, total), desc="projecting", unit="steps")
+
+        loaded = catalog.load(name)
+        pair, text, kept = explorer.project_upload(loaded, file, steps, class_name, said)
+        walked = explorer.your_walk(loaded, kept, seed)
+        return pair, text, kept, walked, explorer.your_directions(loaded, kept)
+
+    def walk_yours(name, kept, seed):
+        return explorer.your_walk(catalog.load(name), kept, seed)
 
     def translate_file(name, file):
         return explorer.translate_upload(catalog.load(name), file)
@@ -454,6 +504,13 @@ def _connect(page, catalog, top, samples, walk, moves, translate, report) -> Non
         on(event, show_directions, move_inputs, move_outputs)
     zeroed = moves.reset.click(lambda: [0.0] * len(moves.amounts), None, moves.amounts)
     on(zeroed.then, show_directions, move_inputs, move_outputs)
+
+    projected = [yours.pair, yours.result, yours.kept, yours.walk, yours.overview]
+    project_inputs = [top.run_name, yours.upload, yours.steps, top.class_name, yours.seed]
+    keep = (None, "", gr.skip(), None, None)
+    for event in (yours.project.click, yours.upload.upload):
+        on(event, project_file, project_inputs, projected, keep, progress="full")
+    on(yours.seed.change, walk_yours, [top.run_name, yours.kept, yours.seed], [yours.walk])
 
     on(
         translate.upload.upload,
