@@ -93,6 +93,16 @@ def test_zoo_names_work_wherever_a_run_is_taken(tmp_path, capsys):
         Run("zoo:")
 
 
+def test_evaluating_a_zoo_entry_writes_nothing_into_the_package(capsys, tree_snapshot):
+    before = tree_snapshot(zoo.FOLDER)
+    assert (
+        main(["eval", "zoo:dcgan-fashion", "--n", "200", "--metrics", "modes", "--no-progress"])
+        == 0
+    )
+    assert "ships with ganforge" in capsys.readouterr().out
+    assert tree_snapshot(zoo.FOLDER) == before
+
+
 @pytest.mark.slow
 def test_a_recipe_still_trains_the_same_network(tmp_path):
     """dcgan-mnist's recorded command, at 2 steps: the config it writes is the entry's (but for

@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
+from ganforge import zoo
 from ganforge.bounds import MAX_EVAL_SAMPLES, check_at_most, check_seed
 from ganforge.cli_parser import Parser, remember, unknown_flags
 from ganforge.cli_parser import option_value as _option_value
@@ -872,6 +873,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         write=False,
     )
     print(format_table(result), flush=True)  # first: a read-only run folder loses nothing
+    if zoo.is_zoo(args.run):
+        print(
+            _("{run} ships with ganforge: its eval.json is its card's, left as it is").format(
+                run=args.run
+            )
+        )
+        return
     path = write_eval_file(result)
     print(f"wrote {path} ({result['seconds']:.0f} s)")
 
