@@ -96,7 +96,7 @@ def test_zoo_names_work_wherever_a_run_is_taken(tmp_path, capsys):
 def test_evaluating_a_zoo_entry_writes_nothing_into_the_package(capsys, tree_snapshot):
     before = tree_snapshot(zoo.FOLDER)
     assert (
-        main(["eval", "zoo:dcgan-fashion", "--n", "200", "--metrics", "modes", "--no-progress"])
+        main(["eval", "zoo:dcgan-mnist", "--n", "200", "--metrics", "modes", "--no-progress"])
         == 0
     )
     assert "ships with ganforge" in capsys.readouterr().out
