@@ -187,17 +187,37 @@ def image_src(tab, elem_id: str) -> str:
 
 
 def new_src(tab, elem_id: str, old: str) -> str:
-    """The image's src once it differs from `old`."""
-    expect(tab.locator(f"#{elem_id} img")).not_to_have_attribute("src", old)
-    return image_src(tab, elem_id)
+    """The image's src once it differs from `old` and serves a whole picture (while the page
+    updates, an image's src can name what is not, or not yet, a picture)."""
+    deadline = time.monotonic() + STEP_MS / 1000
+    while True:
+        expect(tab.locator(f"#{elem_id} img")).not_to_have_attribute("src", old)
+        src = image_src(tab, elem_id)
+        if fetched(tab, src) is not None:
+            return src
+        assert time.monotonic() < deadline, f"#{elem_id} never showed a picture: {src}"
+        tab.wait_for_timeout(200)
+
+
+def fetched(tab, src: str) -> np.ndarray | None:
+    """The picture at `src`, fetched from the server like the browser did (None: not one)."""
+    import io
+
+    body = tab.request.get(urljoin(tab.url, src)).body()
+    try:
+        return np.asarray(Image.open(io.BytesIO(body)))
+    except OSError:
+        return None
 
 
 def pixels(tab, src: str) -> np.ndarray:
     """The image the page shows, fetched from the server like the browser did."""
-    import io
-
-    body = tab.request.get(urljoin(tab.url, src)).body()
-    return np.asarray(Image.open(io.BytesIO(body)))
+    for _ in range(10):
+        picture = fetched(tab, src)
+        if picture is not None:
+            return picture
+        tab.wait_for_timeout(200)
+    raise AssertionError(f"{src} is not a picture")
 
 
 def shown_grid(tab, expected: np.ndarray) -> None:
