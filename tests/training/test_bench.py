@@ -46,3 +46,15 @@ def test_nested_sections_count_for_themselves_only(monkeypatch):
         with clock.section("diagnostics"):
             pass
     assert dict(clock.seconds) == {"diagnostics": 2.0, "generator": 8.0}
+
+
+def test_an_accumulated_iteration_counts_every_batch_it_moves():
+    """With --accumulate 3 each update is of 3 batches: an iteration moves 3x the images
+    (bench once counted one batch of them)."""
+    from ganforge.training.bench import bench
+
+    options = {"model": "mlp", "data": "digits", "width": 8, "z_dim": 8, "batch_size": 16}
+    result = bench({**options, "steps": 2, "accumulate": 3}, warmup=1)
+    assert result.images_per_iteration == 48
+    assert "batch 16 x 3 accumulated" in result.setting
+    assert result.images_per_second == 2 * 48 / result.seconds

@@ -251,6 +251,17 @@ def phase_counts(b: Built) -> dict[str, int]:
     return counts
 
 
+def generator_passes(b: Built) -> int:
+    """How many forward passes G made in one iteration."""
+    passes = []
+    handle = b.trainer.family.networks["generator"].register_forward_hook(
+        lambda *_: passes.append(1)
+    )
+    b.trainer._iteration(log_now=False)
+    handle.remove()
+    return len(passes)
+
+
 def gradient_norm_keys(b: Built) -> int:
     return len(b.trainer._iteration(log_now=True))
 
@@ -509,6 +520,8 @@ PROBES: dict[str, Probe] = {
     "--accumulate": Probe(
         "3", lambda b: b.fitted() and b.trainer.state.batches.position["batch"], 12
     ),
+    # D's phase draws the fakes, G's phase learns from them: one pass of G, not two
+    "--reuse-fakes": Probe(None, generator_passes, 1),
     "--g-loss": Probe("saturating", lambda b: family("g_loss")(b).__name__, "g_saturating"),
     "--z-dim": Probe("5", lambda b: network("generator")(b).net[0].in_features, 5),
     "--width": Probe("4", lambda b: network("generator")(b).net[0].out_features, 4 * 4),

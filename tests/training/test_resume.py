@@ -74,6 +74,7 @@ def test_resume_is_bit_identical_to_a_straight_run(
         {"loss": "relativistic", "r1": 1.0, "r2": 1.0, "reg_every": 3},  # steps 0, 3, 6, 9
         {"accumulate": 3, "d_steps": 2},
         {"loss": "wasserstein", "clip_weights": 0.05, "optimizer": "rmsprop"},
+        {"model": "dcgan", "reuse_fakes": True, "accumulate": 2, "d_steps": 2},
     ],
     ids=[
         "mlp-d2-rmsprop",
@@ -85,6 +86,7 @@ def test_resume_is_bit_identical_to_a_straight_run(
         "mlp-lazy-r1-r2",
         "mlp-accumulate",
         "mlp-clip-weights",
+        "dcgan-reuse-fakes",
     ],
 )
 def test_resume_with_other_settings_and_an_unaligned_split(tiny_train, options):

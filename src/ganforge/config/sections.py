@@ -213,6 +213,14 @@ class OptimisationOptions:
             "of one (batchnorm still normalises each batch alone)"
         },
     )
+    reuse_fakes: bool = field(
+        default=False,
+        metadata={
+            "help": "G's phase learns from the fakes D's last step was shown (their noise) "
+            "instead of drawing new ones: one forward pass of G fewer per iteration, and "
+            "another run"
+        },
+    )
 
     def check(self) -> None:
         check_at_least(self, ("batch_size", "d_steps"), 1)

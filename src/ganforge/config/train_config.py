@@ -197,6 +197,12 @@ class TrainConfig(  # dataclass fields come base-last-first: data, model, ..., s
             raise option_error(
                 "g_loss", f"'saturating' applies to --loss bce only, not --loss {self.loss}"
             )
+        if self.reuse_fakes and self.ddp:  # optimisation x speed
+            raise option_error(
+                "reuse_fakes",
+                "not with --ddp: D's phase draws its fakes outside DistributedDataParallel, "
+                "whose gradients would then not be averaged",
+            )
         if self.batch_size % self.pack:  # optimisation x remedies
             raise option_error(
                 "pack", f"{self.pack} must divide --batch-size {self.batch_size} (D judges packs)"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ganforge.data import ImageDataset
+    from ganforge.models.kept_fakes import KeptFakes
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class ModelFamily:
     progress_stats: ClassVar[tuple[str, ...]] = ()
     # a translator's directions (`ganforge translate --direction`): the first is its own
     directions: ClassVar[tuple[str, ...]] = ("a2b",)
+    # D's fakes kept for G's phase on the same batch (--reuse-fakes: models/kept_fakes.py);
+    # None: the family draws G's anew, and refuses the option
+    kept_fakes: KeptFakes | None = None
 
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimise in `phase`, and detached scalar statistics to log."""

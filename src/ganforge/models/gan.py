@@ -19,6 +19,7 @@ from ganforge.i18n import N_
 from ganforge.models.ada import AdaptiveAugment
 from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
+from ganforge.models.kept_fakes import KeptFakes, kept_fakes, recording
 from ganforge.models.layers import MinibatchStd
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.models.replay import ReplayPool
@@ -143,6 +144,7 @@ def gan_family(
         g_loss=config.g_loss,
         label_smoothing=config.label_smoothing,
         remedies=gan_remedies(config),
+        kept=kept_fakes(config),
         **kw,
     )
 
@@ -187,6 +189,7 @@ class GANFamily(ModelFamily):
         class_head: bool = False,
         aux_weight: float = 0.0,
         aux_fakes: bool = False,
+        kept: KeptFakes | None = None,
     ):
         self.networks = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
         self.z_dim = z_dim
@@ -208,6 +211,7 @@ class GANFamily(ModelFamily):
         self.d_optimizer: torch.optim.Optimizer | None = None  # what --unroll unrolls
         self.replay = ReplayPool(remedies.replay) if remedies.replay else None
         self.ada = AdaptiveAugment(remedies.ada, remedies.ada_kimg) if remedies.ada else None
+        self.kept_fakes = kept  # --reuse-fakes (models/kept_fakes.py)
 
     def attach_optimizers(self, optimizers) -> None:
         """--unroll steps D as D's own optimiser does, from its current state."""
@@ -253,6 +257,8 @@ class GANFamily(ModelFamily):
         """Called by the loop before each iteration (`step` iterations done of `total`): anneals
         the instance noise linearly from its starting std at step 0 towards 0 at `total`."""
         self.noise_std = self.remedies.instance_noise * max(0.0, 1.0 - step / max(total, 1))
+        if self.kept_fakes is not None:  # fakes of the last iteration are never reused
+            self.kept_fakes.clear()
         self.regularise_now = step % self.remedies.reg_every == 0
         if self.remedies.reg_decay == "cosine":
             final, progress = self.remedies.reg_final, min(step / max(total, 1), 1.0)
@@ -327,13 +333,17 @@ class GANFamily(ModelFamily):
         # Fakes are drawn for the real batch's labels: p(y) of the data, and a gradient
         # penalty between real and fake images of the same classes.
         labels = batch["labels"] if self.kind.class_conditional else None
-        z = self.sample_latent(real.shape[0], device=real.device)
         if phase == "discriminator":
-            with torch.no_grad():
-                fake = self.generate(z, labels)
+            z = self.sample_latent(real.shape[0], device=real.device)
+            fake = self.fakes_for_d(real, lambda: self.generate(z, labels), z)
             return self._discriminator_loss(real, fake, labels, z)
         if phase == "generator":
-            fake = self.generate(z, labels)
+            kept = self.kept_fakes.take(real) if self.kept_fakes is not None else None
+            if kept is None:
+                z = self.sample_latent(real.shape[0], device=real.device)
+                fake = self.generate(z, labels)
+            else:  # --reuse-fakes: D's noise, G's graph recorded in D's phase
+                fake, z = kept
             judge = self.unrolled(real, fake, labels) if self.remedies.unroll else None
             fake_logits, fake_classes = self.critic(fake, labels, judge)
             if self.remedies.feature_matching:  # instead of D's verdict
@@ -348,6 +358,17 @@ class GANFamily(ModelFamily):
                 loss = loss + self.g_head_loss(fake_classes, labels, z, stats)
             return loss, stats
         raise ValueError(f"GANFamily has no phase '{phase}'")
+
+    def fakes_for_d(self, real: torch.Tensor, draw, *drawn_from: torch.Tensor) -> torch.Tensor:
+        """The fakes of `draw()` for D's phase, without G's graph; with --reuse-fakes drawn
+        with it and kept (with `drawn_from`, their noise) for G's phase on the same batch."""
+        if self.kept_fakes is None:
+            with torch.no_grad():
+                return draw()
+        with recording(self.generator):
+            fake = draw()
+        self.kept_fakes.keep(real, fake, *drawn_from)
+        return fake.detach()
 
     def unrolled(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None):
         """D after --unroll steps of its optimiser on its adversarial loss for this batch,

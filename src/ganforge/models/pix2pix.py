@@ -25,6 +25,7 @@ from ganforge.i18n import N_
 from ganforge.models.dcgan import dcgan_init
 from ganforge.models.family import PAIRED_TRANSLATOR, Batch
 from ganforge.models.gan import GANFamily, Remedies, configure_discriminator, gan_remedies
+from ganforge.models.kept_fakes import KeptFakes, kept_fakes
 from ganforge.sampling import translation_triplets
 
 RESOLUTIONS = (32, 64, 128, 256)  # 32: for fast tests and demos; the paper's is 256
@@ -199,6 +200,7 @@ class Pix2PixFamily(GANFamily):
         g_loss: str = "non-saturating",
         label_smoothing: float = 0.0,
         remedies: Remedies | None = None,
+        kept: KeptFakes | None = None,
     ):
         remedies = remedies or Remedies()
         if "color" in remedies.diffaugment:
@@ -214,6 +216,7 @@ class Pix2PixFamily(GANFamily):
             g_loss=g_loss,
             label_smoothing=label_smoothing,
             remedies=remedies,
+            kept=kept,
         )
         self.l1_weight = l1_weight
 
@@ -257,11 +260,11 @@ class Pix2PixFamily(GANFamily):
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         sources, real = batch["sources"], batch["images"]
         if phase == "discriminator":
-            with torch.no_grad():
-                fake = self.generator(sources)
+            fake = self.fakes_for_d(real, lambda: self.generator(sources))
             return self._discriminator_loss(pair(sources, real), pair(sources, fake))
         if phase == "generator":
-            fake = self.generator(sources)
+            kept = self.kept_fakes.take(real) if self.kept_fakes is not None else None
+            fake = self.generator(sources) if kept is None else kept[0]
             fake_logits = self.discriminate(pair(sources, fake))
             adversarial = self.adversarial_g_loss(
                 fake_logits, lambda: self.discriminate(pair(sources, real))
@@ -290,4 +293,5 @@ def build_pix2pix(config: TrainConfig, img_resolution: int, img_channels: int) -
         g_loss=config.g_loss,
         label_smoothing=config.label_smoothing,
         remedies=gan_remedies(config),
+        kept=kept_fakes(config),
     )

@@ -36,13 +36,13 @@ DEFAULT_WARMUP = 5
 class BenchResult:
     setting: str  # model, data, shape, batch, device, threads, precision
     steps: int
-    batch_size: int
+    images_per_iteration: int  # a batch, or --accumulate of them
     seconds: float  # wall time of the timed steps
     sections: dict[str, float]  # seconds per section over as many steps; "other": the rest
 
     @property
     def images_per_second(self) -> float:
-        return self.steps * self.batch_size / self.seconds
+        return self.steps * self.images_per_iteration / self.seconds
 
     def report(self) -> str:
         per_step = 1000 * self.seconds / self.steps
@@ -103,7 +103,9 @@ def _timed(trainer: Trainer, warmup: int, steps: int) -> BenchResult:
         sectioned = time.perf_counter() - start
     trainer.clock = NO_CLOCK
     sections = _named_sections(trainer, clock.seconds, sectioned)
-    return BenchResult(_setting(trainer), steps, trainer.config.batch_size, seconds, sections)
+    # an iteration's update (G's, and each of D's) is of --accumulate batches
+    images = trainer.config.batch_size * trainer.config.accumulate
+    return BenchResult(_setting(trainer), steps, images, seconds, sections)
 
 
 def _named_sections(trainer: Trainer, seconds: dict[str, float], total: float) -> dict:
@@ -129,9 +131,14 @@ def _setting(trainer: Trainer) -> str:
         extras.append("compiled")
     if trainer.channels_last:
         extras.append("channels-last")
+    if config.reuse_fakes:
+        extras.append("reusing D's fakes")
     if not config.doctor:
         extras.append("no doctor")
+    batch = f"batch {config.batch_size}"
+    if config.accumulate > 1:
+        batch += f" x {config.accumulate} accumulated"
     return (
         f"{config.model} on {config.data} ({config.resolution} px, {config.channels} ch), "
-        f"batch {config.batch_size}, {where}, {', '.join(extras)}"
+        f"{batch}, {where}, {', '.join(extras)}"
     )

@@ -13,7 +13,7 @@ import torch
 from torch.optim import Optimizer
 
 from ganforge.atomic import atomic_write_text
-from ganforge.config import TrainConfig
+from ganforge.config import TrainConfig, option_error
 from ganforge.data import (
     IMAGES,
     POINTS,
@@ -130,6 +130,8 @@ def build_family(
     whether its networks and batches are laid out channels-last (training/fast_paths.py)."""
     torch.manual_seed(config.seed)
     family = build_model(config, config.resolution, config.channels)
+    if config.reuse_fakes and family.kept_fakes is None:
+        raise option_error("reuse_fakes", f"{config.model}'s phases do not share their fakes")
     family.networks.to(device).train()
     if config.sync_bn:
         dist.sync_batchnorm(family.networks)
