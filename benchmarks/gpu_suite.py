@@ -8,7 +8,7 @@ Installs nothing (torch and ganforge are already there). Every part is a command
 process with a time limit, so one failure is a row in the table, not the end of the suite:
 
 - throughput of `ganforge bench` (dcgan, batch 64) at 28 px/1 ch and 64 px/3 ch, in fp32, bf16,
-  fp16 and fp32 with --compile;
+  fp16, fp32 with --compile, with --reuse-fakes and with --accumulate 4;
 - the fast paths off one at a time, side by side with them on: channels-last, fused Adam;
 - the roofline (benchmarks/roofline.py) on the GPU;
 - a 2-process NCCL DDP run with --sync-bn against one process with the same global batch
@@ -71,6 +71,8 @@ def parts(scratch: Path) -> list[Part]:
             ("bf16", ["--precision", "bf16"]),
             ("fp16", ["--precision", "fp16"]),
             ("fp32 --compile", ["--compile"]),
+            ("fp32 --reuse-fakes", ["--reuse-fakes"]),
+            ("fp32 --accumulate 4", ["--accumulate", "4"]),
         ):
             found.append(Part(f"bench {size} {label}", bench_command(resolution, channels, *flags)))
     found += [

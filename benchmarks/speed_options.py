@@ -18,7 +18,9 @@ blocks of --block iterations run in turn, the order rotated each round so that t
 minutes of a shared machine fall on all alike. Throughput is images per second (a batch-256 or
 accumulate-4 iteration moves 256 images through each phase); the figure of a variant is the
 median over rounds of its images/s over the baseline's in the same round, with its quartiles.
-CPU time is given next to wall time. With --memory each variant is also built alone in a fresh
+CPU time is given next to wall time. torch.compile's cache starts empty (a fresh
+TORCHINDUCTOR_CACHE_DIR unless one is set), so the compile variant's warm-up is a first
+compilation. With --memory each variant is also built alone in a fresh
 process and trained for --memory-steps iterations: its peak resident set (and on CUDA the peak
 allocated device memory), as benchmarks/train_throughput.py measures it.
 """
@@ -36,7 +38,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+# a first compilation, as in a user's first run, not one served from an earlier run's cache
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="ganforge-inductor-"))
+
+import torch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:

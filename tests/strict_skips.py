@@ -23,7 +23,9 @@ def _skips(session_or_config) -> list:
     reporter = session_or_config.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return []
-    return [report for report in reporter.stats.get("skipped", []) if not hasattr(report, "wasxfail")]
+    return [
+        report for report in reporter.stats.get("skipped", []) if not hasattr(report, "wasxfail")
+    ]
 
 
 def _reason(report) -> str:

@@ -42,6 +42,8 @@ def test_the_dry_run_lists_every_part_with_its_command(tmp_path):
         "bench 64 px/3 ch bf16",
         "bench 64 px/3 ch fp16",
         "fp32 --compile",
+        "bench 28 px/1 ch fp32 --reuse-fakes",
+        "bench 64 px/3 ch fp32 --accumulate 4",
         "channels-last off",
         "fused Adam off",
         "roofline",

@@ -13,13 +13,12 @@ import torch
 from PIL import Image
 
 import ganforge
-from ganforge import GanforgeError
+from ganforge import GanforgeError, projection
 from ganforge.cli import main
 from ganforge.data import to_uint8
 from ganforge.latent import LatentSpace
 from ganforge.metrics import load_extractor
 from ganforge.modules import eval_mode
-from ganforge import projection
 from ganforge.projection import Objective, project, project_files
 from tiny import TINY_OPTIONS, translator_options
 

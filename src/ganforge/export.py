@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ganforge import __version__
+from ganforge.atomic import atomic_folder
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
 from ganforge.run import CONFIG_FILE, EXPORTED_WEIGHTS, Run
@@ -104,10 +105,7 @@ def export(
         raise GanforgeError(f"--out: '{out}' exists and is not an empty folder")
     family = run.load(checkpoint)
     sampler = Sampler(family, run.generator(ema))
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as partial:
         with torch.no_grad():
             if fmt == "folder":
                 difference = _folder(run, family, sampler, partial, checkpoint)
@@ -118,11 +116,6 @@ def export(
                 f"export: the {fmt} network differs from torch by {difference:.2e} "
                 f"(more than {TOLERANCE:g}); nothing was written"
             )
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        partial.rename(out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     path = out if fmt == "folder" else out / FILES[fmt]
     return Exported(path, fmt, difference)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ganforge.atomic import atomic_folder
 from ganforge.bounds import MAX_GRID_BYTES, check_at_most, check_images, check_seed
 from ganforge.data import to_model_range, to_uint8
 from ganforge.data.inputs import image_files, read_images
@@ -368,10 +368,7 @@ def project_files(
 
 
 def _write(out: Path, result: Projection, names, files, summary: dict) -> None:
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as partial:  # `out` is new or empty: checked before any work
         per_image = []
         for i, (name, file) in enumerate(zip(names, files)):
             code = result.codes[i].numpy()
@@ -398,8 +395,3 @@ def _write(out: Path, result: Projection, names, files, summary: dict) -> None:
         save_images(grid, partial / "grid.png", columns=columns)
         text = json.dumps({**summary, "per_image": per_image}, indent=2)
         (partial / "projection.json").write_text(text + "\n", encoding="utf-8")
-        if out.exists():
-            out.rmdir()  # empty, checked before any work
-        partial.rename(out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)

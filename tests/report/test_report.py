@@ -137,7 +137,10 @@ def test_diversity_and_penalty_panels_only_when_their_keys_are_logged(tmp_path):
     assert panels["Diversity (doctor)"]["diversity"][0] == (1.0, 1.5)
     assert list(panels["Penalties (--gp, --r1, --r2)"]) == ["r1"]
     both = [{**r, "gp": 0.3} for r in with_r1]
-    assert list(dict(curve_panels(both, GAN_PANELS))["Penalties (--gp, --r1, --r2)"]) == ["gp", "r1"]
+    assert list(dict(curve_panels(both, GAN_PANELS))["Penalties (--gp, --r1, --r2)"]) == [
+        "gp",
+        "r1",
+    ]
     # in the picture: four panels make one row, five two rows of three and two
     with Image.open(plot_training_curves(with_r1, tmp_path / "four.png", GAN_PANELS)) as picture:
         four = picture.size

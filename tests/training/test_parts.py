@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ganforge import GanforgeError, TrainConfig
-from ganforge.atomic import atomic_path, atomic_write_text
+from ganforge.atomic import atomic_folder, atomic_path, atomic_write_text
 from ganforge.models import describe_model
 from ganforge.run import torch_device
 from ganforge.training.ema import WeightAverage
@@ -126,6 +126,24 @@ def test_atomic_path_failure_keeps_the_old_file(tmp_path):
             raise RuntimeError("crash")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+@pytest.mark.parametrize("empty_out_first", [False, True])
+def test_atomic_folder_appears_whole_or_not_at_all(tmp_path, empty_out_first):
+    out = tmp_path / "out"
+    if empty_out_first:
+        out.mkdir()
+    with pytest.raises(RuntimeError):
+        with atomic_folder(out) as partial:
+            (partial / "half.txt").write_text("unfinished")
+            assert not (out / "half.txt").exists()  # nothing shows before the end
+            raise RuntimeError("crash")
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out"] if empty_out_first else [])
+    assert not empty_out_first or not any(out.iterdir())
+    with atomic_folder(out) as partial:
+        (partial / "a.txt").write_text("a")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (out / "a.txt").read_text() == "a"
 
 
 def test_truncate_records_drops_garbled_lines_and_keeps_the_good_ones_byte_for_byte(tmp_path):

@@ -156,3 +156,12 @@ def test_it_is_another_run(tiny_train):
     reused = tiny_train("reused", model="dcgan", reuse_fakes=True)
     assert plain.config.trajectory_hash() != reused.config.trajectory_hash()
     assert not np.array_equal(plain.sample(4, seed=0), reused.sample(4, seed=0))
+
+
+@pytest.mark.parametrize("model", ["mlp", "cgan", "acgan", "infogan", "r3gan"])
+def test_every_model_with_d_and_g_phases_draws_once(tmp_path, model):
+    run = trainer(tmp_path, model=model, reuse_fakes=True, d_steps=1)
+    watched, _ = one_iteration(run)
+    assert len(watched.g_inputs) == 1
+    assert all(g.abs().sum() > 0 for g in watched.g_grads[:1])  # G learned through the graph
+    run.close()
