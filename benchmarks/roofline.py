@@ -4,10 +4,11 @@
     python benchmarks/roofline.py --configs dcgan-28 --threads 2 --steps 30
 
 For each config, in one process, on the same device and threads:
-- the arithmetic of one iteration (every phase, forward and backward, the optimiser steps):
-  FLOPs counted by torch.utils.flop_counter over a real `Trainer.step()` (what `ganforge train`
-  runs; a multiply-add counts as 2 FLOPs; elementwise work — activations, norms, Adam's
-  arithmetic — is not counted, which is part of why a step falls short of the peak);
+- the arithmetic of one iteration (every phase, forward and backward, R1/R2's double backward,
+  the optimiser steps): FLOPs by torch.utils.flop_counter's formulas over every op of a real
+  `Trainer.step()` (what `ganforge train` runs; a multiply-add counts as 2 FLOPs; elementwise
+  work — activations, norms, Adam's arithmetic — is not counted, which is part of why a step
+  falls short of the peak);
 - the time of an iteration and where it goes, from `ganforge bench` (data, each phase, the
   doctor's diagnostics, the rest);
 - the machine's peak measured here and now: the best GFLOP/s of a large fp32 GEMM and of a large
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from ganforge.training.bench import bench
 from ganforge.training.loop import Trainer, new_config
@@ -73,29 +75,36 @@ def conv_peak(device: torch.device, batch: int = 64, channels: int = 128, side: 
     return _best_rate(lambda: F.conv2d(x, w, padding=1), flops, device)
 
 
-def iteration_flops(options: dict, warmup: int = 2) -> tuple[float, str]:
-    """FLOPs of one training iteration of `options` (counted after `warmup` iterations), and a
-    note. torch's counter cannot follow autograd.grad inside a step (R1/R2 penalties): then the
-    iteration is counted without them, a lower bound, and the note says so."""
-    try:
-        return _count(options, warmup), ""
-    except RuntimeError as exc:
-        if "autograd.grad" not in str(exc):
-            raise
-        plain = {**options, "r1": 0.0, "r2": 0.0, "reg_decay": "none"}
-        return _count(plain, warmup), " (without R1/R2: a lower bound)"
+class FlopCount(TorchDispatchMode):
+    """FLOPs of every op run inside it, by torch's own formulas (torch.utils.flop_counter's
+    registry: matmuls, convolutions and their backward, attention). Unlike FlopCounterMode it
+    tracks no modules, which is what lets it follow an `autograd.grad` inside a step (R1/R2's
+    double backward): FlopCounterMode's module tracker refuses one."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
 
 
-def _count(options: dict, warmup: int) -> float:
+def iteration_flops(options: dict, warmup: int = 2) -> float:
+    """FLOPs of one training iteration of `options`, counted after `warmup` iterations."""
     config = new_config(None, {**options, "steps": warmup + 10, "progress": False})
     with tempfile.TemporaryDirectory(prefix="ganforge-roofline-") as folder:
         trainer = Trainer(config, Path(folder) / "run", resuming=False)
         try:
             for _ in range(warmup):
                 trainer.step()
-            with FlopCounterMode(display=False) as counter:
+            with FlopCount() as counter:
                 trainer.step()
-            return float(counter.get_total_flops())
+            return float(counter.total)
         finally:
             trainer.close()
 
@@ -128,7 +137,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         options = {**CONFIGS[name], "batch_size": args.batch_size, "device": args.device}
-        flops, note = iteration_flops(options)
+        flops = iteration_flops(options)
         timed = bench({**options, "steps": args.steps})
         seconds = timed.seconds / timed.steps
         rate = flops / seconds / 1e9
@@ -139,7 +148,7 @@ def main() -> None:
             if s / total >= 0.01
         )
         print(
-            f"| {name} | {flops / 1e9:.2f}{note} | {1000 * seconds:.1f} | {rate:.1f} "
+            f"| {name} | {flops / 1e9:.2f} | {1000 * seconds:.1f} | {rate:.1f} "
             f"| {100 * rate / gemm:.1f}% | {100 * rate / conv:.1f}% "
             f"| {1000 * flops / (conv * 1e9):.1f} | {parts} |",
             flush=True,

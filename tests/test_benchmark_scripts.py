@@ -3,12 +3,16 @@ the figures themselves are measured by hand, never asserted on time)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +49,37 @@ def test_speed_options_names_an_unknown_variant(tmp_path):
 
 
 def test_roofline_prints_the_share_of_peak(tmp_path):
-    done = script("roofline.py", "--configs", "dcgan-28", "--steps", "2", "--threads", "1", cwd=tmp_path)
+    done = script(
+        "roofline.py", "--configs", "dcgan-28", "--steps", "2", "--threads", "1", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "dcgan-28" in done.stdout and "%" in done.stdout
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_roofline_counts_what_torchs_counter_counts_and_r1_besides():
+    roofline = load("roofline")
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.LeakyReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 1)
+    )
+    images = torch.randn(8, 1, 8, 8)
+    with FlopCounterMode(display=False) as reference:
+        net(images).sum().backward()
+    with roofline.FlopCount() as counted:
+        net(images).sum().backward()
+    assert counted.total == reference.get_total_flops() > 0
+    # R1: the gradient of D's output by its input, then its norm's gradient (a double backward)
+    with roofline.FlopCount() as penalised:
+        real = images.clone().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(net(real).sum(), real, create_graph=True)
+        gradient.pow(2).sum().backward()
+    assert penalised.total > counted.total
+    options = {"model": "mlp", "data": "digits", "width": 8, "z_dim": 8, "batch_size": 16}
+    plain = roofline.iteration_flops(options)
+    assert roofline.iteration_flops({**options, "r1": 1.0}) > plain > 0
