@@ -14,6 +14,13 @@ import ganforge
 from ganforge import GanforgeError, TrainConfig
 from ganforge.cli import build_parser
 from ganforge.models import build_model
+from ganforge.models.dcgan import DCGANGenerator
+from ganforge.models.family import (
+    AUTOENCODER,
+    CLASS_CONDITIONAL,
+    PAIRED_TRANSLATOR,
+    UNCONDITIONAL,
+)
 from ganforge.models.mlp import MLPGenerator
 from ganforge.training import doctor as dx
 from ganforge.training.checkpoint import save_checkpoint
@@ -354,6 +361,35 @@ def test_a_generator_that_ignores_its_noise_is_mode_collapse(tiny_train, monkeyp
     assert run.metrics()[-1]["diversity"] == 0
     event = next(e for e in run.events() if e["event"] == "mode_collapse")
     assert event["step"] == 25 and event["evidence"]["ratio"] == 0
+
+
+@pytest.mark.parametrize(("model", "judged"), [("dcgan", True), ("vae", False)])
+def test_only_a_gan_drawing_from_noise_is_judged_for_collapse(
+    tiny_train, monkeypatch, model, judged
+):
+    """A VAE's samples are blurred (about 45% as varied as real digits, with no collapse: once
+    read as mode collapse, with GAN flags it refuses as remedies); its diversity is recorded,
+    not judged. The same generator that ignores its noise in a dcgan is judged."""
+    forward = DCGANGenerator.forward
+    monkeypatch.setattr(DCGANGenerator, "forward", lambda self, z, *a: forward(self, z * 0, *a))
+    run = tiny_train(model=model, steps=30, doctor_warmup=0)
+    assert run.metrics()[-1]["diversity"] == 0
+    assert ("mode_collapse" in kinds(run)) == judged
+
+
+@pytest.mark.parametrize(
+    ("kind", "judged"),
+    [
+        (UNCONDITIONAL, True),
+        (CLASS_CONDITIONAL, True),
+        (AUTOENCODER, False),
+        (PAIRED_TRANSLATOR, False),
+    ],
+)
+def test_the_family_kind_says_whether_diversity_is_judged(kind, judged):
+    detectors = dx.build_detectors(JUDGE_AT_ONCE, kind=kind)
+    detector = next(d for d in detectors if d.name == "mode_collapse")
+    assert any(firing(detector, records("diversity", [0.0] * 5, diversity_real=4.0))) == judged
 
 
 def test_a_metric_that_stops_improving_is_stalled(tiny_train):

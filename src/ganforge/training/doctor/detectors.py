@@ -9,6 +9,7 @@ import math
 from ganforge.config import TrainConfig
 from ganforge.explanations import explained
 from ganforge.i18n import N_, _
+from ganforge.models.family import UNCONDITIONAL, Kind
 from ganforge.training.doctor.events import lr_text as _lr
 
 _MIN_HISTORY = 5  # records a running median needs before it is trusted
@@ -302,14 +303,21 @@ def _collapse_remedies(config: TrainConfig) -> list[str]:
 
 
 class ModeCollapse(Detector):
-    """The fixed noise batch's samples are much less diverse than real images."""
+    """The fixed noise batch's samples are much less diverse than real images: judged for a
+    GAN drawing from noise only. A VAE's samples are blurred, so less varied than real images
+    with no collapse at all, and a translator's outputs vary with its sources, its early ones
+    blurred too: for them the diversity is recorded, not judged (`judged` False)."""
 
     name = event = "mode_collapse"
     counters = ("streak",)
 
+    def __init__(self, config: TrainConfig, judged: bool = True):
+        super().__init__(config)
+        self.judged = judged
+
     def reads(self, record: dict) -> bool:
         """Not where modes are counted (PointModeCollapse says it more sharply)."""
-        return super().reads(record) and "modes_captured" not in record
+        return self.judged and super().reads(record) and "modes_captured" not in record
 
     def examine(self, record: dict) -> dict | None:
         if "diversity" not in record or "diversity_real" not in record:
@@ -519,13 +527,17 @@ def build_detectors(
     config: TrainConfig,
     sampler: str = "generator",
     initial_weight_norms: dict[str, float] | None = None,
+    kind: Kind = UNCONDITIONAL,
 ) -> list[Detector]:
+    """Every detector, for every family (a checkpoint's doctor state names them all); the
+    family's `kind` says which ones judge."""
+    collapses = kind.draws_from_noise and not kind.autoencoder
     return [
         Exploding(config, initial_weight_norms),
         Vanishing(config, sampler),
         DOverpowering(config),
         GOverpowering(config),
-        ModeCollapse(config),
+        ModeCollapse(config, judged=collapses),
         PointModeCollapse(config),
         ClassCollapse(config),
         Oscillation(config),

@@ -48,7 +48,7 @@ class Doctor:
         initial = {
             f"weight_norm_{n}": float(weight_norm(net)) for n, net in family.networks.items()
         }
-        self.detectors = build_detectors(config, family.sampler, initial)
+        self.detectors = build_detectors(config, family.sampler, initial, family.kind)
         self.recovery = Rollback(config, family, self.events)
         self._throttle = {d.name: {"firing": False, "quiet": 0} for d in self.detectors}
         self._causes: dict[str, list] = {}  # event -> the likely causes in this run's options
