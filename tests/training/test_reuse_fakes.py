@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import ganforge
 from ganforge import GanforgeError
@@ -131,7 +132,38 @@ def test_pix2pix_draws_once_per_iteration(tmp_path):
     assert counts == {False: 2, True: 1}
 
 
-@pytest.mark.parametrize("model", ["vae", "cyclegan"])
+def test_cyclegan_draws_both_translations_once(tmp_path, model_options):
+    """D's phase translates each side once; G's phase reuses both and still runs the cycle
+    and identity passes: 8 generator passes an iteration without the flag, 6 with it."""
+    counts = {}
+    for reuse in (False, True):
+        options = {**model_options("cyclegan"), "model": "cyclegan", "batch_size": 4}
+        run = trainer(tmp_path / str(reuse), reuse_fakes=reuse, **options)
+        generators = run.family.networks["generator"]
+        passes = []
+        handles = [
+            getattr(generators, side).register_forward_hook(lambda *_, seen=passes: seen.append(1))
+            for side in ("ab", "ba")
+        ]
+        run.step()
+        for handle in handles:
+            handle.remove()
+        counts[reuse] = len(passes)
+        assert len(run.family.kept_fakes or ()) == 0
+        run.close()
+    assert counts == {False: 8, True: 6}
+
+
+def test_cyclegan_resumes_exactly_with_it(tiny_train, model_options):
+    options = {**model_options("cyclegan"), "model": "cyclegan", "reuse_fakes": True}
+    straight = tiny_train("straight", steps=6, **options)
+    split = tiny_train("split", steps=3, **options)
+    resumed = ganforge.train(resume=split.path, steps=6)
+    a, b = (load_file(str(r.checkpoints[-1][1])) for r in (straight, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("model", ["vae"])
 def test_a_family_whose_phases_share_no_fakes_refuses_it(tmp_path, model, model_options):
     with pytest.raises(GanforgeError, match=r"^--reuse-fakes: .*do not share"):
         ganforge.train(

@@ -30,6 +30,7 @@ from ganforge.i18n import N_
 from ganforge.models.dcgan import dcgan_init
 from ganforge.models.family import Batch, Kind, ModelFamily, Phase
 from ganforge.models.gan import configure_discriminator
+from ganforge.models.kept_fakes import KeptFakes, fakes_for_d, kept_fakes
 from ganforge.models.pix2pix import PatchDiscriminator, norm_layer
 from ganforge.modules import device_of, eval_mode
 
@@ -220,8 +221,10 @@ class CycleGANFamily(ModelFamily):
         label_smoothing: float = 0.0,
         cycle_weight: float = 10.0,
         identity_weight: float = 0.5,
+        kept: KeptFakes | None = None,
     ):
         self.networks = nn.ModuleDict({"generator": generators, "discriminator": discriminators})
+        self.kept_fakes = kept  # --reuse-fakes (models/kept_fakes.py)
         self.z_dim = 0
         d_loss, self.g_loss = losses.LOSSES[loss]
         if loss in losses.SMOOTHED_LOSSES:
@@ -229,6 +232,10 @@ class CycleGANFamily(ModelFamily):
         else:
             self.d_loss = d_loss
         self.cycle_weight, self.identity_weight = cycle_weight, identity_weight
+
+    def set_progress(self, step: int, total: int) -> None:
+        if self.kept_fakes is not None:  # fakes of the last iteration are never reused
+            self.kept_fakes.clear()
 
     def sample_latent(self, n, generator=None, device="cpu") -> torch.Tensor:
         """No noise: (n, 0)."""
@@ -249,9 +256,16 @@ class CycleGANFamily(ModelFamily):
         generators = self.networks["generator"]
         discriminators = self.networks["discriminator"]
         if phase == "discriminator":
-            with torch.no_grad():
-                fake_b = discriminators.pool_b.query(generators.ab(real_a))
-                fake_a = discriminators.pool_a.query(generators.ba(real_b))
+            fake_b, fake_a = fakes_for_d(
+                self.kept_fakes,
+                generators,
+                real_b,
+                lambda: (generators.ab(real_a), generators.ba(real_b)),
+            )
+            fake_b, fake_a = (
+                discriminators.pool_b.query(fake_b),
+                discriminators.pool_a.query(fake_a),
+            )
             real_logits = (discriminators.a(real_a), discriminators.b(real_b))
             fake_logits = (discriminators.a(fake_a), discriminators.b(fake_b))
             loss = (
@@ -269,7 +283,8 @@ class CycleGANFamily(ModelFamily):
                 ).detach(),
             }
         if phase == "generator":
-            fake_b, fake_a = generators.ab(real_a), generators.ba(real_b)
+            kept = self.kept_fakes.take(real_b) if self.kept_fakes is not None else None
+            fake_b, fake_a = kept or (generators.ab(real_a), generators.ba(real_b))
             logits_b, logits_a = discriminators.b(fake_b), discriminators.a(fake_a)
             adversarial = self.g_loss(logits_b) + self.g_loss(logits_a)
             cycle = (generators.ba(fake_b) - real_a).abs().mean()
@@ -353,4 +368,5 @@ def build_cyclegan(config: TrainConfig, img_resolution: int, img_channels: int) 
         label_smoothing=config.label_smoothing,
         cycle_weight=options.cycle_weight,
         identity_weight=options.identity_weight,
+        kept=kept_fakes(config),
     )

@@ -19,7 +19,7 @@ from ganforge.i18n import N_
 from ganforge.models.ada import AdaptiveAugment
 from ganforge.models.diffaugment import diff_augment
 from ganforge.models.family import CLASS_CONDITIONAL, Batch, ModelFamily, Phase
-from ganforge.models.kept_fakes import KeptFakes, kept_fakes, recording
+from ganforge.models.kept_fakes import KeptFakes, fakes_for_d, kept_fakes
 from ganforge.models.layers import MinibatchStd
 from ganforge.models.normalization import remove_batchnorm, spectral_normalize
 from ganforge.models.replay import ReplayPool
@@ -335,7 +335,9 @@ class GANFamily(ModelFamily):
         labels = batch["labels"] if self.kind.class_conditional else None
         if phase == "discriminator":
             z = self.sample_latent(real.shape[0], device=real.device)
-            fake = self.fakes_for_d(real, lambda: self.generate(z, labels), z)
+            fake, _ = fakes_for_d(
+                self.kept_fakes, self.generator, real, lambda: (self.generate(z, labels), z)
+            )
             return self._discriminator_loss(real, fake, labels, z)
         if phase == "generator":
             kept = self.kept_fakes.take(real) if self.kept_fakes is not None else None
@@ -358,17 +360,6 @@ class GANFamily(ModelFamily):
                 loss = loss + self.g_head_loss(fake_classes, labels, z, stats)
             return loss, stats
         raise ValueError(f"GANFamily has no phase '{phase}'")
-
-    def fakes_for_d(self, real: torch.Tensor, draw, *drawn_from: torch.Tensor) -> torch.Tensor:
-        """The fakes of `draw()` for D's phase, without G's graph; with --reuse-fakes drawn
-        with it and kept (with `drawn_from`, their noise) for G's phase on the same batch."""
-        if self.kept_fakes is None:
-            with torch.no_grad():
-                return draw()
-        with recording(self.generator):
-            fake = draw()
-        self.kept_fakes.keep(real, fake, *drawn_from)
-        return fake.detach()
 
     def unrolled(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None):
         """D after --unroll steps of its optimiser on its adversarial loss for this batch,

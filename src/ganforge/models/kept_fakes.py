@@ -7,13 +7,14 @@ keeps them; G's phase takes them back by the real batch they were drawn for, and
 ones for a batch it does not find. At most one update's batches (--accumulate) are kept, and
 they are dropped before the next iteration: nothing of them reaches a checkpoint, so a resumed
 run stays exact. It changes the run (G's noise is D's, G's batchnorm statistics move once per
-iteration), which is why it is off by default and in the config's hash."""
+iteration), which is why it is off by default and in the config's hash. GANFamily, pix2pix and
+cyclegan use it; a family that keeps no `kept_fakes` refuses the option (training/setup.py)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -48,6 +49,21 @@ class KeptFakes:
 def kept_fakes(config: TrainConfig) -> KeptFakes | None:
     """A family's store for --reuse-fakes (None when off): the batches of one update."""
     return KeptFakes(config.accumulate) if config.reuse_fakes else None
+
+
+def fakes_for_d(
+    kept: KeptFakes | None, generator: nn.Module, real: torch.Tensor, draw: Callable[[], tuple]
+) -> tuple:
+    """What `draw()` returns (the fakes, and what drew them) for D's phase, without G's graph.
+    With --reuse-fakes (`kept`) drawn with the graph of `generator` and kept for G's phase on
+    the same `real` batch; D gets them detached."""
+    if kept is None:
+        with torch.no_grad():
+            return draw()
+    with recording(generator):
+        drawn = draw()
+    kept.keep(real, *drawn)
+    return tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in drawn)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from ganforge.i18n import N_
 from ganforge.models.dcgan import dcgan_init
 from ganforge.models.family import PAIRED_TRANSLATOR, Batch
 from ganforge.models.gan import GANFamily, Remedies, configure_discriminator, gan_remedies
-from ganforge.models.kept_fakes import KeptFakes, kept_fakes
+from ganforge.models.kept_fakes import KeptFakes, fakes_for_d, kept_fakes
 from ganforge.sampling import translation_triplets
 
 RESOLUTIONS = (32, 64, 128, 256)  # 32: for fast tests and demos; the paper's is 256
@@ -260,7 +260,9 @@ class Pix2PixFamily(GANFamily):
     def phase_loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         sources, real = batch["sources"], batch["images"]
         if phase == "discriminator":
-            fake = self.fakes_for_d(real, lambda: self.generator(sources))
+            (fake,) = fakes_for_d(
+                self.kept_fakes, self.generator, real, lambda: (self.generator(sources),)
+            )
             return self._discriminator_loss(pair(sources, real), pair(sources, fake))
         if phase == "generator":
             kept = self.kept_fakes.take(real) if self.kept_fakes is not None else None
